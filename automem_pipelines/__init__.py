@@ -1,0 +1,1 @@
+"""automem-pipelines: Dagster jobs that maintain an AutoMem-style memory store."""

@@ -1,0 +1,33 @@
+"""Names shared by the code location, the API and the tests.
+
+Renaming anything here is a breaking change for schedules, sensors and API clients,
+so every place that needs one of these names imports it from this module.
+"""
+
+CODE_LOCATION_NAME = "automem_pipelines"
+REPOSITORY_NAME = "__repository__"
+
+REEMBED_JOB = "reembed_job"
+DRIFT_SYNC_JOB = "drift_sync_job"
+ENRICHMENT_JOB = "enrichment_job"
+
+REEMBED_SCHEDULE = "incremental_reembed_schedule"
+DRIFT_SYNC_SCHEDULE = "drift_sync_schedule"
+ENRICHMENT_SENSOR = "enrichment_sensor"
+
+# External assets that stand for the two stores.
+GRAPH_ASSET_KEY = ["automem", "falkordb_graph"]
+VECTOR_ASSET_KEY = ["automem", "qdrant_collection"]
+
+# Run tags.
+TAG_PIPELINE = "automem/pipeline"
+TAG_TRIGGER = "automem/trigger"
+TAG_REQUEST_ID = "automem/request_id"
+# Runs that open the embedded (local-mode) Qdrant carry this tag; the instance's run queue
+# limits it to one run at a time because local mode allows a single process.
+TAG_QDRANT_LOCK = "automem/qdrant"
+QDRANT_LOCAL_TAG_VALUE = "local"
+
+# Limits from the OpenAI embeddings API.
+MAX_BATCH_SIZE = 2048
+DEFAULT_BATCH_SIZE = 32

@@ -1,0 +1,1 @@
+"""Plain-Python domain logic: no Dagster imports below this package."""

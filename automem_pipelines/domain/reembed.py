@@ -1,0 +1,213 @@
+"""Re-embedding, as plain functions: enumerate → chunk → embed → upsert → summarize.
+
+Each stage reads what it needs from the stores itself, so the Dagster steps pass only ids
+and vectors between them, and a retried upsert never pays for embeddings again.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..stores.graph import GraphStore
+from ..stores.vectors import VectorStore
+from .embeddings import EmbeddingProvider, embed_batches
+from .memory import STAMP_KEYS, content_hash, has_content, make_stamps, merged_payload, stamp_is_current
+
+MAX_CHUNKS = 40  # dynamic steps stay in the tens whatever the store size
+MIN_CHUNK = 2500  # below this per chunk, step overhead outweighs the parallelism
+FAILED_IDS_SHOWN = 10
+
+
+class CountMismatchError(RuntimeError):
+    """processed + skipped + failed did not add up to the enumerated total."""
+
+
+def enumerate_ids(graph: GraphStore, limit: int | None) -> list[str]:
+    """Every memory id (graph order), or the ``limit`` newest memories that have content."""
+    if limit is None:
+        return list(graph.memory_ids())
+    return graph.newest_ids_with_content(limit)
+
+
+def plan_chunks(ids: Sequence[str], batch_size: int, max_chunks: int = MAX_CHUNKS,
+                min_chunk: int = MIN_CHUNK) -> list[list[str]]:
+    """Split ids into at most ``max_chunks`` chunks, each a whole number of API batches."""
+    if not ids:
+        return []
+    size = max(min_chunk, math.ceil(len(ids) / max_chunks))
+    size = math.ceil(size / batch_size) * batch_size
+    return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
+
+
+@dataclass
+class EmbeddedChunk:
+    index: int
+    total: int
+    provider: str
+    model: str
+    dim: int
+    ids: list[str] = field(default_factory=list)  # embedded, row i of vectors
+    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    hashes: list[str] = field(default_factory=list)  # hash of the content each vector came from
+    skipped_empty: list[str] = field(default_factory=list)
+    skipped_unchanged: list[str] = field(default_factory=list)
+    skipped_missing: list[str] = field(default_factory=list)  # deleted since enumeration
+    failed: dict[str, str] = field(default_factory=dict)
+    tokens: int | None = None
+    requests: int = 0
+    seconds: float = 0.0
+
+
+def embed_chunk(
+    index: int,
+    ids: Sequence[str],
+    graph: GraphStore,
+    vectors: VectorStore,
+    provider: EmbeddingProvider,
+    batch_size: int,
+    force: bool,
+) -> EmbeddedChunk:
+    started = time.perf_counter()
+    out = EmbeddedChunk(index, len(ids), provider.provider, provider.model, provider.dim)
+    contents = graph.fetch_contents(ids)
+    stamps = {} if force else vectors.payloads(ids, keys=list(STAMP_KEYS))
+    todo: list[tuple[str, str]] = []
+    for mid in ids:
+        if mid not in contents:
+            out.skipped_missing.append(mid)
+            continue
+        content = contents[mid]
+        if not has_content(content):
+            out.skipped_empty.append(mid)
+        elif not force and stamp_is_current(
+            stamps.get(mid), content, provider.provider, provider.model, provider.dim
+        ):
+            out.skipped_unchanged.append(mid)
+        else:
+            todo.append((mid, content))
+    batches = [
+        ([m for m, _ in todo[i : i + batch_size]], [c for _, c in todo[i : i + batch_size]])
+        for i in range(0, len(todo), batch_size)
+    ]
+    by_id = dict(todo)
+    rows: list[np.ndarray] = []
+    tokens: int | None = None
+    for outcome in embed_batches(provider, batches):
+        out.requests += 1
+        if outcome.result is None:
+            for mid in outcome.ids:
+                out.failed[mid] = outcome.error or "embedding failed"
+            continue
+        out.ids.extend(outcome.ids)
+        out.hashes.extend(content_hash(by_id[m]) for m in outcome.ids)
+        rows.append(outcome.result.vectors)
+        if outcome.result.tokens is not None:
+            tokens = (tokens or 0) + outcome.result.tokens
+    out.vectors = np.vstack(rows) if rows else np.zeros((0, provider.dim), np.float32)
+    out.tokens = tokens
+    out.seconds = time.perf_counter() - started
+    return out
+
+
+@dataclass
+class UpsertedChunk:
+    index: int
+    total: int
+    processed: int
+    skipped: int
+    failed: dict[str, str]
+    skipped_empty: int
+    skipped_unchanged: int
+    skipped_missing: int
+    tokens: int | None
+    requests: int
+    embed_seconds: float
+    seconds: float
+
+
+def upsert_chunk(chunk: EmbeddedChunk, graph: GraphStore, vectors: VectorStore) -> UpsertedChunk:
+    """Write a chunk's vectors with payload = existing payload ⊕ fresh node properties ⊕ stamps.
+
+    Store errors propagate (the step is retried); nothing here calls the provider.
+    """
+    started = time.perf_counter()
+    props = graph.fetch_properties(chunk.ids)
+    existing = vectors.payloads([m for m in chunk.ids if m in props])
+    keep: list[int] = []
+    payloads: list[dict[str, Any]] = []
+    vanished: list[str] = []
+    for row, mid in enumerate(chunk.ids):
+        node = props.get(mid)
+        if node is None:  # deleted between embedding and writing: nothing to write
+            vanished.append(mid)
+            continue
+        stamps = make_stamps(chunk.hashes[row], chunk.provider, chunk.model, chunk.dim)
+        keep.append(row)
+        payloads.append(merged_payload(existing.get(mid), node, stamps))
+    if keep:
+        vectors.upsert([chunk.ids[r] for r in keep], chunk.vectors[keep], payloads)
+    skipped = (
+        len(chunk.skipped_empty) + len(chunk.skipped_unchanged) + len(chunk.skipped_missing)
+        + len(vanished)
+    )
+    return UpsertedChunk(
+        index=chunk.index,
+        total=chunk.total,
+        processed=len(keep),
+        skipped=skipped,
+        failed=dict(chunk.failed),
+        skipped_empty=len(chunk.skipped_empty),
+        skipped_unchanged=len(chunk.skipped_unchanged),
+        skipped_missing=len(chunk.skipped_missing) + len(vanished),
+        tokens=chunk.tokens,
+        requests=chunk.requests,
+        embed_seconds=chunk.seconds,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def summarize(results: Sequence[UpsertedChunk], total: int, batch_size: int,
+              seconds: float | None = None) -> dict[str, Any]:
+    """The job's summary in the reference's shape, extended; checks that the counts add up."""
+    processed = sum(r.processed for r in results)
+    skipped = sum(r.skipped for r in results)
+    failed_ids = [mid for r in sorted(results, key=lambda r: r.index) for mid in r.failed]
+    failed = len(failed_ids)
+    if processed + skipped + failed != total:
+        raise CountMismatchError(
+            f"re-embed counts do not add up: processed {processed} + skipped {skipped} + "
+            f"failed {failed} != total {total} ({len(results)} chunk results collected); "
+            "some chunks did not run — re-run the job (force=false) to finish it"
+        )
+    tokens = [r.tokens for r in results if r.tokens is not None]
+    errors = [e for r in results for e in r.failed.values()]
+    summary: dict[str, Any] = {
+        "status": "complete",
+        "processed": processed,
+        "failed": failed,
+        "skipped": skipped,
+        "total": total,
+        "batch_size": batch_size,
+        "metadata_preserved": True,
+        "failed_ids": failed_ids[:FAILED_IDS_SHOWN],
+        "skipped_empty": sum(r.skipped_empty for r in results),
+        "skipped_unchanged": sum(r.skipped_unchanged for r in results),
+        "skipped_missing": sum(r.skipped_missing for r in results),
+        "provider_requests": sum(r.requests for r in results),
+        "tokens": sum(tokens) if tokens else None,
+        "embed_seconds": round(sum(r.embed_seconds for r in results), 3),
+        "upsert_seconds": round(sum(r.seconds for r in results), 3),
+    }
+    if failed > FAILED_IDS_SHOWN:
+        summary["failed_ids_truncated"] = True
+    if errors:
+        summary["last_error"] = errors[-1][:500]
+    if seconds is not None:
+        summary["seconds"] = round(seconds, 3)
+    return summary

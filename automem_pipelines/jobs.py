@@ -1,0 +1,37 @@
+"""Op jobs. Built by functions because the executor and tags depend on the settings."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from .constants import QDRANT_LOCAL_TAG_VALUE, REEMBED_JOB, TAG_PIPELINE, TAG_QDRANT_LOCK
+from .ops.reembed import batch_memories, embed_chunk, enumerate_memories, summarize_reembed, upsert_chunk
+
+
+def job_tags(pipeline: str, qdrant_local: bool) -> dict[str, str]:
+    tags = {TAG_PIPELINE: pipeline}
+    if qdrant_local:
+        tags[TAG_QDRANT_LOCK] = QDRANT_LOCAL_TAG_VALUE
+    return tags
+
+
+def executor_for(qdrant_local: bool) -> dg.ExecutorDefinition:
+    """Local-mode Qdrant can be open in one process only, so its jobs run their steps in the
+    run's own process (one open of the store per run); with a Qdrant server, steps may run
+    in parallel subprocesses (choose in_process in run config to avoid the spawn cost)."""
+    return dg.in_process_executor if qdrant_local else dg.multi_or_in_process_executor
+
+
+def build_reembed_job(qdrant_local: bool) -> dg.JobDefinition:
+    @dg.job(
+        name=REEMBED_JOB,
+        description="Re-embed memories: enumerate → batch → embed → upsert → summarize.",
+        tags=job_tags("reembed", qdrant_local),
+        executor_def=executor_for(qdrant_local),
+    )
+    def reembed_job():
+        plan = enumerate_memories()
+        written = batch_memories(plan).map(embed_chunk).map(upsert_chunk)
+        summarize_reembed(plan, written.collect())
+
+    return reembed_job

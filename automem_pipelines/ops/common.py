@@ -1,0 +1,35 @@
+"""What every op job shares: retry policy, transient-error handling, metadata helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+
+from ..stores.graph import GraphUnavailableError
+from ..stores.vectors import VectorStoreUnavailableError
+
+# Store outages are retried by Dagster; anything else fails the step at once.
+STORE_RETRY_POLICY = dg.RetryPolicy(
+    max_retries=3, delay=1.0, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+TRANSIENT = (GraphUnavailableError, VectorStoreUnavailableError)
+
+
+@contextmanager
+def fail_fast_unless_transient() -> Iterator[None]:
+    """Let store outages through to the RetryPolicy; turn other errors into a Failure that
+    is not retried (retrying a bad config or a dimension mismatch helps nobody)."""
+    try:
+        yield
+    except TRANSIENT:
+        raise
+    except dg.Failure:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise dg.Failure(description=f"{type(exc).__name__}: {exc}", allow_retries=False) from exc
+
+
+def rate(count: int, seconds: float) -> float:
+    return round(count / seconds, 1) if seconds > 0 else 0.0

@@ -1,0 +1,174 @@
+"""Re-embed ops: thin wrappers around automem_pipelines.domain.reembed."""
+
+
+import time
+from dataclasses import dataclass
+
+import dagster as dg
+from pydantic import Field, field_validator
+
+from ..constants import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, VECTOR_ASSET_KEY
+from ..domain import reembed
+from ..domain.params import check_batch_size, check_limit
+from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
+from .common import STORE_RETRY_POLICY, fail_fast_unless_transient, rate
+
+
+class ReembedConfig(dg.Config):
+    batch_size: int = Field(
+        DEFAULT_BATCH_SIZE,
+        description=f"Texts per embedding API request, 1 to {MAX_BATCH_SIZE}.",
+    )
+    limit: int | None = Field(
+        None, description="At most this many memories (those with content), newest first."
+    )
+    force: bool = Field(
+        False,
+        description="Re-embed every memory with content, even when its point already holds "
+        "a vector of this provider/model/dimension for the same content.",
+    )
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch_size(cls, value: int) -> int:
+        return check_batch_size(value)
+
+    @field_validator("limit")
+    @classmethod
+    def _limit(cls, value: int | None) -> int | None:
+        return check_limit(value)
+
+
+@dataclass(frozen=True)
+class ReembedPlan:
+    ids: list[str]
+    batch_size: int
+    force: bool
+    started_at: float
+
+
+@dataclass(frozen=True)
+class ChunkSpec:
+    index: int
+    ids: list[str]
+    batch_size: int
+    force: bool
+
+
+@dg.op(retry_policy=STORE_RETRY_POLICY)
+def enumerate_memories(
+    context: dg.OpExecutionContext,
+    config: ReembedConfig,
+    falkordb: FalkorDBResource,
+    qdrant: QdrantResource,
+    embeddings: EmbeddingsResource,
+) -> dg.Output[ReembedPlan]:
+    """Check the collection's size against the provider, then list the memories to visit."""
+    started = time.perf_counter()
+    with fail_fast_unless_transient():
+        provider = embeddings.get_provider()
+        created = qdrant.get_store().ensure_collection(provider.dim)
+        with falkordb.get_store() as graph:
+            graph.ensure_indexes()
+            ids = reembed.enumerate_ids(graph, config.limit)
+    seconds = time.perf_counter() - started
+    context.log.info(
+        f"{len(ids)} memories to visit (limit={config.limit}, force={config.force}, "
+        f"provider={provider.provider}:{provider.model} {provider.dim}-d"
+        f"{', collection created' if created else ''})"
+    )
+    plan = ReembedPlan(ids, config.batch_size, config.force, time.time())
+    return dg.Output(plan, metadata={"count": len(ids), "seconds": round(seconds, 3)})
+
+
+@dg.op(out=dg.DynamicOut(ChunkSpec))
+def batch_memories(context: dg.OpExecutionContext, plan: ReembedPlan):
+    """Fan out per chunk (tens of steps at most); API batches happen inside each step."""
+    chunks = reembed.plan_chunks(plan.ids, plan.batch_size) or [[]]
+    context.log.info(f"{len(plan.ids)} memories in {len(chunks)} chunks")
+    for index, ids in enumerate(chunks):
+        yield dg.DynamicOutput(
+            ChunkSpec(index, ids, plan.batch_size, plan.force), mapping_key=f"chunk_{index:03d}"
+        )
+
+
+@dg.op(retry_policy=STORE_RETRY_POLICY)
+def embed_chunk(
+    context: dg.OpExecutionContext,
+    spec: ChunkSpec,
+    falkordb: FalkorDBResource,
+    qdrant: QdrantResource,
+    embeddings: EmbeddingsResource,
+) -> dg.Output[reembed.EmbeddedChunk]:
+    with fail_fast_unless_transient(), falkordb.get_store() as graph:
+        chunk = reembed.embed_chunk(
+            spec.index, spec.ids, graph, qdrant.get_store(), embeddings.get_provider(),
+            spec.batch_size, spec.force,
+        )  # fmt: skip
+    for mid, error in list(chunk.failed.items())[:1]:
+        context.log.warning(f"chunk {spec.index}: {len(chunk.failed)} memories failed ({error})")
+    context.log.info(
+        f"chunk {spec.index}: embedded {len(chunk.ids)} in {chunk.requests} requests, "
+        f"unchanged {len(chunk.skipped_unchanged)}, empty {len(chunk.skipped_empty)}, "
+        f"failed {len(chunk.failed)}, {chunk.seconds:.2f}s"
+    )
+    return dg.Output(
+        chunk,
+        metadata={
+            "embedded": len(chunk.ids),
+            "failed": len(chunk.failed),
+            "skipped": len(chunk.skipped_unchanged) + len(chunk.skipped_empty),
+            "requests": chunk.requests,
+            "tokens": chunk.tokens or 0,
+            "seconds": round(chunk.seconds, 3),
+            "texts_per_second": rate(len(chunk.ids), chunk.seconds),
+        },
+    )
+
+
+@dg.op(retry_policy=STORE_RETRY_POLICY)
+def upsert_chunk(
+    context: dg.OpExecutionContext,
+    chunk: reembed.EmbeddedChunk,
+    falkordb: FalkorDBResource,
+    qdrant: QdrantResource,
+) -> dg.Output[reembed.UpsertedChunk]:
+    with fail_fast_unless_transient(), falkordb.get_store() as graph:
+        result = reembed.upsert_chunk(chunk, graph, qdrant.get_store())
+    context.log.info(
+        f"chunk {chunk.index}: wrote {result.processed} points in {result.seconds:.2f}s"
+    )
+    return dg.Output(
+        result,
+        metadata={
+            "written": result.processed,
+            "seconds": round(result.seconds, 3),
+            "points_per_second": rate(result.processed, result.seconds),
+        },
+    )
+
+
+@dg.op
+def summarize_reembed(
+    context: dg.OpExecutionContext, plan: ReembedPlan, results: list[reembed.UpsertedChunk]
+) -> dg.Output[dict]:
+    """Check processed + skipped + failed = total, then report and record the materialization."""
+    summary = reembed.summarize(
+        results, len(plan.ids), plan.batch_size, seconds=time.time() - plan.started_at
+    )
+    context.log.info(
+        "re-embed {status}: processed={processed} skipped={skipped} failed={failed} "
+        "total={total}".format(**summary)
+    )
+    if summary["failed"]:
+        context.log.warning(f"failed ids (first 10): {summary['failed_ids']}")
+    metadata = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}
+    metadata["failed_ids"] = dg.MetadataValue.json(summary["failed_ids"])
+    context.log_event(
+        dg.AssetMaterialization(
+            asset_key=VECTOR_ASSET_KEY,
+            description="Vectors re-embedded by the re-embed job",
+            metadata=metadata,
+        )
+    )
+    return dg.Output(summary, metadata=metadata)

@@ -1,0 +1,1 @@
+"""Clients for the two stores, with no Dagster in them."""

@@ -1,0 +1,280 @@
+"""Qdrant access for memory points, through calls the Qdrant server API also has.
+
+The embedded default is qdrant-client's local mode on disk, which one process at a time may
+open: clients are cached per location for the life of the process (a run opens the store
+once, however many steps it has), and opening a path that another process holds waits for
+it, up to a timeout, instead of failing at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+UPSERT_BATCH = 256
+RETRIEVE_BATCH = 1000
+
+
+class VectorStoreUnavailableError(RuntimeError):
+    """Qdrant could not be reached, or its local store could not be opened."""
+
+
+class DimensionMismatchError(RuntimeError):
+    """The collection's vector size differs from what the embedding provider makes."""
+
+
+@dataclass(frozen=True)
+class VectorConfig:
+    url: str | None  # None: local mode on disk under data_dir; ":memory:" local in memory
+    api_key: str | None
+    collection: str
+    data_dir: Path
+    timeout_seconds: int = 30
+    lock_timeout_seconds: float = 600.0
+
+    @property
+    def location(self) -> str:
+        return self.url if self.url is not None else str(self.data_dir / "qdrant")
+
+    @property
+    def is_local(self) -> bool:
+        return self.url is None or self.url == ":memory:"
+
+    def describe(self) -> str:
+        kind = "local mode" if self.is_local else "server"
+        return f"Qdrant {kind} {self.location}, collection {self.collection!r}"
+
+
+_clients: dict[str, QdrantClient] = {}
+_clients_lock = threading.Lock()
+
+
+def _open_client(config: VectorConfig) -> QdrantClient:
+    if config.url == ":memory:":
+        return QdrantClient(location=":memory:")
+    if config.url is not None:
+        return QdrantClient(url=config.url, api_key=config.api_key, timeout=config.timeout_seconds)
+    path = Path(config.location)
+    path.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + config.lock_timeout_seconds
+    while True:
+        try:
+            return QdrantClient(path=str(path))
+        except RuntimeError as exc:
+            if "already accessed" not in str(exc) or time.monotonic() >= deadline:
+                raise VectorStoreUnavailableError(
+                    f"{config.describe()} could not be opened: {exc} Local mode allows one "
+                    "process at a time; runs are queued one at a time by the "
+                    "automem/qdrant tag, or set QDRANT_URL to use a Qdrant server."
+                ) from exc
+            time.sleep(0.5)
+
+
+def connect(config: VectorConfig) -> VectorStore:
+    key = config.location
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _open_client(config)
+            _clients[key] = client
+    return VectorStore(client, config)
+
+
+def close_all() -> None:
+    """Release every cached client (frees local-mode stores for other processes)."""
+    with _clients_lock:
+        for client in _clients.values():
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+        _clients.clear()
+
+
+def forget(config: VectorConfig) -> None:
+    with _clients_lock:
+        client = _clients.pop(config.location, None)
+    if client is not None:
+        client.close()
+
+
+_UNAVAILABLE = (ResponseHandlingException, ConnectionError, TimeoutError, OSError)
+
+
+class VectorStore:
+    def __init__(self, client: QdrantClient, config: VectorConfig):
+        self.client = client
+        self.config = config
+        self.collection = config.collection
+
+    def _call(self, what: str, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except _UNAVAILABLE as exc:
+            raise VectorStoreUnavailableError(f"{self.config.describe()}: {what} failed: {exc}") from exc
+
+    # -- collection ---------------------------------------------------------------------------
+    def collection_dim(self) -> int | None:
+        if not self._call("collection_exists", self.client.collection_exists, self.collection):
+            return None
+        info = self._call("get_collection", self.client.get_collection, self.collection)
+        vectors = info.config.params.vectors
+        if isinstance(vectors, dict):  # named vectors: AutoMem uses the unnamed one
+            vectors = vectors.get("") or next(iter(vectors.values()))
+        return int(vectors.size)
+
+    def ensure_collection(self, dim: int) -> bool:
+        """Create the collection if absent (cosine, ``dim``). Refuse a differently sized one.
+
+        Returns True when it was created.
+        """
+        existing = self.collection_dim()
+        if existing is None:
+            self._call(
+                "create_collection",
+                self.client.create_collection,
+                self.collection,
+                vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
+            )
+            if not self.config.is_local:  # local mode ignores payload indexes (and warns)
+                for field in ("tags", "tag_prefixes"):
+                    self.client.create_payload_index(
+                        self.collection, field, models.PayloadSchemaType.KEYWORD
+                    )
+            return True
+        if existing != dim:
+            raise DimensionMismatchError(dimension_message(self.collection, existing, dim))
+        return False
+
+    # -- reads ----------------------------------------------------------------------------------
+    def count(self, excluded_types: Sequence[str] = ()) -> int:
+        flt = exclude_types_filter(excluded_types)
+        return self._call("count", self.client.count, self.collection, count_filter=flt, exact=True).count
+
+    def retrieve(
+        self, ids: Sequence[str], with_payload: bool | Sequence[str] = True, with_vectors: bool = False
+    ) -> dict[str, models.Record]:
+        found: dict[str, models.Record] = {}
+        payload_arg = list(with_payload) if not isinstance(with_payload, bool) else with_payload
+        for start in range(0, len(ids), RETRIEVE_BATCH):
+            part = list(ids[start : start + RETRIEVE_BATCH])
+            records = self._call(
+                "retrieve",
+                self.client.retrieve,
+                self.collection,
+                ids=part,
+                with_payload=payload_arg,
+                with_vectors=with_vectors,
+            )
+            for rec in records:
+                found[str(rec.id)] = rec
+        return found
+
+    def payloads(self, ids: Sequence[str], keys: Sequence[str] | None = None) -> dict[str, dict]:
+        recs = self.retrieve(ids, with_payload=True if keys is None else keys)
+        return {pid: dict(rec.payload or {}) for pid, rec in recs.items()}
+
+    def scroll(
+        self,
+        page: int = 1000,
+        with_payload: bool | Sequence[str] = False,
+        with_vectors: bool = False,
+        scroll_filter: models.Filter | None = None,
+    ) -> Iterator[list[models.Record]]:
+        """Every point, a page at a time, until Qdrant says there is no next page."""
+        offset = None
+        payload_arg = list(with_payload) if not isinstance(with_payload, bool) else with_payload
+        while True:
+            records, offset = self._call(
+                "scroll",
+                self.client.scroll,
+                self.collection,
+                scroll_filter=scroll_filter,
+                limit=page,
+                offset=offset,
+                with_payload=payload_arg,
+                with_vectors=with_vectors,
+            )
+            if records:
+                yield records
+            if offset is None:
+                return
+
+    # -- writes -----------------------------------------------------------------------------------
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict]) -> None:
+        if not (len(ids) == len(vectors) == len(payloads)):
+            raise ValueError("ids, vectors and payloads differ in length")
+        for start in range(0, len(ids), UPSERT_BATCH):
+            end = start + UPSERT_BATCH
+            points = [
+                models.PointStruct(id=pid, vector=vec.tolist(), payload=pl)
+                for pid, vec, pl in zip(ids[start:end], vectors[start:end], payloads[start:end])
+            ]
+            self._call("upsert", self.client.upsert, self.collection, points=points, wait=True)
+
+    def set_payload(self, point_id: str, payload: dict[str, Any]) -> None:
+        """Merge keys into one point's payload (never replaces the point)."""
+        self._call(
+            "set_payload",
+            self.client.set_payload,
+            self.collection,
+            payload=payload,
+            points=[point_id],
+            wait=True,
+        )
+
+    def overwrite_payload(self, point_id: str, payload: dict[str, Any]) -> None:
+        self._call(
+            "overwrite_payload",
+            self.client.overwrite_payload,
+            self.collection,
+            payload=payload,
+            points=[point_id],
+            wait=True,
+        )
+
+
+def exclude_types_filter(excluded_types: Sequence[str]) -> models.Filter | None:
+    if not excluded_types:
+        return None
+    return models.Filter(
+        must_not=[models.FieldCondition(key="type", match=models.MatchAny(any=list(excluded_types)))]
+    )
+
+
+def dimension_message(collection: str, collection_dim: int, provider_dim: int) -> str:
+    return (
+        f"Qdrant collection {collection!r} holds {collection_dim}-dimensional vectors but the "
+        f"embedding provider makes {provider_dim}-dimensional ones; nothing was written. "
+        f"To migrate, re-embed into a collection of the new size: set QDRANT_COLLECTION to a "
+        f"new name (or delete and recreate {collection!r}) and run the re-embed job with "
+        f"force=true, or set VECTOR_SIZE/EMBEDDING_MODEL back to the collection's "
+        f"{collection_dim} dimensions."
+    )
+
+
+def is_valid_point_id(value: str) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+__all__ = [
+    "DimensionMismatchError",
+    "UnexpectedResponse",
+    "VectorConfig",
+    "VectorStore",
+    "VectorStoreUnavailableError",
+    "connect",
+]
