@@ -31,3 +31,12 @@ QDRANT_LOCAL_TAG_VALUE = "local"
 # Limits from the OpenAI embeddings API.
 MAX_BATCH_SIZE = 2048
 DEFAULT_BATCH_SIZE = 32
+
+# Every job ends in one summarizing op whose output metadata carries the whole summary as
+# JSON under this key, so the API can read a finished run's result over GraphQL.
+SUMMARY_METADATA_KEY = "summary"
+SUMMARY_OPS = {
+    "reembed_job": "summarize_reembed",
+    "drift_sync_job": "summarize_sync",
+    "enrichment_job": "summarize_enrichment",
+}

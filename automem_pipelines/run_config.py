@@ -9,9 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from .constants import DEFAULT_BATCH_SIZE
-from .domain.params import check_batch_size, check_bool, check_limit
+from .domain.params import ParamError, check_batch_size, check_bool, check_limit
 
 REEMBED_CONFIG_OP = "enumerate_memories"
+SYNC_CONFIG_OP = "detect_drift"  # the drift-sync job's first op takes its Config
+ENRICHMENT_CONFIG_OP = "select_memories"  # the enrichment job's first op takes its Config
 
 
 def reembed_run_config(
@@ -24,3 +26,28 @@ def reembed_run_config(
     if check_limit(limit) is not None:
         config["limit"] = limit
     return {"ops": {REEMBED_CONFIG_OP: {"config": config}}}
+
+
+def sync_run_config(
+    batch_size: int = DEFAULT_BATCH_SIZE, dry_run: bool = False, recover_orphans: bool = False
+) -> dict[str, Any]:
+    config = {
+        "batch_size": check_batch_size(batch_size),
+        "dry_run": check_bool("dry_run", dry_run),
+        "recover_orphans": check_bool("recover_orphans", recover_orphans),
+    }
+    return {"ops": {SYNC_CONFIG_OP: {"config": config}}}
+
+
+def enrichment_run_config(ids: list[str], forced: bool = False) -> dict[str, Any]:
+    """ids: memory ids (deduplicated here, order kept)."""
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise ParamError("ids", "ids must be a list of strings")
+    unique = list(dict.fromkeys(i.strip() for i in ids if i.strip()))
+    return {
+        "ops": {
+            ENRICHMENT_CONFIG_OP: {
+                "config": {"ids": unique, "forced": check_bool("forced", forced)}
+            }
+        }
+    }

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import dagster as dg
 from pydantic import Field, field_validator
 
-from ..constants import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, VECTOR_ASSET_KEY
+from ..constants import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, SUMMARY_METADATA_KEY, VECTOR_ASSET_KEY
 from ..domain import reembed
 from ..domain.params import check_batch_size, check_limit
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
@@ -164,6 +164,7 @@ def summarize_reembed(
         context.log.warning(f"failed ids (first 10): {summary['failed_ids']}")
     metadata = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}
     metadata["failed_ids"] = dg.MetadataValue.json(summary["failed_ids"])
+    metadata[SUMMARY_METADATA_KEY] = dg.MetadataValue.json(summary)
     context.log_event(
         dg.AssetMaterialization(
             asset_key=VECTOR_ASSET_KEY,

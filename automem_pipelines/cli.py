@@ -1,0 +1,171 @@
+"""`automem-pipelines`: the project's command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .constants import DEFAULT_BATCH_SIZE, TAG_TRIGGER
+from .settings import Settings, SettingsError
+
+DEMO_SAMPLE_SIZE = 2000
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        print(f"automem-pipelines: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _graph(settings: Settings):
+    from .definitions import build_resources
+
+    return build_resources(settings, from_env=False)["falkordb"].get_store()
+
+
+def run_reembed(settings: Settings, batch_size: int, limit: int | None, force: bool) -> dict:
+    """Run the re-embed job in this process against the persistent Dagster instance."""
+    import dagster as dg
+
+    from .definitions import build_definitions
+    from .instance import ensure_dagster_home
+    from .run_config import reembed_run_config
+
+    ensure_dagster_home(settings)
+    job = build_definitions(settings).get_job_def("reembed_job")
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            run_config=reembed_run_config(batch_size, limit, force),
+            instance=instance,
+            tags={TAG_TRIGGER: "cli"},
+            raise_on_error=False,
+        )
+    if not result.success:
+        failures = [
+            e.event_specific_data.error.message.strip()
+            for e in result.all_events
+            if e.is_step_failure and e.event_specific_data and e.event_specific_data.error
+        ]
+        raise SystemExit("re-embed run failed:\n" + "\n".join(failures[-3:]))
+    return result.output_for_node("summarize_reembed")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from .domain.memory import node_props_for_write
+    from .domain.sample import sample_memories
+
+    settings = _settings()
+    with _graph(settings) as graph:
+        existing = graph.count_memories()
+        if existing == 0:
+            graph.ensure_indexes()
+            graph.upsert_memories(node_props_for_write(m) for m in sample_memories(args.count))
+            print(f"loaded {args.count} sample memories into {graph.config.describe()}")
+        else:
+            print(f"{graph.config.describe()} already holds {existing} memories")
+    summary = run_reembed(settings, args.batch_size, None, args.force)
+    print(json.dumps(summary, indent=2))
+
+
+def cmd_reembed(args: argparse.Namespace) -> None:
+    summary = run_reembed(_settings(), args.batch_size, args.limit, args.force)
+    print(json.dumps(summary, indent=2))
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    from .domain.importer import ImportValidationError, import_jsonl
+
+    settings = _settings()
+    with _graph(settings) as graph, open(args.file, encoding="utf-8") as fh:
+        try:
+            written = import_jsonl(graph, fh, source=args.file)
+        except ImportValidationError as exc:
+            raise SystemExit(f"import refused, nothing written: {exc}") from None
+    print(f"imported {written} memories into {graph.config.describe()}")
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    from .domain.memory import node_props_for_write
+    from .domain.sample import sample_memories
+
+    memories = sample_memories(args.count, seed=args.seed)
+    if args.load:
+        settings = _settings()
+        with _graph(settings) as graph:
+            graph.ensure_indexes()
+            n = graph.upsert_memories(node_props_for_write(m) for m in memories)
+        print(f"loaded {n} sample memories into {graph.config.describe()}")
+        return
+    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
+    try:
+        for memory in memories:
+            out.write(json.dumps(memory, ensure_ascii=False) + "\n")
+    finally:
+        if args.out:
+            out.close()
+
+
+def cmd_falkordb(args: argparse.Namespace) -> None:
+    from .stores import falkordb_server
+
+    settings = _settings()
+    if settings.falkordb_host:
+        raise SystemExit("FALKORDB_HOST is set: the embedded server is not in use")
+    if args.action == "start":
+        print(f"FalkorDB listening on {falkordb_server.ensure_running(settings.data_dir)}")
+    elif args.action == "stop":
+        stopped = falkordb_server.stop(settings.data_dir)
+        print("stopped" if stopped else "not running")
+    else:
+        running = falkordb_server.is_running(settings.data_dir)
+        print(f"{'running' if running else 'stopped'} ({falkordb_server.paths_for(settings.data_dir).socket})")
+        raise SystemExit(0 if running else 3)
+
+
+def _reembed_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    p.add_argument("--force", action="store_true", help="re-embed even unchanged memories")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="automem-pipelines", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="load the sample store if the graph is empty, then re-embed")
+    p.add_argument("--count", type=int, default=DEMO_SAMPLE_SIZE)
+    _reembed_args(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("reembed", help="run the re-embed job in this process")
+    _reembed_args(p)
+    p.add_argument("--limit", type=int, default=None)
+    p.set_defaults(func=cmd_reembed)
+
+    p = sub.add_parser("import", help="import memories from a JSON Lines file")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("sample", help="generate sample memories (JSON Lines, or --load)")
+    p.add_argument("--count", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--out", type=Path)
+    p.add_argument("--load", action="store_true", help="write them into the graph")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("falkordb", help="manage the embedded FalkorDB server")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.set_defaults(func=cmd_falkordb)
+
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except ValueError as exc:  # parameter validation (names the field and range)
+        raise SystemExit(f"automem-pipelines: {exc}") from None
+
+
+if __name__ == "__main__":
+    main()

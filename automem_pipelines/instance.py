@@ -1,0 +1,43 @@
+"""The persistent Dagster instance (DAGSTER_HOME) used by the CLI and the local stack."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .constants import QDRANT_LOCAL_TAG_VALUE, TAG_QDRANT_LOCK
+from .settings import Settings
+
+DAGSTER_YAML = f"""\
+# Written by automem-pipelines; edit freely, it is not overwritten.
+telemetry:
+  enabled: false
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: 1
+    # qdrant-client local mode allows one process at a time: runs that open the embedded
+    # store (tagged {TAG_QDRANT_LOCK}={QDRANT_LOCAL_TAG_VALUE}) run one at a time.
+    tag_concurrency_limits:
+      - key: "{TAG_QDRANT_LOCK}"
+        value: "{QDRANT_LOCAL_TAG_VALUE}"
+        limit: 1
+"""
+
+
+def dagster_home(settings: Settings) -> Path:
+    env = os.environ.get("DAGSTER_HOME")
+    return Path(env) if env else settings.data_dir / "dagster_home"
+
+
+def ensure_dagster_home(settings: Settings) -> Path:
+    """Create DAGSTER_HOME (default: <data dir>/dagster_home) with our dagster.yaml, and
+    export it for this process and its children."""
+    home = dagster_home(settings).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
