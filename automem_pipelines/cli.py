@@ -126,6 +126,12 @@ def cmd_falkordb(args: argparse.Namespace) -> None:
         raise SystemExit(0 if running else 3)
 
 
+def cmd_stack(args: argparse.Namespace) -> None:
+    from .stack import serve_forever
+
+    serve_forever(_settings(), args.host, args.port)
+
+
 def _reembed_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     p.add_argument("--force", action="store_true", help="re-embed even unchanged memories")
@@ -159,6 +165,11 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("falkordb", help="manage the embedded FalkorDB server")
     p.add_argument("action", choices=["start", "stop", "status"])
     p.set_defaults(func=cmd_falkordb)
+
+    p = sub.add_parser("stack", help="run FalkorDB + dagster-webserver + dagster-daemon")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(func=cmd_stack)
 
     args = parser.parse_args(argv)
     try:

@@ -1,0 +1,166 @@
+"""The whole local stack on one machine: embedded FalkorDB, dagster-webserver, dagster-daemon.
+
+`automem-pipelines stack` starts them in the foreground and stops them all cleanly on
+Ctrl-C / SIGTERM (webserver and daemon exit on SIGINT; `dagster dev` is avoided because it
+hangs on shutdown). Tests use `running_stack()` for end-to-end runs over GraphQL.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .constants import CODE_LOCATION_NAME
+from .instance import ensure_dagster_home
+from .settings import Settings
+from .stores import falkordb_server
+
+WORKSPACE_YAML = f"""\
+load_from:
+  - python_module:
+      module_name: automem_pipelines.definitions
+      location_name: {CODE_LOCATION_NAME}
+"""
+
+
+@dataclass
+class Stack:
+    host: str
+    port: int
+    dagster_home: Path
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def add(self, name: str, proc: subprocess.Popen) -> None:
+        self.processes[name] = proc
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGINT every process (newest first), then SIGKILL what is left after timeout."""
+        for proc in reversed(list(self.processes.values())):
+            if proc.poll() is None:
+                _signal_group(proc, signal.SIGINT)
+        deadline = time.monotonic() + timeout
+        for proc in self.processes.values():
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                proc.wait(remaining)
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait(5)
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _bin(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+def wait_for_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.25)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
+
+
+def start_stack(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 3000,
+    env: Mapping[str, str] | None = None,
+    log_dir: Path | None = None,
+    timeout: float = 120.0,
+) -> Stack:
+    """Start FalkorDB (if embedded), the webserver and the daemon; wait until they answer."""
+    if settings.falkordb_embedded:
+        falkordb_server.ensure_running(settings.data_dir)
+    home = ensure_dagster_home(settings)
+    workspace = home / "workspace.yaml"
+    workspace.write_text(WORKSPACE_YAML)
+    child_env = dict(os.environ if env is None else env)
+    child_env["DAGSTER_HOME"] = str(home)
+    log_dir = log_dir or home / "stack-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    stack = Stack(host, port, home)
+
+    def spawn(name: str, args: list[str]) -> subprocess.Popen:
+        log = open(log_dir / f"{name}.log", "ab")
+        proc = subprocess.Popen(
+            args, env=child_env, cwd=str(home), stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        stack.add(name, proc)
+        return proc
+
+    try:
+        web = spawn(
+            "webserver",
+            [_bin("dagster-webserver"), "-h", host, "-p", str(port), "-w", str(workspace)],
+        )
+        spawn("daemon", [_bin("dagster-daemon"), "run", "-w", str(workspace)])
+        wait_for_http(f"{stack.url}/server_info", timeout, web)
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+@contextmanager
+def running_stack(settings: Settings, **kwargs) -> Iterator[Stack]:
+    stack = start_stack(settings, **kwargs)
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def serve_forever(settings: Settings, host: str, port: int, extra: list[tuple[str, list[str]]] = ()) -> None:
+    """Foreground: start everything, print where it is, stop it all on SIGINT/SIGTERM."""
+    stack = start_stack(settings, host=host, port=port)
+    for name, args in extra:
+        stack.add(name, subprocess.Popen(args, start_new_session=True))
+    stop = {"now": False}
+
+    def handler(signum, frame):  # noqa: ARG001
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    print(f"Dagster UI: {stack.url}  (DAGSTER_HOME={stack.dagster_home}); Ctrl-C stops everything")
+    try:
+        while not stop["now"]:
+            for name, proc in stack.processes.items():
+                if proc.poll() is not None:
+                    print(f"{name} exited with {proc.returncode}; stopping", file=sys.stderr)
+                    stop["now"] = True
+            time.sleep(0.5)
+    finally:
+        stack.stop()
+        if settings.falkordb_embedded:
+            falkordb_server.stop(settings.data_dir)
+        print("stack stopped")
