@@ -34,6 +34,7 @@ def run_reembed(settings: Settings, batch_size: int, limit: int | None, force: b
     from .definitions import build_definitions
     from .instance import ensure_dagster_home
     from .run_config import reembed_run_config
+    from .runs import failure_messages
 
     ensure_dagster_home(settings)
     job = build_definitions(settings).get_job_def("reembed_job")
@@ -45,12 +46,7 @@ def run_reembed(settings: Settings, batch_size: int, limit: int | None, force: b
             raise_on_error=False,
         )
     if not result.success:
-        failures = [
-            e.event_specific_data.error.message.strip()
-            for e in result.all_events
-            if e.is_step_failure and e.event_specific_data and e.event_specific_data.error
-        ]
-        raise SystemExit("re-embed run failed:\n" + "\n".join(failures[-3:]))
+        raise SystemExit("re-embed run failed:\n" + "\n".join(failure_messages(result)[-3:]))
     return result.output_for_node("summarize_reembed")
 
 

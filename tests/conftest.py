@@ -108,3 +108,20 @@ def graph(resources) -> Iterator[GraphStore]:
 @pytest.fixture
 def vector_store(resources) -> VectorStore:
     return resources["qdrant"].get_store()
+
+
+@pytest.fixture
+def graph_factory() -> Iterator[Callable[[Settings], GraphStore]]:
+    """Graph stores for settings made inside a test (closed afterwards)."""
+    opened: list[GraphStore] = []
+
+    def make(settings: Settings) -> GraphStore:
+        from automem_pipelines.stores.graph import connect
+
+        store = connect(build_resources(settings, from_env=False)["falkordb"].graph_config())
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()

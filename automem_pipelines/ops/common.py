@@ -31,5 +31,16 @@ def fail_fast_unless_transient() -> Iterator[None]:
         raise dg.Failure(description=f"{type(exc).__name__}: {exc}", allow_retries=False) from exc
 
 
+@contextmanager
+def retry_store_outages(max_retries: int = 3, seconds_to_wait: float = 2.0) -> Iterator[None]:
+    """For ops that take Config: a RetryPolicy would also retry an invalid config (Dagster
+    validates it before the body runs), so these ops ask for retries of outages themselves."""
+    try:
+        with fail_fast_unless_transient():
+            yield
+    except TRANSIENT as exc:
+        raise dg.RetryRequested(max_retries=max_retries, seconds_to_wait=seconds_to_wait) from exc
+
+
 def rate(count: int, seconds: float) -> float:
     return round(count / seconds, 1) if seconds > 0 else 0.0

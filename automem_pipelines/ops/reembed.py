@@ -11,7 +11,7 @@ from ..constants import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, SUMMARY_METADATA_KEY
 from ..domain import reembed
 from ..domain.params import check_batch_size, check_limit
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
-from .common import STORE_RETRY_POLICY, fail_fast_unless_transient, rate
+from .common import STORE_RETRY_POLICY, fail_fast_unless_transient, rate, retry_store_outages
 
 
 class ReembedConfig(dg.Config):
@@ -55,7 +55,7 @@ class ChunkSpec:
     force: bool
 
 
-@dg.op(retry_policy=STORE_RETRY_POLICY)
+@dg.op
 def enumerate_memories(
     context: dg.OpExecutionContext,
     config: ReembedConfig,
@@ -65,7 +65,7 @@ def enumerate_memories(
 ) -> dg.Output[ReembedPlan]:
     """Check the collection's size against the provider, then list the memories to visit."""
     started = time.perf_counter()
-    with fail_fast_unless_transient():
+    with retry_store_outages():
         provider = embeddings.get_provider()
         created = qdrant.get_store().ensure_collection(provider.dim)
         with falkordb.get_store() as graph:
