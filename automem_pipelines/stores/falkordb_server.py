@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 # sockaddr_un.sun_path holds 108 bytes on Linux, the terminating NUL included.
 _MAX_SOCKET_PATH = 100
@@ -58,11 +60,18 @@ def paths_for(data_dir: Path) -> ServerPaths:
     return ServerPaths(Path(data_dir) / "falkordb")
 
 
+def _client(socket_path: Path, timeout: float) -> redis.Redis:
+    # No client-side retries: a refused or closed connection is the answer we want here.
+    return redis.Redis(
+        unix_socket_path=str(socket_path), socket_timeout=timeout, retry=Retry(NoBackoff(), 0)
+    )
+
+
 def _ping(socket_path: Path) -> bool:
     if not socket_path.exists():
         return False
     try:
-        client = redis.Redis(unix_socket_path=str(socket_path), socket_timeout=2)
+        client = _client(socket_path, 2)
         try:
             return bool(client.ping())
         finally:
@@ -143,7 +152,7 @@ def stop(data_dir: Path, timeout: float = 30.0) -> bool:
     with _start_lock(paths):
         if not _ping(paths.socket):
             return False
-        client = redis.Redis(unix_socket_path=str(paths.socket), socket_timeout=timeout)
+        client = _client(paths.socket, timeout)
         try:
             client.shutdown(save=True)
         except redis.ConnectionError:

@@ -36,6 +36,8 @@ class ServerState:
     fail_marker: str | None = None  # any batch containing this text gets fail_status
     fail_status: int = 500
     requests: list = field(default_factory=list)  # (input count, dimensions, encoding, headers)
+    inflight: int = 0
+    max_inflight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -80,6 +82,18 @@ class _Handler(BaseHTTPRequestHandler):
         with state.lock:
             state.requests.append((len(texts), request.get("dimensions"), encoding, dict(self.headers)))
             fault = state.scripted.popleft() if state.scripted else None
+            state.inflight += 1
+            state.max_inflight = max(state.max_inflight, state.inflight)
+        try:
+            self._answer(request, texts, fault)
+        finally:
+            with state.lock:
+                state.inflight -= 1
+
+    def _answer(self, request: dict, texts: list[str], fault: Fault | None) -> None:
+        state = self.server.state
+        dim = request.get("dimensions") or self.server.default_dim
+        encoding = request.get("encoding_format", "float")
         if state.latency:
             time.sleep(state.latency)
         if fault is None and state.fail_marker and any(state.fail_marker in t for t in texts):
@@ -130,6 +144,7 @@ class OpenAIEmbeddingsServer(ThreadingHTTPServer):
             self.state.requests.clear()
             self.state.fail_marker = None
             self.state.latency = 0.0
+            self.state.max_inflight = 0
 
 
 if __name__ == "__main__":  # a standalone server for the benchmarks and manual checks
