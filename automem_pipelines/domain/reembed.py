@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,9 +20,10 @@ from ..stores.vectors import VectorStore
 from .embeddings import EmbeddingProvider, embed_batches
 from .memory import STAMP_KEYS, content_hash, has_content, make_stamps, merged_payload, stamp_is_current
 
-MAX_CHUNKS = 40  # dynamic steps stay in the tens whatever the store size
-MIN_CHUNK = 2500  # below this per chunk, step overhead outweighs the parallelism
+MAX_CHUNKS = 32  # dynamic steps stay in the tens whatever the store size
+MIN_CHUNK = 5000  # below this per chunk, per-step overhead (events, IO) outweighs the gain
 FAILED_IDS_SHOWN = 10
+WRITE_WINDOW = 1024  # points read from the graph and written to Qdrant per round
 
 
 class CountMismatchError(RuntimeError):
@@ -131,27 +133,37 @@ class UpsertedChunk:
     seconds: float
 
 
-def upsert_chunk(chunk: EmbeddedChunk, graph: GraphStore, vectors: VectorStore) -> UpsertedChunk:
+def upsert_chunk(chunk: EmbeddedChunk, graph: GraphStore, vectors: VectorStore,
+                 window: int = WRITE_WINDOW) -> UpsertedChunk:
     """Write a chunk's vectors with payload = existing payload ⊕ fresh node properties ⊕ stamps.
 
+    Works through the chunk in windows; the next window's node properties are read from the
+    graph while the current one is written, so graph reads hide behind Qdrant writes.
     Store errors propagate (the step is retried); nothing here calls the provider.
     """
     started = time.perf_counter()
-    props = graph.fetch_properties(chunk.ids)
-    existing = vectors.payloads([m for m in chunk.ids if m in props])
-    keep: list[int] = []
-    payloads: list[dict[str, Any]] = []
+    windows = [list(range(i, min(i + window, len(chunk.ids)))) for i in range(0, len(chunk.ids), window)]
+    written = 0
     vanished: list[str] = []
-    for row, mid in enumerate(chunk.ids):
-        node = props.get(mid)
-        if node is None:  # deleted between embedding and writing: nothing to write
-            vanished.append(mid)
-            continue
-        stamps = make_stamps(chunk.hashes[row], chunk.provider, chunk.model, chunk.dim)
-        keep.append(row)
-        payloads.append(merged_payload(existing.get(mid), node, stamps))
-    if keep:
-        vectors.upsert([chunk.ids[r] for r in keep], chunk.vectors[keep], payloads)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-prefetch") as pool:
+        pending = pool.submit(graph.fetch_properties, [chunk.ids[r] for r in windows[0]]) if windows else None
+        for n, rows in enumerate(windows):
+            props = pending.result()
+            if n + 1 < len(windows):
+                pending = pool.submit(graph.fetch_properties, [chunk.ids[r] for r in windows[n + 1]])
+            present = [r for r in rows if chunk.ids[r] in props]
+            vanished += [chunk.ids[r] for r in rows if chunk.ids[r] not in props]
+            if not present:
+                continue
+            ids = [chunk.ids[r] for r in present]
+            existing = vectors.payloads(ids)
+            payloads = [
+                merged_payload(existing.get(mid), props[mid],
+                               make_stamps(chunk.hashes[r], chunk.provider, chunk.model, chunk.dim))
+                for r, mid in zip(present, ids)
+            ]
+            vectors.upsert(ids, chunk.vectors[present], payloads)
+            written += len(ids)
     skipped = (
         len(chunk.skipped_empty) + len(chunk.skipped_unchanged) + len(chunk.skipped_missing)
         + len(vanished)
@@ -159,7 +171,7 @@ def upsert_chunk(chunk: EmbeddedChunk, graph: GraphStore, vectors: VectorStore) 
     return UpsertedChunk(
         index=chunk.index,
         total=chunk.total,
-        processed=len(keep),
+        processed=written,
         skipped=skipped,
         failed=dict(chunk.failed),
         skipped_empty=len(chunk.skipped_empty),

@@ -1,0 +1,93 @@
+"""Shared set-up for the benchmarks: a throw-away data dir with its own embedded FalkorDB."""
+
+from __future__ import annotations
+
+import resource
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+
+from automem_pipelines.definitions import build_definitions, build_resources
+from automem_pipelines.domain.memory import node_props_for_write
+from automem_pipelines.domain.sample import sample_memories
+from automem_pipelines.settings import Settings
+from automem_pipelines.stores import falkordb_server, vectors
+
+
+@contextmanager
+def bench_dir():
+    root = Path(tempfile.mkdtemp(prefix="amb-"))
+    try:
+        yield root
+    finally:
+        vectors.close_all()
+        falkordb_server.stop(root)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def instance_in(root: Path) -> dg.DagsterInstance:
+    """A persistent (sqlite) instance under the bench dir, like a real DAGSTER_HOME."""
+    home = root / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    return dg.DagsterInstance.local_temp(str(home))
+
+
+def make_settings(root: Path, **env: str) -> Settings:
+    base = {"AUTOMEM_DATA_DIR": str(root)}
+    base.update(env)
+    return Settings.from_env(base)
+
+
+def load(settings: Settings, count: int, seed: int = 7) -> list[dict]:
+    rows = [node_props_for_write(m) for m in sample_memories(count, seed=seed)]
+    with build_resources(settings, from_env=False)["falkordb"].get_store() as graph:
+        graph.ensure_indexes()
+        graph.upsert_memories(rows, batch=5000)
+    return rows
+
+
+def run_job(settings: Settings, instance: dg.DagsterInstance, run_config: dict, resources: dict | None = None):
+    job = build_definitions(settings).get_job_def("reembed_job")
+    started = time.perf_counter()
+    result = job.execute_in_process(
+        run_config=run_config, instance=instance,
+        resources=resources or build_resources(settings, from_env=False),
+    )  # fmt: skip
+    return time.perf_counter() - started, result.output_for_node("summarize_reembed")
+
+
+def timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def table(title: str, header: list[str], rows: list[list[object]]) -> str:
+    cells = [header] + [[f"{c:.3f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = [f"\n{title}", "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in cells[1:]]
+    return "\n".join(lines)
