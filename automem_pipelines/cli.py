@@ -39,8 +39,10 @@ def run_reembed(settings: Settings, batch_size: int, limit: int | None, force: b
     ensure_dagster_home(settings)
     job = build_definitions(settings).get_job_def("reembed_job")
     with dg.DagsterInstance.get() as instance:
+        run_config = reembed_run_config(batch_size, limit, force)
+        run_config["loggers"] = {"console": {"config": {"log_level": "INFO"}}}
         result = job.execute_in_process(
-            run_config=reembed_run_config(batch_size, limit, force),
+            run_config=run_config,
             instance=instance,
             tags={TAG_TRIGGER: "cli"},
             raise_on_error=False,
