@@ -7,6 +7,7 @@ hangs on shutdown). Tests use `running_stack()` for end-to-end runs over GraphQL
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -88,6 +89,39 @@ def wait_for_http(url: str, timeout: float, proc: subprocess.Popen | None = None
     raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
 
 
+_LOCATION_QUERY = """
+query { workspaceOrError { __typename ... on Workspace { locationEntries {
+  name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }
+"""
+
+
+def wait_for_code_location(url: str, name: str, timeout: float) -> None:
+    """The webserver answers before its code server has loaded the definitions; runs can be
+    submitted only once the location is LOADED (a load error is raised at once)."""
+    deadline = time.monotonic() + timeout
+    body = json.dumps({"query": _LOCATION_QUERY}).encode()
+    while time.monotonic() < deadline:
+        request = urllib.request.Request(
+            f"{url}/graphql", data=body, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                data = json.loads(response.read())
+        except (urllib.error.URLError, OSError, ValueError):
+            time.sleep(0.5)
+            continue
+        entries = (data.get("data") or {}).get("workspaceOrError", {}).get("locationEntries", [])
+        for entry in entries:
+            if entry["name"] != name or entry["loadStatus"] != "LOADED":
+                continue
+            loaded = entry.get("locationOrLoadError") or {}
+            if loaded.get("__typename") == "PythonError":
+                raise RuntimeError(f"code location {name} failed to load: {loaded.get('message')}")
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"code location {name} did not load within {timeout:.0f}s")
+
+
 def start_stack(
     settings: Settings,
     host: str = "127.0.0.1",
@@ -124,6 +158,7 @@ def start_stack(
         )
         spawn("daemon", [_bin("dagster-daemon"), "run", "-w", str(workspace)])
         wait_for_http(f"{stack.url}/server_info", timeout, web)
+        wait_for_code_location(stack.url, CODE_LOCATION_NAME, timeout)
     except BaseException:
         stack.stop()
         raise
