@@ -90,10 +90,13 @@ class GraphStore:
         rows = self.query("MATCH (m:Memory) RETURN max(ID(m))")
         return -1 if not rows or rows[0][0] is None else int(rows[0][0])
 
-    def scan(self, returns: str, where: str = "", page: int = SCAN_PAGE) -> Iterator[list[Any]]:
+    def scan(
+        self, returns: str, where: str = "", page: int = SCAN_PAGE, params: dict[str, Any] | None = None
+    ) -> Iterator[list[Any]]:
         """Every :Memory row, walking node ids in ranges of ``page``.
 
-        ``returns`` is the RETURN clause over ``m``; ``where`` an extra condition.
+        ``returns`` is the RETURN clause over ``m``; ``where`` an extra condition, whose
+        parameters come in ``params``.
         """
         top = self.max_node_id()
         extra = f" AND ({where})" if where else ""
@@ -101,7 +104,7 @@ class GraphStore:
         while lo <= top:
             rows = self.query(
                 f"MATCH (m:Memory) WHERE ID(m) >= $lo AND ID(m) < $hi{extra} RETURN {returns}",
-                {"lo": lo, "hi": lo + page},
+                {**(params or {}), "lo": lo, "hi": lo + page},
             )
             yield from rows
             lo += page
@@ -109,27 +112,13 @@ class GraphStore:
                 top = self.max_node_id()
 
     def memory_ids(self, excluded_types: Sequence[str] = ()) -> Iterator[str]:
-        where = "NOT coalesce(m.type, '') IN $excluded" if excluded_types else ""
         if excluded_types:
-            for row in self._scan_params("m.id", where, {"excluded": list(excluded_types)}):
-                yield row[0]
+            rows = self.scan("m.id", "NOT coalesce(m.type, '') IN $excluded",
+                             params={"excluded": list(excluded_types)})
         else:
-            for row in self.scan("m.id"):
-                yield row[0]
-
-    def _scan_params(self, returns: str, where: str, params: dict[str, Any]) -> Iterator[list]:
-        top = self.max_node_id()
-        lo = 0
-        while lo <= top:
-            rows = self.query(
-                f"MATCH (m:Memory) WHERE ID(m) >= $lo AND ID(m) < $hi AND ({where}) "
-                f"RETURN {returns}",
-                {"lo": lo, "hi": lo + SCAN_PAGE, **params},
-            )
-            yield from rows
-            lo += SCAN_PAGE
-            if lo > top:
-                top = self.max_node_id()
+            rows = self.scan("m.id")
+        for row in rows:
+            yield row[0]
 
     def newest_ids_with_content(self, limit: int) -> list[str]:
         """The ``limit`` newest memories that have content, by timestamp (AutoMem's ORDER BY
