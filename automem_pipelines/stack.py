@@ -96,13 +96,16 @@ def start_stack(
     env: Mapping[str, str] | None = None,
     log_dir: Path | None = None,
     timeout: float = 120.0,
+    extra_locations: str = "",
 ) -> Stack:
-    """Start FalkorDB (if embedded), the webserver and the daemon; wait until they answer."""
+    """Start FalkorDB (if embedded), the webserver and the daemon; wait until they answer.
+
+    extra_locations: more `load_from` entries (YAML list items), e.g. a benchmark fixture."""
     if settings.falkordb_embedded:
         falkordb_server.ensure_running(settings.data_dir)
     home = ensure_dagster_home(settings)
     workspace = home / "workspace.yaml"
-    workspace.write_text(WORKSPACE_YAML)
+    workspace.write_text(WORKSPACE_YAML + extra_locations)
     child_env = dict(os.environ if env is None else env)
     child_env["DAGSTER_HOME"] = str(home)
     log_dir = log_dir or home / "stack-logs"
@@ -137,15 +140,17 @@ def start_api(
     port: int = 8001,
     env: Mapping[str, str] | None = None,
     timeout: float = 60.0,
+    name: str = "api",
 ) -> subprocess.Popen:
     """Start `automem-api` against the stack's webserver; it is stopped with the stack."""
-    log = open(stack.dagster_home / "stack-logs" / "api.log", "ab")
+    (stack.dagster_home / "stack-logs").mkdir(parents=True, exist_ok=True)
+    log = open(stack.dagster_home / "stack-logs" / f"{name}.log", "ab")
     args = [_bin("automem-api"), "--host", host, "--port", str(port), "--dagster-url", stack.url]
     proc = subprocess.Popen(
         args, env=dict(os.environ if env is None else env), stdout=log, stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
-    stack.add("api", proc)
+    stack.add(name, proc)
     try:
         wait_for_http(f"http://{host}:{port}/health", timeout, proc)
     except BaseException:
