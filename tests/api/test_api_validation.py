@@ -155,3 +155,27 @@ def test_access_log_redacts_query_tokens():
     line = record.getMessage()
     assert API_TOKEN not in line and ADMIN_TOKEN not in line
     assert "api_key=[redacted]&x=1&admin_token=[redacted]" in line
+
+
+def test_oversized_body_is_413(api):
+    client, launcher = api
+    response = client.post("/enrichment/reprocess", headers=ADMIN,
+                           content=b'{"ids": "' + b"a," * 1_100_000 + b'"}')  # fmt: skip
+    assert response.status_code == 413
+    assert launcher.submits == []
+
+
+def test_the_api_never_imports_jobs():
+    """The API talks to Dagster over HTTP only: importing it loads no job, op or Definitions."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, automem_api.app, automem_api.cli; "
+        "bad = [m for m in sys.modules if m.startswith(('automem_pipelines.definitions', "
+        "'automem_pipelines.jobs', 'automem_pipelines.ops', 'automem_pipelines.sensors', "
+        "'automem_pipelines.schedules', 'automem_pipelines.resources'))]; print(bad); "
+        "sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
