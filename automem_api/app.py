@@ -39,7 +39,13 @@ from automem_pipelines.stores.graph import GraphUnavailableError
 
 from . import __version__
 from .audit import ADMIN_PATHS, REDACTED_QUERY_KEYS, AuditLog
-from .auth import extract_admin_token, extract_api_token, fingerprint, require_admin_token, require_api_token
+from .auth import (
+    extract_admin_token,
+    extract_api_token,
+    fingerprint,
+    require_admin_token,
+    require_api_token,
+)
 from .config import ApiConfig
 from .errors import ApiError, error_response
 from .launcher import DagsterLauncher, DagsterUnavailableError, LaunchError, RunInfo, RunOutcome
@@ -63,8 +69,11 @@ from .stores import GraphAccess, qdrant_server_count
 TRIGGER = "api"
 MAX_BODY_BYTES = 2 * 1024 * 1024
 MAX_ID_LENGTH = 256
+MAX_LIMIT = 2**31 - 1  # Dagster's GraphQL Int; larger values would fail inside the run
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-RUN_ID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+RUN_ID_RE = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
 JOB_LABELS = {REEMBED_JOB: "re-embed", DRIFT_SYNC_JOB: "drift-sync", ENRICHMENT_JOB: "enrichment"}
 
 
@@ -178,7 +187,9 @@ def parse_ids(body: dict[str, Any], query_ids: str | None, max_ids: int) -> list
         for index, item in enumerate(value):
             if not isinstance(item, str) or not item.strip():
                 raise ApiError(
-                    400, f"ids[{index}] must be a non-empty string, got {item!r}", extra={"field": "ids"}
+                    400,
+                    f"ids[{index}] must be a non-empty string, got {item!r}",
+                    extra={"field": "ids"},
                 )
             ids.append(item.strip())
     else:
@@ -189,15 +200,22 @@ def parse_ids(body: dict[str, Any], query_ids: str | None, max_ids: int) -> list
         raise ApiError(400, "No memory ids provided for reprocessing", extra={"field": "ids"})
     too_long = next((i for i in ids if len(i) > MAX_ID_LENGTH), None)
     if too_long is not None:
-        raise ApiError(400, f"ids must be at most {MAX_ID_LENGTH} characters each", extra={"field": "ids"})
+        raise ApiError(
+            400, f"ids must be at most {MAX_ID_LENGTH} characters each", extra={"field": "ids"}
+        )
     unique = sorted(set(ids))
     if len(unique) > max_ids:
-        raise ApiError(400, f"at most {max_ids} ids per request, got {len(unique)}", extra={"field": "ids"})
+        raise ApiError(
+            400, f"at most {max_ids} ids per request, got {len(unique)}", extra={"field": "ids"}
+        )
     return unique
 
 
 def _sanitized_query(request: Request) -> dict[str, str]:
-    return {k: ("[redacted]" if k in REDACTED_QUERY_KEYS else v) for k, v in request.query_params.items()}
+    return {
+        k: ("[redacted]" if k in REDACTED_QUERY_KEYS else v)
+        for k, v in request.query_params.items()
+    }
 
 
 # -- middleware -------------------------------------------------------------------------------
@@ -223,7 +241,9 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + [(b"x-request-id", request_id.encode())]
+                message["headers"] = list(message["headers"]) + [
+                    (b"x-request-id", request_id.encode())
+                ]
             await send(message)
 
         try:
@@ -286,7 +306,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError):
         audit = audit_of(request)
-        audit.setdefault("outcome", f"rejected: {exc.message}" if exc.status_code < 500 else f"error: {exc.message}")
+        audit.setdefault(
+            "outcome",
+            f"rejected: {exc.message}" if exc.status_code < 500 else f"error: {exc.message}",
+        )
         return error_response(exc.status_code, exc.message, exc.headers, exc.extra)
 
     @app.exception_handler(StarletteHTTPException)
@@ -299,7 +322,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         first = errors[0] if errors else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
-        message = f"{where}: {first.get('msg', 'invalid value')}" if where else first.get("msg", "invalid request")
+        message = (
+            f"{where}: {first.get('msg', 'invalid value')}"
+            if where
+            else first.get("msg", "invalid request")
+        )
         return error_response(400, message)
 
     @app.exception_handler(DagsterUnavailableError)
@@ -310,7 +337,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LaunchError)
     async def launch_error(request: Request, exc: LaunchError):
         audit_of(request).setdefault("outcome", f"error: {exc.kind or 'launch'}: {exc.message}")
-        return error_response(exc.status_code, exc.message, extra={"dagster_error": exc.kind} if exc.kind else None)
+        return error_response(
+            exc.status_code, exc.message, extra={"dagster_error": exc.kind} if exc.kind else None
+        )
 
     @app.exception_handler(GraphUnavailableError)
     async def graph_down(request: Request, exc: GraphUnavailableError):
@@ -355,7 +384,9 @@ def _add_routes(app: FastAPI) -> None:
         async with app.state.job_locks[job]:
             active = await run_in_threadpool(launcher.active_runs, job)
             if active:
-                running = next((r for r in active if r.status in ("STARTING", "STARTED")), active[-1])
+                running = next(
+                    (r for r in active if r.status in ("STARTING", "STARTED")), active[-1]
+                )
                 audit_of(request).update(run_id=running.run_id, outcome="conflict")
                 label = JOB_LABELS[job]
                 raise ApiError(
@@ -411,7 +442,12 @@ def _add_routes(app: FastAPI) -> None:
 
     def queued(request: Request, job: str, run_id: str, extra: dict[str, Any]) -> JSONResponse:
         audit_of(request).setdefault("outcome", "queued")
-        body = {"status": "queued", "run_id": run_id, "request_id": request_id_of(request), "job": job}
+        body = {
+            "status": "queued",
+            "run_id": run_id,
+            "request_id": request_id_of(request),
+            "job": job,
+        }
         return JSONResponse({**body, **extra}, status_code=202)
 
     # -- admin endpoints -------------------------------------------------------------------------
@@ -440,6 +476,11 @@ def _add_routes(app: FastAPI) -> None:
                 "force": body.get("force", False),
             }
             run_config = reembed_run_config(**params)
+            if params["limit"] is not None and params["limit"] > MAX_LIMIT:
+                raise ParamError(
+                    "limit",
+                    f"limit must be an integer from 1 to {MAX_LIMIT}, got {params['limit']!r}",
+                )
         except ParamError as exc:
             raise param_error(exc) from None
         run_id = await submit_exclusive(request, REEMBED_JOB, run_config)
@@ -455,7 +496,10 @@ def _add_routes(app: FastAPI) -> None:
         status_code=202,
         openapi_extra=body_schema(SyncRequest),
         responses={
-            200: {"model": SyncSummary, "description": "With `wait`: dry_run, already_synced or complete"},
+            200: {
+                "model": SyncSummary,
+                "description": "With `wait`: dry_run, already_synced or complete",
+            },
             202: {"model": QueuedRun, "description": "Run queued"},
             **error_responses(400, 401, 403, 409, 413, 422, 429, 500, 503),
         },
@@ -552,7 +596,9 @@ def _add_routes(app: FastAPI) -> None:
         responses=error_responses(401, 500, 503),
     )
     async def enrichment_status_endpoint():
-        return await app.state.status_cache.get(lambda: run_in_threadpool(compute_enrichment_status))
+        return await app.state.status_cache.get(
+            lambda: run_in_threadpool(compute_enrichment_status)
+        )
 
     def compute_enrichment_status() -> dict[str, Any]:
         from automem_pipelines.domain.enrichment_status import SchedulerState, enrichment_status
@@ -562,7 +608,9 @@ def _add_routes(app: FastAPI) -> None:
             dagster = "reachable"
         except DagsterUnavailableError:
             # Without the webserver nobody can tell the sensor is running: report it stopped.
-            scheduler = SchedulerState(sensor_running=False, daemon_alive=False, queued_runs=0, inflight_ids=0)
+            scheduler = SchedulerState(
+                sensor_running=False, daemon_alive=False, queued_runs=0, inflight_ids=0
+            )
             dagster = "unreachable"
         with graph.store() as store:
             status = enrichment_status(store, scheduler, settings.enrichment_max_attempts)
@@ -612,11 +660,16 @@ def _add_routes(app: FastAPI) -> None:
             "memory_count": memory_count,
             "vector_count": vector_count,
             "sync_status": sync_status,
-            "counts_source": {"memory_count": "falkordb" if memory_count is not None else None,
-                              "vector_count": vector_source},  # fmt: skip
+            "counts_source": {
+                "memory_count": "falkordb" if memory_count is not None else None,
+                "vector_count": vector_source,
+            },  # fmt: skip
             "dagster": "reachable" if dagster_ok else "unreachable",
             "last_drift_sync": last_sync,
-            "api": {"version": __version__, "uptime_seconds": round(time.monotonic() - app.state.started, 1)},
+            "api": {
+                "version": __version__,
+                "uptime_seconds": round(time.monotonic() - app.state.started, 1),
+            },
             "timestamp": now_iso(),
             "graph": settings.falkordb_graph,
             "collection": settings.qdrant_collection,

@@ -111,7 +111,12 @@ class ApiConfig:
             dagster_url = DEFAULT_DAGSTER_URL
 
         port = int(number("AUTOMEM_API_PORT", DEFAULT_PORT, 1, 65535))
-        allow = (raw("AUTOMEM_API_ALLOW_UNAUTHENTICATED") or "").lower() in {"1", "true", "yes", "on"}
+        allow = (raw("AUTOMEM_API_ALLOW_UNAUTHENTICATED") or "").lower() in {
+            "1",
+            "true",
+            "yes",
+            "on",
+        }
         audit = raw("AUTOMEM_API_AUDIT_LOG")
         values = dict(
             settings=settings,
@@ -163,7 +168,11 @@ def is_loopback(host: str) -> bool:
 
 def check_safe_bind(config: ApiConfig) -> None:
     """Refuse to serve an open API beyond loopback unless told that this is intended."""
-    if config.api_token is None and not is_loopback(config.host) and not config.allow_unauthenticated:
+    if (
+        config.api_token is None
+        and not is_loopback(config.host)
+        and not config.allow_unauthenticated
+    ):
         raise ApiConfigError(
             f"refusing to listen on {config.host} without AUTOMEM_API_TOKEN: anyone who can "
             "reach it could start runs. Set AUTOMEM_API_TOKEN, bind to 127.0.0.1, or pass "

@@ -29,7 +29,12 @@ class ApiError(Exception):
 
 
 def error_body(status_code: int, message: str, extra: dict[str, Any] | None = None) -> dict:
-    body: dict[str, Any] = {"status": "error", "code": status_code, "message": message, "error": message}
+    body: dict[str, Any] = {
+        "status": "error",
+        "code": status_code,
+        "message": message,
+        "error": message,
+    }
     if extra:
         body.update(extra)
     return body
@@ -39,4 +44,6 @@ def error_response(
     status_code: int, message: str, headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:  # fmt: skip
-    return JSONResponse(error_body(status_code, message, extra), status_code=status_code, headers=headers)
+    return JSONResponse(
+        error_body(status_code, message, extra), status_code=status_code, headers=headers
+    )

@@ -286,7 +286,9 @@ class DagsterLauncher:
             return self._run_info(result)
         if result["__typename"] == "RunNotFoundError":
             return None
-        raise LaunchError(500, f"Dagster could not read run {run_id}: {_short(result.get('message'))}")
+        raise LaunchError(
+            500, f"Dagster could not read run {run_id}: {_short(result.get('message'))}"
+        )
 
     def run_status(self, run_id: str) -> str | None:
         result = self.query(RUN_STATUS_QUERY, {"runId": run_id})["runOrError"]
@@ -294,7 +296,9 @@ class DagsterLauncher:
             return result["status"]
         if result["__typename"] == "RunNotFoundError":
             return None
-        raise LaunchError(500, f"Dagster could not read run {run_id}: {_short(result.get('message'))}")
+        raise LaunchError(
+            500, f"Dagster could not read run {run_id}: {_short(result.get('message'))}"
+        )
 
     def runs(self, job: str, statuses: list[str] | None = None, limit: int | None = None,
              tags: dict[str, str] | None = None) -> list[RunInfo]:  # fmt: skip

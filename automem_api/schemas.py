@@ -23,7 +23,9 @@ class ReembedRequest(_Strict):
     batch_size: int = Field(
         DEFAULT_BATCH_SIZE, ge=1, le=MAX_BATCH_SIZE, description="Texts per embedding API request."
     )
-    limit: int | None = Field(None, ge=1, description="At most this many memories, newest first.")
+    limit: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="At most this many memories, newest first."
+    )
     force: bool = Field(False, description="Re-embed even memories whose vector is up to date.")
     wait: bool = Field(
         False,

@@ -32,13 +32,17 @@ class GraphAccess:
 
     def _config(self) -> GraphConfig:
         s = self.settings
-        return GraphConfig(s.falkordb_host, s.falkordb_port, s.falkordb_password, s.falkordb_graph, s.data_dir)
+        return GraphConfig(
+            s.falkordb_host, s.falkordb_port, s.falkordb_password, s.falkordb_graph, s.data_dir
+        )
 
     @contextmanager
     def store(self) -> Iterator[GraphStore]:
         with self._lock:
             if self._store is None:
-                if self.settings.falkordb_embedded and not falkordb_server.is_running(self.settings.data_dir):
+                if self.settings.falkordb_embedded and not falkordb_server.is_running(
+                    self.settings.data_dir
+                ):
                     raise GraphUnavailableError("the embedded FalkorDB server is not running")
                 self._store = connect(self._config())
             try:

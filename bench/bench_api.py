@@ -133,7 +133,9 @@ def main() -> None:
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="amb-"))
-    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("OPENAI")}
+    env = {
+        k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("OPENAI")
+    }
     env.update({
         "AUTOMEM_DATA_DIR": str(root), "EMBEDDING_PROVIDER": "local",
         "ENRICHMENT_SENSOR_ENABLED": "false", "AUTOMEM_API_TOKEN": API_TOKEN,
@@ -149,7 +151,9 @@ def main() -> None:
             graph.upsert_memories(node_props_for_write(m) for m in sample_memories(args.memories))
         finally:
             graph.close()
-        with running_stack(settings, port=free_port(), env=env, extra_locations=BENCH_LOCATION) as stack:
+        with running_stack(
+            settings, port=free_port(), env=env, extra_locations=BENCH_LOCATION
+        ) as stack:
             cached_port, uncached_port = free_port(), free_port()
             start_api(stack, port=cached_port, env=env, name="api")
             start_api(stack, port=uncached_port, env={**env, "AUTOMEM_API_STATUS_CACHE_SECONDS": "0"},
@@ -187,7 +191,9 @@ def main() -> None:
         ("bare GraphQL submit → SUCCESS, no-op job", "default (multiprocess)", noop_default),
     ]
     for label, executor, values in rows:
-        print(f"| {label} | {executor} | {med(values):.2f} | {min(values):.2f} | {max(values):.2f} |")
+        print(
+            f"| {label} | {executor} | {med(values):.2f} | {min(values):.2f} | {max(values):.2f} |"
+        )
     print(f"\nratio API re-embed / bare no-op in-process: {med(api_runs) / med(noop_inproc):.2f} "
           f"(target ≤ 1.5); / bare no-op default: {med(api_runs) / med(noop_default):.2f}")  # fmt: skip
 

@@ -13,7 +13,9 @@ from tests.support.dagster_stack import free_port
 
 
 @pytest.fixture
-def make_client(make_settings, tmp_path: Path) -> Iterator[Callable[..., tuple[TestClient, RecordingLauncher]]]:
+def make_client(
+    make_settings, tmp_path: Path
+) -> Iterator[Callable[..., tuple[TestClient, RecordingLauncher]]]:
     """An app whose launcher points at a loopback port where nothing listens (Dagster down):
     anything that passes auth and validation ends in 503, and every submit is recorded."""
     clients: list[TestClient] = []

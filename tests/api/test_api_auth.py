@@ -27,26 +27,78 @@ BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 # case id, configured (api, admin), headers, query, expected per kind (api, admin)
 CASES = [
     ("no-token", (True, True), {}, {}, UNAUTHORIZED, UNAUTHORIZED),
-    ("wrong-bearer", (True, True), {"Authorization": "Bearer nope"}, {}, UNAUTHORIZED, UNAUTHORIZED),
+    (
+        "wrong-bearer",
+        (True, True),
+        {"Authorization": "Bearer nope"},
+        {},
+        UNAUTHORIZED,
+        UNAUTHORIZED,
+    ),
     ("wrong-x-api-key", (True, True), {"X-API-Key": "nope"}, {}, UNAUTHORIZED, UNAUTHORIZED),
     ("wrong-query", (True, True), {}, {"api_key": "nope"}, UNAUTHORIZED, UNAUTHORIZED),
-    ("wrong-bearer-does-not-fall-through", (True, True),
-     {"Authorization": "Bearer nope", "X-API-Key": API_TOKEN}, {}, UNAUTHORIZED, UNAUTHORIZED),
-    ("admin-token-only", (True, True), {"X-Admin-Token": ADMIN_TOKEN}, {}, UNAUTHORIZED, UNAUTHORIZED),
+    (
+        "wrong-bearer-does-not-fall-through",
+        (True, True),
+        {"Authorization": "Bearer nope", "X-API-Key": API_TOKEN},
+        {},
+        UNAUTHORIZED,
+        UNAUTHORIZED,
+    ),
+    (
+        "admin-token-only",
+        (True, True),
+        {"X-Admin-Token": ADMIN_TOKEN},
+        {},
+        UNAUTHORIZED,
+        UNAUTHORIZED,
+    ),
     ("bearer", (True, True), BEARER, {}, THROUGH, ADMIN_REQUIRED),
-    ("bearer-lowercase", (True, True), {"Authorization": f"bearer {API_TOKEN}"}, {}, THROUGH, ADMIN_REQUIRED),
+    (
+        "bearer-lowercase",
+        (True, True),
+        {"Authorization": f"bearer {API_TOKEN}"},
+        {},
+        THROUGH,
+        ADMIN_REQUIRED,
+    ),
     ("x-api-key", (True, True), {"X-API-Key": API_TOKEN}, {}, THROUGH, ADMIN_REQUIRED),
     ("query-api-key", (True, True), {}, {"api_key": API_TOKEN}, THROUGH, ADMIN_REQUIRED),
     ("admin-wrong", (True, True), {**BEARER, "X-Admin-Token": "nope"}, {}, THROUGH, ADMIN_REQUIRED),
     ("admin-wrong-query", (True, True), BEARER, {"admin_token": "nope"}, THROUGH, ADMIN_REQUIRED),
     ("x-admin-token", (True, True), {**BEARER, "X-Admin-Token": ADMIN_TOKEN}, {}, THROUGH, THROUGH),
-    ("x-admin-api-key", (True, True), {**BEARER, "X-Admin-Api-Key": ADMIN_TOKEN}, {}, THROUGH, THROUGH),
-    ("query-admin-token", (True, True), {}, {"api_key": API_TOKEN, "admin_token": ADMIN_TOKEN},
-     THROUGH, THROUGH),
-    ("admin-unconfigured", (True, False), {**BEARER, "X-Admin-Token": ADMIN_TOKEN}, {}, THROUGH,
-     ADMIN_NOT_CONFIGURED),
-    ("admin-unconfigured-no-api-token", (True, False), {"X-Admin-Token": ADMIN_TOKEN}, {},
-     UNAUTHORIZED, UNAUTHORIZED),
+    (
+        "x-admin-api-key",
+        (True, True),
+        {**BEARER, "X-Admin-Api-Key": ADMIN_TOKEN},
+        {},
+        THROUGH,
+        THROUGH,
+    ),
+    (
+        "query-admin-token",
+        (True, True),
+        {},
+        {"api_key": API_TOKEN, "admin_token": ADMIN_TOKEN},
+        THROUGH,
+        THROUGH,
+    ),
+    (
+        "admin-unconfigured",
+        (True, False),
+        {**BEARER, "X-Admin-Token": ADMIN_TOKEN},
+        {},
+        THROUGH,
+        ADMIN_NOT_CONFIGURED,
+    ),
+    (
+        "admin-unconfigured-no-api-token",
+        (True, False),
+        {"X-Admin-Token": ADMIN_TOKEN},
+        {},
+        UNAUTHORIZED,
+        UNAUTHORIZED,
+    ),
     ("api-unconfigured-no-token", (False, True), {}, {}, THROUGH, ADMIN_REQUIRED),
     ("api-unconfigured-admin", (False, True), {"X-Admin-Token": ADMIN_TOKEN}, {}, THROUGH, THROUGH),
     ("nothing-configured", (False, False), {}, {}, THROUGH, ADMIN_NOT_CONFIGURED),
@@ -72,7 +124,12 @@ def test_auth_matrix(make_client, case, endpoint):
         return
     code, message = expected
     assert response.status_code == code, response.text
-    assert response.json() == {"status": "error", "code": code, "message": message, "error": message}
+    assert response.json() == {
+        "status": "error",
+        "code": code,
+        "message": message,
+        "error": message,
+    }
     assert launcher.submits == []  # rejected: no run was even attempted
 
 
@@ -83,7 +140,7 @@ def test_through_auth_with_dagster_down_is_503_and_names_dagster(make_client):
     assert response.status_code == 503
     assert "Dagster webserver" in response.json()["message"]
     assert "Traceback" not in response.text
-    (job, run_config, tags), = launcher.submits  # attempted, refused by the dead webserver
+    ((job, run_config, tags),) = launcher.submits  # attempted, refused by the dead webserver
     assert job == "enrichment_job"
     assert run_config["ops"]["select_memories"]["config"] == {"ids": ["a", "b"], "forced": True}
     assert tags["automem/trigger"] == "api"
@@ -126,16 +183,24 @@ def test_audit_log_records_admin_calls_without_tokens(make_client, tmp_path):
     text = (tmp_path / "audit.jsonl").read_text()
     assert API_TOKEN not in text and ADMIN_TOKEN not in text
     entries = client.app.state.audit.read()
-    assert [e["endpoint"] for e in entries] == ["/admin/reembed", "/admin/reembed", "/enrichment/reprocess"]
+    assert [e["endpoint"] for e in entries] == [
+        "/admin/reembed",
+        "/admin/reembed",
+        "/enrichment/reprocess",
+    ]
     first, second, third = entries
-    assert first["status_code"] == 401 and first["outcome"] == "rejected: Admin authorization required"
+    assert (
+        first["status_code"] == 401 and first["outcome"] == "rejected: Admin authorization required"
+    )
     assert first["token_fingerprint"] is None and len(first["api_token_fingerprint"]) == 12
     assert second["status_code"] == 400 and second["parameters"] == {"batch_size": 0}
     assert second["query"] == {"api_key": "[redacted]", "admin_token": "[redacted]"}
     assert len(second["token_fingerprint"]) == 12
     assert third["status_code"] == 503 and third["parameters"]["ids"] == ["m1"]
     for entry in entries:
-        assert {"time", "client_ip", "endpoint", "request_id", "status_code", "outcome"} <= set(entry)
+        assert {"time", "client_ip", "endpoint", "request_id", "status_code", "outcome"} <= set(
+            entry
+        )
 
 
 def test_errors_use_the_envelope(make_client):

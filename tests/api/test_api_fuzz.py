@@ -37,8 +37,14 @@ def fuzz_app(data_dir, tmp_path_factory):
     app.state.graph.close()
 
 
-OPERATIONS = ["GET /health", "GET /enrichment/status", "GET /admin/runs/{run_id}",
-              "POST /admin/reembed", "POST /admin/sync", "POST /enrichment/reprocess"]
+OPERATIONS = [
+    "GET /health",
+    "GET /enrichment/status",
+    "GET /admin/runs/{run_id}",
+    "POST /admin/reembed",
+    "POST /admin/sync",
+    "POST /enrichment/reprocess",
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +53,9 @@ def fuzz_schema(fuzz_app):
 
 
 def test_schema_covers_every_endpoint(fuzz_schema):
-    found = sorted(f"{op.ok().method.upper()} {op.ok().path}" for op in fuzz_schema.get_all_operations())
+    found = sorted(
+        f"{op.ok().method.upper()} {op.ok().path}" for op in fuzz_schema.get_all_operations()
+    )
     assert found == sorted(OPERATIONS)
 
 
@@ -63,7 +71,9 @@ def test_no_server_errors(fuzz_schema, operation, mode):
     api_operation = fuzz_schema[path][method]
 
     @given(case=api_operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(
+        max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None
+    )
     def check(case):
         response = case.call(headers=HEADERS)
         assert response.status_code < 500, (case.method, case.path, case.body, response.text)

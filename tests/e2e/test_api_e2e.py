@@ -89,7 +89,9 @@ class E2E:
 @pytest.fixture(scope="module")
 def e2e() -> Iterator[E2E]:
     root = Path(tempfile.mkdtemp(prefix="ame-"))
-    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("OPENAI")}
+    env = {
+        k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("OPENAI")
+    }
     env.update({
         "AUTOMEM_DATA_DIR": str(root),
         "EMBEDDING_PROVIDER": "local",
@@ -187,7 +189,9 @@ def test_sync_dry_run_then_repair(e2e: E2E):
     dry = e2e.post("/admin/sync", {"dry_run": True, "wait": True})
     assert dry.status_code == 200, dry.text
     assert dry.json()["status"] == "dry_run"
-    assert dry.json()["missing_count"] == 3 and sorted(dry.json()["missing_sample"]) == sorted(missing)
+    assert dry.json()["missing_count"] == 3 and sorted(dry.json()["missing_sample"]) == sorted(
+        missing
+    )
     repair = e2e.post("/admin/sync", {"batch_size": 2, "wait": True})
     assert repair.status_code == 200, repair.text
     assert repair.json()["status"] == "complete" and repair.json()["synced"] == 3
@@ -215,7 +219,8 @@ def test_reprocess_enriches_the_ids(e2e: E2E):
     graph = e2e.graph()
     try:
         rows = graph.query(
-            "MATCH (m:Memory) WHERE m.id IN $ids RETURN m.id, m.enriched, m.enriched_at", {"ids": ids}
+            "MATCH (m:Memory) WHERE m.id IN $ids RETURN m.id, m.enriched, m.enriched_at",
+            {"ids": ids},
         )
     finally:
         graph.close()

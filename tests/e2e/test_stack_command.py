@@ -31,7 +31,9 @@ def _answers(url: str) -> bool:
 
 def test_stack_command_starts_everything_and_stops_cleanly():
     root = Path(tempfile.mkdtemp(prefix="ams-"))
-    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("OPENAI")}
+    env = {
+        k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("OPENAI")
+    }
     env.update({"AUTOMEM_DATA_DIR": str(root), "EMBEDDING_PROVIDER": "local",
                 "ENRICHMENT_SENSOR_ENABLED": "false"})  # fmt: skip
     env.pop("AUTOMEM_API_TOKEN", None)
