@@ -609,11 +609,14 @@ def _add_routes(app: FastAPI) -> None:
         except DagsterUnavailableError:
             # Without the webserver nobody can tell the sensor is running: report it stopped.
             scheduler = SchedulerState(
-                sensor_running=False, daemon_alive=False, queued_runs=0, inflight_ids=0
-            )
+                sensor_running=False, daemon_alive=False, queued_runs=0, inflight_ids=0,
+                queued_ids=0,
+            )  # fmt: skip
             dagster = "unreachable"
         with graph.store() as store:
-            status = enrichment_status(store, scheduler, settings.enrichment_max_attempts)
+            status = enrichment_status(
+                store, scheduler, settings.enrichment_max_attempts, settings.recall_excluded_types
+            )
         return {**status, "dagster": dagster}
 
     @app.get(

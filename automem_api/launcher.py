@@ -31,6 +31,10 @@ from automem_pipelines.run_config import ENRICHMENT_CONFIG_OP
 from .config import ApiConfig
 
 ACTIVE_STATUSES = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"]
+# As automem_pipelines.status counts them for the enrichment status.
+QUEUED_STATUSES = ["QUEUED", "NOT_STARTED", "STARTING"]
+STARTED_STATUSES = ["STARTED", "CANCELING"]
+MAX_RUNS_READ = 1000
 FINISHED_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
 LOG_PAGE = 1000
 MAX_MESSAGE = 500
@@ -129,7 +133,7 @@ query Logs($runId: ID!, $cursor: String, $limit: Int) {
 }"""
 
 SCHEDULER_QUERY = """
-query Scheduler($sensor: SensorSelector!, $queued: RunsFilter, $started: RunsFilter) {
+query Scheduler($sensor: SensorSelector!, $queued: RunsFilter, $started: RunsFilter, $limit: Int) {
   sensorOrError(sensorSelector: $sensor) {
     __typename
     ... on Sensor { sensorState { status } }
@@ -137,14 +141,13 @@ query Scheduler($sensor: SensorSelector!, $queued: RunsFilter, $started: RunsFil
   instance {
     daemonHealth {
       sensor: daemonStatus(daemonType: "SENSOR") { healthy }
-      queue: daemonStatus(daemonType: "QUEUED_RUN_COORDINATOR") { healthy }
     }
   }
-  queued: runsOrError(filter: $queued) {
+  queued: runsOrError(filter: $queued, limit: $limit) {
     __typename
-    ... on Runs { count }
+    ... on Runs { results { runConfig } }
   }
-  started: runsOrError(filter: $started) {
+  started: runsOrError(filter: $started, limit: $limit) {
     __typename
     ... on Runs { results { runConfig } }
   }
@@ -349,7 +352,8 @@ class DagsterLauncher:
 
     # -- enrichment scheduler -------------------------------------------------------------------
     def scheduler_state(self) -> dict[str, Any]:
-        """Sensor state, daemon health and the enrichment job's queued/started runs.
+        """Sensor state, sensor-daemon health and the enrichment job's queued/started runs,
+        with the same statuses and id counting as `automem_pipelines.status` uses in process.
 
         Returns the fields of `automem_pipelines.domain.enrichment_status.SchedulerState`.
         """
@@ -361,8 +365,9 @@ class DagsterLauncher:
                     "repositoryName": REPOSITORY_NAME,
                     "sensorName": ENRICHMENT_SENSOR,
                 },
-                "queued": {"pipelineName": ENRICHMENT_JOB, "statuses": ["QUEUED", "NOT_STARTED"]},
-                "started": {"pipelineName": ENRICHMENT_JOB, "statuses": ["STARTING", "STARTED"]},
+                "queued": {"pipelineName": ENRICHMENT_JOB, "statuses": QUEUED_STATUSES},
+                "started": {"pipelineName": ENRICHMENT_JOB, "statuses": STARTED_STATUSES},
+                "limit": MAX_RUNS_READ,
             },
         )
         sensor = data["sensorOrError"]
@@ -370,20 +375,29 @@ class DagsterLauncher:
             sensor.get("__typename") == "Sensor"
             and (sensor.get("sensorState") or {}).get("status") == "RUNNING"
         )
-        health = data["instance"]["daemonHealth"]
-        daemon_alive = bool(health["sensor"]["healthy"] and health["queue"]["healthy"])
-        queued = data["queued"]
-        queued_runs = int(queued.get("count") or 0) if queued["__typename"] == "Runs" else 0
-        started = data["started"]
-        inflight = 0
-        if started["__typename"] == "Runs":
-            for node in started["results"]:
-                config = (node.get("runConfig") or {}).get("ops", {}).get(ENRICHMENT_CONFIG_OP, {})
-                ids = (config.get("config") or {}).get("ids") or []
-                inflight += len(ids)
+        daemon_alive = bool(data["instance"]["daemonHealth"]["sensor"]["healthy"])
+        queued = _runs_results(data["queued"])
+        started = _runs_results(data["started"])
         return {
             "sensor_running": sensor_running,
             "daemon_alive": daemon_alive,
-            "queued_runs": queued_runs,
-            "inflight_ids": inflight,
+            "queued_runs": len(queued),
+            "inflight_ids": len(_enrichment_ids(started)),
+            "queued_ids": len(_enrichment_ids(queued)),
         }
+
+
+def _runs_results(result: dict[str, Any]) -> list[dict[str, Any]]:
+    if result.get("__typename") != "Runs":
+        raise LaunchError(500, f"Dagster could not list runs: {_short(result.get('message'))}")
+    return result["results"]
+
+
+def _enrichment_ids(runs: list[dict[str, Any]]) -> set[str]:
+    """The memory ids enrichment runs were asked to enrich (from their run config)."""
+    ids: set[str] = set()
+    for node in runs:
+        ops = (node.get("runConfig") or {}).get("ops") or {}
+        config = (ops.get(ENRICHMENT_CONFIG_OP) or {}).get("config") or {}
+        ids.update(i for i in config.get("ids") or [] if isinstance(i, str))
+    return ids

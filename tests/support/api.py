@@ -57,4 +57,7 @@ class ScriptedLauncher(DagsterLauncher):
                            "batch_size": 32, "metadata_preserved": True}, [])  # fmt: skip
 
     def scheduler_state(self):
-        return {"sensor_running": True, "daemon_alive": True, "queued_runs": 0, "inflight_ids": 0}
+        return {
+            "sensor_running": True, "daemon_alive": True, "queued_runs": 0, "inflight_ids": 0,
+            "queued_ids": 0,
+        }  # fmt: skip
