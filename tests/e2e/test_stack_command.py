@@ -50,7 +50,11 @@ def test_stack_command_starts_everything_and_stops_cleanly():
                 health = requests.get(f"http://127.0.0.1:{api_port}/health", timeout=30).json()
                 break
             time.sleep(0.5)
-        assert health is not None, "the API never answered"
+        if health is None:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+            output = proc.communicate(timeout=90)[0]
+            pytest.fail(f"the API never answered; the stack command said:\n{output[-3000:]}")
         assert health["dagster"] == "reachable" and health["falkordb"] == "connected"
         assert _answers(f"http://127.0.0.1:{web_port}/server_info")
 
