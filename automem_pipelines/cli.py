@@ -127,7 +127,8 @@ def cmd_falkordb(args: argparse.Namespace) -> None:
 def cmd_stack(args: argparse.Namespace) -> None:
     from .stack import serve_forever
 
-    serve_forever(_settings(), args.host, args.port)
+    api = None if args.no_api else (args.api_host, args.api_port)
+    serve_forever(_settings(), args.host, args.port, api=api)
 
 
 def _reembed_args(p: argparse.ArgumentParser) -> None:
@@ -164,9 +165,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("action", choices=["start", "stop", "status"])
     p.set_defaults(func=cmd_falkordb)
 
-    p = sub.add_parser("stack", help="run FalkorDB + dagster-webserver + dagster-daemon")
+    p = sub.add_parser("stack", help="run FalkorDB + dagster-webserver + dagster-daemon + admin API")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--api-host", default="127.0.0.1", help="admin API bind address")
+    p.add_argument("--api-port", type=int, default=8001, help="admin API port")
+    p.add_argument("--no-api", action="store_true", help="do not start the admin API")
     p.set_defaults(func=cmd_stack)
 
     args = parser.parse_args(argv)

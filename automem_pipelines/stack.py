@@ -1,4 +1,5 @@
-"""The whole local stack on one machine: embedded FalkorDB, dagster-webserver, dagster-daemon.
+"""The whole local stack on one machine: embedded FalkorDB, dagster-webserver, dagster-daemon
+and the admin API (`automem-api`, which talks to the webserver over GraphQL).
 
 `automem-pipelines stack` starts them in the foreground and stops them all cleanly on
 Ctrl-C / SIGTERM (webserver and daemon exit on SIGINT; `dagster dev` is avoided because it
@@ -129,13 +130,16 @@ def start_stack(
     env: Mapping[str, str] | None = None,
     log_dir: Path | None = None,
     timeout: float = 120.0,
+    extra_locations: str = "",
 ) -> Stack:
-    """Start FalkorDB (if embedded), the webserver and the daemon; wait until they answer."""
+    """Start FalkorDB (if embedded), the webserver and the daemon; wait until they answer.
+
+    extra_locations: more `load_from` entries (YAML list items), e.g. a benchmark fixture."""
     if settings.falkordb_embedded:
         falkordb_server.ensure_running(settings.data_dir)
     home = ensure_dagster_home(settings)
     workspace = home / "workspace.yaml"
-    workspace.write_text(WORKSPACE_YAML)
+    workspace.write_text(WORKSPACE_YAML + extra_locations)
     child_env = dict(os.environ if env is None else env)
     child_env["DAGSTER_HOME"] = str(home)
     log_dir = log_dir or home / "stack-logs"
@@ -165,6 +169,31 @@ def start_stack(
     return stack
 
 
+def start_api(
+    stack: Stack,
+    host: str = "127.0.0.1",
+    port: int = 8001,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+    name: str = "api",
+) -> subprocess.Popen:
+    """Start `automem-api` against the stack's webserver; it is stopped with the stack."""
+    (stack.dagster_home / "stack-logs").mkdir(parents=True, exist_ok=True)
+    log = open(stack.dagster_home / "stack-logs" / f"{name}.log", "ab")
+    args = [_bin("automem-api"), "--host", host, "--port", str(port), "--dagster-url", stack.url]
+    proc = subprocess.Popen(
+        args, env=dict(os.environ if env is None else env), stdout=log, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    stack.add(name, proc)
+    try:
+        wait_for_http(f"http://{host}:{port}/health", timeout, proc)
+    except BaseException:
+        stack.stop()
+        raise
+    return proc
+
+
 @contextmanager
 def running_stack(settings: Settings, **kwargs) -> Iterator[Stack]:
     stack = start_stack(settings, **kwargs)
@@ -174,9 +203,17 @@ def running_stack(settings: Settings, **kwargs) -> Iterator[Stack]:
         stack.stop()
 
 
-def serve_forever(settings: Settings, host: str, port: int, extra: list[tuple[str, list[str]]] = ()) -> None:
-    """Foreground: start everything, print where it is, stop it all on SIGINT/SIGTERM."""
+def serve_forever(
+    settings: Settings, host: str, port: int, extra: list[tuple[str, list[str]]] = (),
+    api: tuple[str, int] | None = None,
+) -> None:  # fmt: skip
+    """Foreground: start everything, print where it is, stop it all on SIGINT/SIGTERM.
+
+    api: (host, port) for the admin API, or None to leave it out."""
     stack = start_stack(settings, host=host, port=port)
+    if api is not None:
+        start_api(stack, *api)
+        print(f"Admin API: http://{api[0]}:{api[1]}  (OpenAPI at /docs)")
     for name, args in extra:
         stack.add(name, subprocess.Popen(args, start_new_session=True))
     stop = {"now": False}

@@ -1,0 +1,99 @@
+"""AutoMem's two token layers, with constant-time comparisons.
+
+* API token (`AUTOMEM_API_TOKEN`): `Authorization: Bearer <t>`, else `X-API-Key`, else
+  `?api_key=`; first present form wins (a wrong Bearer value does not fall through).
+  Required on every endpoint except `/health` when configured.
+* Admin token (`ADMIN_API_TOKEN`): `X-Admin-Token`, else `X-Admin-Api-Key`, else
+  `?admin_token=`; checked after the API token on admin endpoints. Unconfigured → 403.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from fastapi import Request, Security
+from fastapi.security import APIKeyHeader, APIKeyQuery, HTTPBearer
+
+from .errors import ApiError
+
+UNAUTHORIZED = "Unauthorized"
+ADMIN_REQUIRED = "Admin authorization required"
+ADMIN_NOT_CONFIGURED = "Admin token not configured"
+
+# Declared for the OpenAPI document (each is an alternative way to present the token); the
+# values are read from the request below with AutoMem's precedence rules.
+_bearer = HTTPBearer(auto_error=False, scheme_name="BearerToken", description="AUTOMEM_API_TOKEN")
+_api_header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="ApiKeyHeader")
+_api_query = APIKeyQuery(name="api_key", auto_error=False, scheme_name="ApiKeyQuery")
+_admin_header = APIKeyHeader(name="X-Admin-Token", auto_error=False, scheme_name="AdminToken")
+_admin_header2 = APIKeyHeader(name="X-Admin-Api-Key", auto_error=False, scheme_name="AdminApiKey")
+_admin_query = APIKeyQuery(name="admin_token", auto_error=False, scheme_name="AdminTokenQuery")
+
+
+def fingerprint(token: str | None) -> str | None:
+    """A short, non-reversible name for a token, for logs (never the token itself)."""
+    if not token:
+        return None
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()[:12]
+
+
+def tokens_equal(provided: str | None, expected: str) -> bool:
+    if provided is None:
+        return False
+    return hmac.compare_digest(provided.encode("utf-8"), expected.encode("utf-8"))
+
+
+def extract_api_token(request: Request) -> str | None:
+    authorization = request.headers.get("authorization")
+    if authorization and authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    header = request.headers.get("x-api-key")
+    if header:
+        return header.strip()
+    query = request.query_params.get("api_key")
+    if query:
+        return query.strip()
+    return None
+
+
+def extract_admin_token(request: Request) -> str | None:
+    return (
+        request.headers.get("x-admin-token")
+        or request.headers.get("x-admin-api-key")
+        or request.query_params.get("admin_token")
+        or None
+    )
+
+
+def check_api_token(request: Request, expected: str | None) -> None:
+    if expected is None:
+        return  # AutoMem: no AUTOMEM_API_TOKEN means the API is open
+    if not tokens_equal(extract_api_token(request), expected):
+        raise ApiError(401, UNAUTHORIZED)
+
+
+def check_admin_token(request: Request, expected: str | None) -> None:
+    if expected is None:
+        raise ApiError(403, ADMIN_NOT_CONFIGURED)
+    if not tokens_equal(extract_admin_token(request), expected):
+        raise ApiError(401, ADMIN_REQUIRED)
+
+
+async def require_api_token(
+    request: Request,
+    _bearer_token=Security(_bearer),
+    _header=Security(_api_header),
+    _query=Security(_api_query),
+) -> None:
+    check_api_token(request, request.app.state.config.api_token)
+
+
+async def require_admin_token(
+    request: Request,
+    _header=Security(_admin_header),
+    _header2=Security(_admin_header2),
+    _query=Security(_admin_query),
+) -> None:
+    """Runs after `require_api_token` and the admin rate limit (see app.py)."""
+    check_admin_token(request, request.app.state.config.admin_token)

@@ -1,0 +1,91 @@
+"""The API's read-only view of the stores, for /health and /enrichment/status.
+
+* FalkorDB is a real server (embedded or not), so the API queries it directly; it never
+  *starts* the embedded server: if nobody runs it, FalkorDB is reported disconnected.
+* Qdrant is opened only when QDRANT_URL names a server. The embedded local-mode store allows
+  one process, and Dagster runs hold it, so the API never opens it (its vector count comes
+  from the last drift-sync summary instead, see app.py).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+
+from automem_pipelines.settings import Settings
+from automem_pipelines.stores import falkordb_server
+from automem_pipelines.stores.graph import GraphConfig, GraphStore, GraphUnavailableError, connect
+
+QDRANT_HEALTH_TIMEOUT = 5
+
+
+class GraphAccess:
+    """One lazily opened connection, shared by the request threads under a lock."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._store: GraphStore | None = None
+        self._lock = threading.Lock()
+
+    def _config(self) -> GraphConfig:
+        s = self.settings
+        return GraphConfig(
+            s.falkordb_host, s.falkordb_port, s.falkordb_password, s.falkordb_graph, s.data_dir
+        )
+
+    @contextmanager
+    def store(self) -> Iterator[GraphStore]:
+        with self._lock:
+            if self._store is None:
+                if self.settings.falkordb_embedded and not falkordb_server.is_running(
+                    self.settings.data_dir
+                ):
+                    raise GraphUnavailableError("the embedded FalkorDB server is not running")
+                self._store = connect(self._config())
+            try:
+                yield self._store
+            except (GraphUnavailableError, redis.RedisError, OSError) as exc:
+                self._store.close()
+                self._store = None
+                if isinstance(exc, GraphUnavailableError):
+                    raise
+                raise GraphUnavailableError(f"FalkorDB query failed: {exc}") from exc
+
+    def count_memories(self) -> int:
+        with self.store() as graph:
+            return graph.count_memories(self.settings.recall_excluded_types)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+
+def qdrant_server_count(settings: Settings) -> int:
+    """Vectors in the collection (excluded types left out, as AutoMem counts). Server only."""
+    if settings.qdrant_local:
+        raise RuntimeError("the embedded Qdrant store is never opened by the API")
+    from qdrant_client import QdrantClient, models
+
+    client = QdrantClient(
+        url=settings.qdrant_url, api_key=settings.qdrant_api_key, timeout=QDRANT_HEALTH_TIMEOUT
+    )
+    try:
+        if not client.collection_exists(settings.qdrant_collection):
+            return 0
+        count_filter = None
+        if settings.recall_excluded_types:
+            count_filter = models.Filter(
+                must_not=[
+                    models.FieldCondition(
+                        key="type", match=models.MatchAny(any=list(settings.recall_excluded_types))
+                    )
+                ]
+            )
+        return client.count(settings.qdrant_collection, count_filter=count_filter, exact=True).count
+    finally:
+        client.close()

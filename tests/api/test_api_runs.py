@@ -1,0 +1,103 @@
+"""Launch paths against a scripted Dagster: 409, wait outcomes, /admin/runs visibility."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from automem_api.app import create_app
+from automem_api.config import ApiConfig, RateLimit
+from automem_api.launcher import RunInfo, RunOutcome
+from tests.support.api import ADMIN_TOKEN, API_TOKEN, ScriptedLauncher
+
+ADMIN = {"Authorization": f"Bearer {API_TOKEN}", "X-Admin-Token": ADMIN_TOKEN}
+
+
+class Scripted(ScriptedLauncher):
+    final_status = "SUCCESS"
+    errors: list[str] = []
+    active: list[RunInfo] = []
+
+    def active_runs(self, job):
+        return self.active
+
+    def submit(self, job, run_config, tags):
+        run_id = super().submit(job, run_config, tags)
+        self.runs_by_id[run_id].status = self.final_status
+        return run_id
+
+    def outcome(self, run_id, job):
+        if self.final_status != "SUCCESS":
+            return RunOutcome(None, self.errors)
+        return super().outcome(run_id, job)
+
+
+@pytest.fixture
+def scripted(make_settings, tmp_path):
+    made = []
+
+    def make(**overrides):
+        config = ApiConfig(
+            settings=make_settings(), api_token=API_TOKEN, admin_token=ADMIN_TOKEN,
+            admin_rate_limit=RateLimit(0, 60.0), audit_log=tmp_path / "audit.jsonl",
+            status_cache_seconds=0, wait_poll_seconds=0.01, **overrides,
+        )  # fmt: skip
+        launcher = Scripted(config)
+        client = TestClient(create_app(config, launcher), raise_server_exceptions=False)
+        made.append(client)
+        return client, launcher
+
+    yield make
+    for client in made:
+        client.app.state.graph.close()
+
+
+def test_active_run_gives_409_with_its_id(scripted):
+    client, launcher = scripted()
+    launcher.active = [RunInfo("11111111-2222-4333-8444-555555555555", "reembed_job", "STARTED")]
+    response = client.post("/admin/reembed", headers=ADMIN, json={})
+    assert response.status_code == 409
+    assert response.json()["run_id"] == "11111111-2222-4333-8444-555555555555"
+    assert response.json()["run_status"] == "started"
+    assert launcher.runs_by_id == {}  # nothing submitted
+
+
+def test_wait_success_returns_summary_with_run_id(scripted):
+    client, _ = scripted()
+    response = client.post("/admin/reembed", headers=ADMIN, json={"wait": True, "batch_size": 8})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "complete" and body["metadata_preserved"] is True
+    run = client.get(f"/admin/runs/{body['run_id']}", headers=ADMIN).json()
+    assert run["status"] == "success" and run["summary"]["status"] == "complete"
+    assert run["request_id"] == body["request_id"]
+
+
+def test_wait_on_a_failed_run_is_500_with_the_step_error_and_no_traceback(scripted):
+    client, launcher = scripted()
+    launcher.final_status = "FAILURE"
+    launcher.errors = ["embed_chunk[chunk_000]: provider refused the batch"]
+    response = client.post("/admin/reembed", headers=ADMIN, json={"wait": True})
+    assert response.status_code == 500
+    body = response.json()
+    assert "ended failure: embed_chunk[chunk_000]: provider refused the batch" in body["message"]
+    assert body["run_status"] == "failure" and body["run_id"]
+    run = client.get(f"/admin/runs/{body['run_id']}", headers=ADMIN).json()
+    assert run["status"] == "failure" and run["errors"] == launcher.errors
+
+
+def test_wait_past_the_bound_answers_202_with_the_run_id(scripted):
+    client, launcher = scripted(wait_timeout_seconds=0)
+    launcher.final_status = "STARTED"
+    response = client.post("/admin/sync", headers=ADMIN, json={"wait": True, "dry_run": True})
+    assert response.status_code == 202
+    assert response.json()["status"] == "started" and response.json()["run_id"]
+
+
+def test_runs_not_started_through_the_api_are_not_shown(scripted):
+    client, launcher = scripted()
+    run_id = "11111111-2222-4333-8444-555555555555"
+    launcher.runs_by_id[run_id] = RunInfo(
+        run_id, "reembed_job", "SUCCESS", {"automem/trigger": "schedule"}
+    )
+    assert client.get(f"/admin/runs/{run_id}", headers=ADMIN).status_code == 404

