@@ -2,6 +2,7 @@
 
 from .embeddings import EmbeddingsResource
 from .falkordb import FalkorDBResource
+from .nlp import EnrichmentResource
 from .qdrant import QdrantResource
 
-__all__ = ["EmbeddingsResource", "FalkorDBResource", "QdrantResource"]
+__all__ = ["EmbeddingsResource", "FalkorDBResource", "QdrantResource", "EnrichmentResource"]
