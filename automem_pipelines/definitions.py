@@ -8,7 +8,8 @@ import dagster as dg
 
 from .constants import GRAPH_ASSET_KEY, VECTOR_ASSET_KEY
 from .jobs import build_enrichment_job, build_reembed_job
-from .resources import EmbeddingsResource, EnrichmentResource, FalkorDBResource, QdrantResource
+from .resources import EmbeddingsResource, FalkorDBResource, QdrantResource
+from .resources.nlp import EnrichmentResource
 from .schedules import build_reembed_schedule
 from .sensors import build_enrichment_sensor
 from .settings import Settings

@@ -146,8 +146,7 @@ def main() -> None:
         ]  # fmt: skip
         print(table(["what", "seconds", "memories/s", "vs nlp.pipe NER"], rows_out))
         total = med(enrich_times)
-        print("\nWhere enrich_batch's time goes (median seconds per stage; graph reads run "
-              "on a second thread while spaCy parses)\n")  # fmt: skip
+        print("\nWhere enrich_batch's time goes (median seconds per stage)\n")
         stage_rows = [[s.replace("_seconds", ""), f"{med(v):.3f}", f"{med(v) / total:.0%}"]
                       for s, v in stage_sums.items()]  # fmt: skip
         stage_rows.append(["wall time of enrich_batch", f"{total:.3f}", "100%"])

@@ -26,7 +26,6 @@ import hashlib
 import re
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -491,21 +490,15 @@ def enrich_batch(
                 continue
             work.append(_Work(mid, node, content or "", parse_metadata(node.get("metadata"))))
 
-    # The temporal and pattern lookups do not depend on the entities, and FalkorDB does
-    # their work in its own process: they run on a second thread while spaCy parses.
-    def graph_lookups() -> None:
-        stop = _timed(result, "graph_read_seconds")
-        _find_temporal(graph, work, options, now)
-        _find_patterns(graph, work)
-        stop()
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="enrich-graph") as pool:
-        reads = pool.submit(graph_lookups)
-        stop = _timed(result, "nlp_seconds")
-        _extract(model, work, options.nlp_batch_size, failures)
-        stop()
-        reads.result()  # re-raises a store outage from the thread
+    stop = _timed(result, "nlp_seconds")
+    _extract(model, work, options.nlp_batch_size, failures)
+    stop()
     work = [w for w in work if w.id not in failures]
+
+    stop = _timed(result, "graph_read_seconds")
+    _find_temporal(graph, work, options, now)
+    _find_patterns(graph, work)
+    stop()
     stop = _timed(result, "neighbour_seconds")
     with_points = _find_neighbours(vectors, work, options, result)
     stop()

@@ -9,7 +9,8 @@ from pydantic import Field
 from ..constants import GRAPH_ASSET_KEY, SUMMARY_METADATA_KEY
 from ..domain import enrichment
 from ..domain.enrichment_status import record_run
-from ..resources import EnrichmentResource, FalkorDBResource, QdrantResource
+from ..resources import FalkorDBResource, QdrantResource
+from ..resources.nlp import EnrichmentResource
 from .common import STORE_RETRY_POLICY, fail_fast_unless_transient, rate
 
 BATCH_SIZE = 500  # memories per step; NLP and writes are batched inside the step

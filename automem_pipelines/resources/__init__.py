@@ -2,7 +2,6 @@
 
 from .embeddings import EmbeddingsResource
 from .falkordb import FalkorDBResource
-from .nlp import EnrichmentResource
 from .qdrant import QdrantResource
 
-__all__ = ["EmbeddingsResource", "FalkorDBResource", "QdrantResource", "EnrichmentResource"]
+__all__ = ["EmbeddingsResource", "FalkorDBResource", "QdrantResource"]
