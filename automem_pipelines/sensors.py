@@ -3,6 +3,7 @@ Dagster instance, and never opens Qdrant (a local-mode store may be held by a ru
 
 import hashlib
 import json
+import time
 from collections.abc import Sequence
 
 import dagster as dg
@@ -10,12 +11,15 @@ import dagster as dg
 from .constants import ENRICHMENT_JOB, ENRICHMENT_SENSOR, TAG_TRIGGER
 from .domain.enrichment import Candidate, find_candidates
 from .resources import FalkorDBResource
-from .run_config import enrichment_run_config
+from .run_config import ENRICHMENT_CONFIG_OP, enrichment_run_config
 from .settings import Settings
 from .status import inflight_runs
 
 MAX_RUNS_PER_TICK = 4
 MAX_RUNS_IN_FLIGHT = 4  # queued + started enrichment runs; beyond this the sensor waits
+# After an enrichment run failed as a whole (a store outage outlasting the RetryPolicy), the
+# sensor requests nothing for this long, so an outage does not turn into a run per tick.
+FAILED_RUN_PAUSE_SECONDS = 60.0
 
 
 def run_key_for(batch: Sequence[Candidate], forced: bool, generation: int) -> str:
@@ -68,7 +72,7 @@ def evaluate_enrichment(
     room = min(max_runs_per_tick, max_runs_in_flight - runs.queued_runs - runs.started_runs)
 
     def result(requests: list[dg.RunRequest], skip: str | None = None) -> dg.SensorResult:
-        ids = sum(len(r.run_config["ops"]["select_memories"]["config"]["ids"]) for r in requests)
+        ids = sum(len(r.run_config["ops"][ENRICHMENT_CONFIG_OP]["config"]["ids"]) for r in requests)
         new_cursor = json.dumps({
             "ticks": ticks, "requested_ids": requested_total + ids, "generation": generation,
             "last_run_keys": [r.run_key for r in requests],
@@ -77,6 +81,14 @@ def evaluate_enrichment(
             return dg.SensorResult(skip_reason=dg.SkipReason(skip), cursor=new_cursor)
         return dg.SensorResult(run_requests=requests, cursor=new_cursor)
 
+    failed = context.instance.get_run_records(
+        dg.RunsFilter(job_name=ENRICHMENT_JOB, statuses=[dg.DagsterRunStatus.FAILURE]), limit=1
+    )
+    ended = failed[0].end_time if failed else None
+    if ended is not None and time.time() - ended < FAILED_RUN_PAUSE_SECONDS:
+        return result([], f"enrichment run {failed[0].dagster_run.run_id} failed "
+                          f"{time.time() - ended:.0f}s ago; pausing {FAILED_RUN_PAUSE_SECONDS:.0f}s "
+                          "before requesting more")  # fmt: skip
     if room <= 0:
         return result([], f"{runs.queued_runs} queued and {runs.started_runs} running "
                           "enrichment runs; waiting for them to finish")  # fmt: skip

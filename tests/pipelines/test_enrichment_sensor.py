@@ -137,3 +137,11 @@ def test_a_run_that_failed_as_a_whole_gets_its_memories_requested_again(setup):
     queue(instance, job, request, status=dg.DagsterRunStatus.FAILURE)
     [retry] = tick(None).run_requests
     assert ids_of(retry) == [mid] and retry.run_key != request.run_key
+
+    # A run that has just failed (it has an end time): the sensor pauses instead of
+    # launching a run per tick into an outage.
+    run = instance.create_run_for_job(job_def=job, run_config=retry.run_config,
+                                      status=dg.DagsterRunStatus.STARTED)  # fmt: skip
+    instance.report_run_failed(run, message="store outage")
+    paused = tick(None)
+    assert not paused.run_requests and "pausing" in paused.skip_reason.skip_message
