@@ -17,6 +17,7 @@ from automem_pipelines.constants import ENRICHMENT_JOB, TAG_TRIGGER
 from automem_pipelines.definitions import build_resources
 from automem_pipelines.domain.enrichment_status import enrichment_status
 from automem_pipelines.domain.memory import parse_metadata
+from automem_pipelines.instance import ensure_dagster_home
 from automem_pipelines.settings import Settings
 from automem_pipelines.stack import running_stack
 from automem_pipelines.status import scheduler_state_from_instance
@@ -40,6 +41,24 @@ def wait_processed(graph, ids: list[str], timeout: float) -> None:
     raise AssertionError(f"memories not enriched within {timeout:.0f}s")
 
 
+def prepare_instance(settings: Settings) -> None:
+    """Create the instance's sqlite storages before the stack starts: the webserver and the
+    daemon, started together on a fresh DAGSTER_HOME, race to create them and one of them
+    can die with "table alembic_version already exists"."""
+    home = ensure_dagster_home(settings)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.get_runs(limit=1)
+        instance.all_instigator_state()
+        instance.get_daemon_heartbeats()
+
+
+def dump_stack_logs(root: Path, lines: int = 60) -> None:
+    """On failure, show what the webserver and daemon said (the data dir is then deleted)."""
+    for log in sorted(root.glob("**/stack-logs/*.log")):
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        print(f"----- {log.name} (last {len(tail)} lines) -----", *tail, sep="\n")
+
+
 @pytest.mark.slow
 def test_sensor_enriches_new_memories_with_no_manual_step():
     root = Path(tempfile.mkdtemp(prefix="ame-"))  # short: the FalkorDB socket lives here
@@ -54,6 +73,7 @@ def test_sensor_enriches_new_memories_with_no_manual_step():
     res = build_resources(settings, from_env=False)
     first = [str(uuid.uuid4()) for _ in range(3)]
     late = str(uuid.uuid4())
+    saved_home = os.environ.get("DAGSTER_HOME")  # start_stack exports its own
     try:
         with res["falkordb"].get_store() as graph:
             insert(graph, [
@@ -63,6 +83,7 @@ def test_sensor_enriches_new_memories_with_no_manual_step():
             ])  # fmt: skip
             reembed(settings)
             vectors.close_all()  # runs must be able to open the local Qdrant store
+            prepare_instance(settings)
             with running_stack(settings, port=free_port(), env=env) as stack:
                 wait_processed(graph, first, WAIT_SECONDS)
                 insert(graph, [memory(late, "Chose PostgreSQL for the Orion queue with Priya Nair.", 0.5)])
@@ -86,7 +107,14 @@ def test_sensor_enriches_new_memories_with_no_manual_step():
             assert first[1] in [n["id"] for n in meta["enrichment"]["semantic_neighbors"]]
             late_meta = parse_metadata(graph.fetch_properties([late])[late]["metadata"])
             assert late_meta["enrichment"]["temporal_links"] == 3
+    except BaseException:
+        dump_stack_logs(root)
+        raise
     finally:
+        if saved_home is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = saved_home
         vectors.close_all()
         falkordb_server.stop(root)
         shutil.rmtree(root, ignore_errors=True)
