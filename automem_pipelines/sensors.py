@@ -23,10 +23,12 @@ FAILED_RUN_PAUSE_SECONDS = 60.0
 
 
 def run_key_for(batch: Sequence[Candidate], forced: bool, generation: int) -> str:
-    """From the data: the memories, their attempt numbers and whether the run is forced,
-    plus the count of enrichment runs that ever failed or were cancelled (so memories of
-    a run that died as a whole get a new key and are requested again)."""
-    material = "|".join(f"{c.id}@{c.attempts}" for c in sorted(batch, key=lambda c: c.id))
+    """From the data: the memories, their attempt numbers and last enrichment time, whether
+    the run is forced, plus the count of enrichment runs that ever failed or were cancelled
+    (so memories of a run that died as a whole get a new key and are requested again)."""
+    material = "|".join(
+        f"{c.id}@{c.attempts}@{c.enriched_at}" for c in sorted(batch, key=lambda c: c.id)
+    )
     digest = hashlib.sha256(material.encode()).hexdigest()[:24]
     return f"enrich-{'forced' if forced else 'new'}-{digest}-g{generation}"
 

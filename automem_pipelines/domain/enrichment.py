@@ -545,6 +545,7 @@ class Candidate:
     id: str
     attempts: int
     forced: bool  # a retry of a forced attempt
+    enriched_at: str = ""  # last enrichment, if any (a memory reset to unprocessed differs)
 
 
 def find_candidates(
@@ -556,12 +557,12 @@ def find_candidates(
     rows = graph.query(
         f"MATCH (m:Memory) WHERE {AWAITING_WHERE} "
         f"AND coalesce(m.{RETRY_AT}, 0) <= $now AND NOT m.id IN $busy "
-        f"RETURN m.id, coalesce(m.{ATTEMPTS}, 0), coalesce(m.{RETRY_FORCED}, false) "
-        "LIMIT $limit",
+        f"RETURN m.id, coalesce(m.{ATTEMPTS}, 0), coalesce(m.{RETRY_FORCED}, false), "
+        "coalesce(toString(m.enriched_at), '') LIMIT $limit",
         {"excluded": list(excluded_types), "busy": list(busy), "limit": int(limit),
          "now": time.time() if now is None else now},
     )  # fmt: skip
-    return [Candidate(r[0], int(r[1]), bool(r[2])) for r in rows if r[0]]
+    return [Candidate(r[0], int(r[1]), bool(r[2]), r[3] or "") for r in rows if r[0]]
 
 
 def count_awaiting(graph: GraphStore, excluded_types: Sequence[str] = ()) -> int:

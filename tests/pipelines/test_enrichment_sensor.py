@@ -11,7 +11,8 @@ import pytest
 
 from automem_pipelines.constants import ENRICHMENT_JOB, TAG_TRIGGER
 from automem_pipelines.definitions import build_definitions, build_resources
-from automem_pipelines.sensors import MAX_RUNS_PER_TICK, build_enrichment_sensor
+from automem_pipelines.domain.enrichment import Candidate
+from automem_pipelines.sensors import MAX_RUNS_PER_TICK, build_enrichment_sensor, run_key_for
 from automem_pipelines.status import scheduler_state_from_instance
 from tests.support.enrichment import enrich, insert, memory, node
 
@@ -121,6 +122,15 @@ def test_new_memories_picked_up_failures_retried_then_left_alone(setup):
     assert node(graph, bad)["enrichment_failed"] is True
     final = tick(cursor)
     assert not final.run_requests and "no memories waiting" in final.skip_reason.skip_message
+
+    # A memory set back to unprocessed after its enrichment is requested again, under a
+    # key its earlier (identical-looking) batch never had.
+    graph.query("MATCH (m:Memory {id: $id}) SET m.processed = false", {"id": good})
+    [again] = tick(final.cursor).run_requests
+    assert ids_of(again) == [good] and again.run_key not in keys
+    never_enriched = run_key_for([Candidate(good, 0, False)], False, 0)
+    assert run_key_for([Candidate(good, 0, False, "2026-01-01T00:00:00")], False, 0) != never_enriched
+    graph.query("MATCH (m:Memory {id: $id}) SET m.processed = true", {"id": good})
 
     # A forced attempt that failed on a processed memory is retried as a forced run.
     graph.query("MATCH (m:Memory {id: $id}) SET m.enrichment_retry_forced = true, "
