@@ -7,9 +7,11 @@ from typing import Any
 import dagster as dg
 
 from .constants import GRAPH_ASSET_KEY, VECTOR_ASSET_KEY
-from .jobs import build_reembed_job
+from .jobs import build_enrichment_job, build_reembed_job
 from .resources import EmbeddingsResource, FalkorDBResource, QdrantResource
+from .resources.nlp import EnrichmentResource
 from .schedules import build_reembed_schedule
+from .sensors import build_enrichment_sensor
 from .settings import Settings
 
 
@@ -47,6 +49,14 @@ def build_resources(settings: Settings, from_env: bool = True) -> dict[str, Any]
             max_retries=settings.embedding_max_retries,
             timeout_seconds=settings.embedding_timeout_seconds,
         ),
+        "nlp": EnrichmentResource(
+            spacy_model=settings.enrichment_spacy_model,
+            similarity_limit=settings.enrichment_similarity_limit,
+            similarity_threshold=settings.enrichment_similarity_threshold,
+            enable_summaries=settings.enrichment_enable_summaries,
+            max_attempts=settings.enrichment_max_attempts,
+            failure_backoff_seconds=settings.enrichment_failure_backoff_seconds,
+        ),
     }
 
 
@@ -70,10 +80,12 @@ def store_assets(settings: Settings) -> list[dg.AssetSpec]:
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     reembed_job = build_reembed_job(settings.qdrant_local)
+    enrichment_job = build_enrichment_job(settings.qdrant_local)
     return dg.Definitions(
         assets=store_assets(settings),
-        jobs=[reembed_job],
+        jobs=[reembed_job, enrichment_job],
         schedules=[build_reembed_schedule(reembed_job, settings)],
+        sensors=[build_enrichment_sensor(enrichment_job, settings)],
         resources=build_resources(settings),
     )
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import dagster as dg
 
-from .constants import QDRANT_LOCAL_TAG_VALUE, REEMBED_JOB, TAG_PIPELINE, TAG_QDRANT_LOCK
+from .constants import (
+    ENRICHMENT_JOB,
+    QDRANT_LOCAL_TAG_VALUE,
+    REEMBED_JOB,
+    TAG_PIPELINE,
+    TAG_QDRANT_LOCK,
+)
+from .ops.enrichment import batch_enrichment, enrich_batch, select_memories, summarize_enrichment
 from .ops.reembed import batch_memories, embed_chunk, enumerate_memories, summarize_reembed, upsert_chunk
 
 
@@ -35,3 +42,19 @@ def build_reembed_job(qdrant_local: bool) -> dg.JobDefinition:
         summarize_reembed(plan, written.collect())
 
     return reembed_job
+
+
+def build_enrichment_job(qdrant_local: bool) -> dg.JobDefinition:
+    @dg.job(
+        name=ENRICHMENT_JOB,
+        description="Enrich memories: select → batch → enrich (entities, links, patterns, "
+        "summary) → summarize (lifetime stats).",
+        tags=job_tags("enrichment", qdrant_local),
+        executor_def=executor_for(qdrant_local),
+    )
+    def enrichment_job():
+        plan = select_memories()
+        results = batch_enrichment(plan).map(enrich_batch)
+        summarize_enrichment(plan, results.collect())
+
+    return enrichment_job

@@ -232,6 +232,65 @@ class VectorStore:
             wait=True,
         )
 
+    def set_payloads(self, payloads: dict[str, dict[str, Any]], batch: int = UPSERT_BATCH) -> None:
+        """Merge keys into many points' payloads (each its own keys), a batch of operations
+        per request; never replaces a point. Every id must exist."""
+        items = list(payloads.items())
+        for start in range(0, len(items), batch):
+            ops = [
+                models.SetPayloadOperation(set_payload=models.SetPayload(payload=pl, points=[pid]))
+                for pid, pl in items[start : start + batch]
+            ]
+            self._call(
+                "batch_update_points",
+                self.client.batch_update_points,
+                self.collection,
+                update_operations=ops,
+                wait=True,
+            )
+
+    def neighbours(
+        self, queries: dict[str, Sequence[float]], limit: int, threshold: float, batch: int = 64
+    ) -> dict[str, list[tuple[str, float]]]:
+        """Nearest points to each query vector (the point itself excluded), scoring >=
+        threshold, best first, at most ``limit`` each.
+
+        A server gets ``batch`` queries per request. Local mode gets one call per query
+        with a numpy vector: its batch path deep-copies every list vector, which costs more
+        than the search itself (there is no network to save)."""
+        found: dict[str, list[tuple[str, float]]] = {}
+
+        def keep(pid: str, points) -> None:
+            hits = [(str(p.id), round(float(p.score), 6)) for p in points if str(p.id) != pid]
+            found[pid] = [h for h in hits if h[1] >= threshold][:limit]
+
+        if self.config.is_local:
+            for pid, vec in queries.items():
+                response = self._call(
+                    "query_points", self.client.query_points, self.collection,
+                    query=np.asarray(vec, dtype=np.float32), limit=limit + 1,
+                    score_threshold=threshold, with_payload=False, with_vectors=False,
+                )  # fmt: skip
+                keep(pid, response.points)
+            return found
+        items = list(queries.items())
+        for start in range(0, len(items), batch):
+            part = items[start : start + batch]
+            requests = [
+                models.QueryRequest(
+                    query=list(vec), limit=limit + 1, score_threshold=threshold,
+                    with_payload=False, with_vector=False,
+                )  # fmt: skip
+                for _, vec in part
+            ]
+            responses = self._call(
+                "query_batch_points", self.client.query_batch_points, self.collection,
+                requests=requests,
+            )  # fmt: skip
+            for (pid, _), response in zip(part, responses):
+                keep(pid, response.points)
+        return found
+
     def overwrite_payload(self, point_id: str, payload: dict[str, Any]) -> None:
         self._call(
             "overwrite_payload",

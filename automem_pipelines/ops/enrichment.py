@@ -1,0 +1,139 @@
+"""Enrichment ops: thin wrappers around automem_pipelines.domain.enrichment."""
+
+import time
+from dataclasses import dataclass
+
+import dagster as dg
+from pydantic import Field
+
+from ..constants import GRAPH_ASSET_KEY, SUMMARY_METADATA_KEY
+from ..domain import enrichment
+from ..domain.enrichment_status import record_run
+from ..resources import FalkorDBResource, QdrantResource
+from ..resources.nlp import EnrichmentResource
+from .common import STORE_RETRY_POLICY, fail_fast_unless_transient, rate
+
+BATCH_SIZE = 500  # memories per step; NLP and writes are batched inside the step
+
+
+class EnrichmentConfig(dg.Config):
+    ids: list[str] = Field(description="Memory ids to enrich (duplicates are ignored).")
+    forced: bool = Field(
+        False,
+        description="Re-enrich memories already processed, and memories marked failed "
+        "(their attempts start over). Non-forced runs skip both.",
+    )
+
+
+@dataclass(frozen=True)
+class EnrichmentPlan:
+    ids: list[str]
+    forced: bool
+    started_at: float
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    index: int
+    ids: list[str]
+    forced: bool
+
+
+@dg.op
+def select_memories(context: dg.OpExecutionContext, config: EnrichmentConfig) -> EnrichmentPlan:
+    ids = list(dict.fromkeys(i.strip() for i in config.ids if i.strip()))
+    context.log.info(f"{len(ids)} memories to enrich (forced={config.forced})")
+    return EnrichmentPlan(ids, config.forced, time.time())
+
+
+@dg.op(out=dg.DynamicOut(BatchSpec))
+def batch_enrichment(context: dg.OpExecutionContext, plan: EnrichmentPlan):
+    chunks = [plan.ids[i : i + BATCH_SIZE] for i in range(0, len(plan.ids), BATCH_SIZE)] or [[]]
+    context.log.info(f"{len(plan.ids)} memories in {len(chunks)} batches")
+    for index, ids in enumerate(chunks):
+        yield dg.DynamicOutput(BatchSpec(index, ids, plan.forced), mapping_key=f"batch_{index:03d}")
+
+
+@dg.op(retry_policy=STORE_RETRY_POLICY)
+def enrich_batch(
+    context: dg.OpExecutionContext,
+    spec: BatchSpec,
+    falkordb: FalkorDBResource,
+    qdrant: QdrantResource,
+    nlp: EnrichmentResource,
+) -> dg.Output[enrichment.BatchResult]:
+    with fail_fast_unless_transient(), falkordb.get_store() as graph:
+        model = nlp.get_model()
+        if model.rule_only:
+            context.log.error(
+                f"no spaCy model could be loaded ({'; '.join(model.problems)}): RULE-ONLY "
+                "entity extraction"
+            )
+        result = enrichment.enrich_batch(
+            graph, qdrant.get_store(), model, spec.ids, spec.forced, nlp.options(),
+            index=spec.index,
+        )  # fmt: skip
+    if result.failed:
+        first = next(iter(result.failed.items()))
+        context.log.warning(
+            f"batch {spec.index}: {len(result.failed)} memories failed "
+            f"({len(result.exhausted)} now marked failed), e.g. {first[0]}: {first[1]}"
+        )
+    context.log.info(
+        f"batch {spec.index}: enriched {len(result.enriched)}, skipped {result.skipped}, "
+        f"failed {len(result.failed)}; links temporal={result.temporal_links} "
+        f"semantic={result.semantic_links} patterns={result.pattern_links}; "
+        f"model {result.model}; {result.seconds:.2f}s"
+    )
+    return dg.Output(
+        result,
+        metadata={
+            "enriched": len(result.enriched),
+            "skipped": result.skipped,
+            "failed": len(result.failed),
+            "no_vector": len(result.no_vector),
+            "nlp_model": result.model,
+            "nlp_seconds": round(result.nlp_seconds, 3),
+            "graph_seconds": round(result.graph_read_seconds + result.graph_write_seconds, 3),
+            "neighbour_seconds": round(result.neighbour_seconds, 3),
+            "seconds": round(result.seconds, 3),
+            "memories_per_second": rate(len(result.enriched), result.seconds),
+        },
+    )
+
+
+@dg.op(retry_policy=STORE_RETRY_POLICY)
+def summarize_enrichment(
+    context: dg.OpExecutionContext,
+    plan: EnrichmentPlan,
+    results: list[enrichment.BatchResult],
+    falkordb: FalkorDBResource,
+) -> dg.Output[dict]:
+    """Check enriched + skipped + failed = requested, add the run to the lifetime stats
+    (once per run id), report."""
+    with fail_fast_unless_transient():
+        summary = enrichment.summarize_batches(
+            results, len(plan.ids), plan.forced, seconds=time.time() - plan.started_at
+        )
+        with falkordb.get_store() as graph:
+            record_run(graph, context.run_id, summary)
+    context.log.info(
+        "enrichment {status}: enriched={enriched} skipped={skipped} failed={failed} "
+        "total={total} forced={forced} model={nlp_model}".format(**summary)
+    )
+    if summary["missing_ids"]:
+        context.log.warning(f"{len(summary['missing_ids'])} ids do not exist: "
+                            f"{summary['missing_ids'][:10]}")  # fmt: skip
+    if summary["nlp_rule_only"]:
+        context.log.error("entities were extracted RULE-ONLY: no spaCy model could be loaded")
+    metadata = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}
+    metadata[SUMMARY_METADATA_KEY] = dg.MetadataValue.json(summary)
+    if summary["enriched"]:
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=GRAPH_ASSET_KEY,
+                description="Memories enriched (entities, links, patterns, summaries)",
+                metadata={k: v for k, v in metadata.items() if k != SUMMARY_METADATA_KEY},
+            )
+        )
+    return dg.Output(summary, metadata=metadata)
