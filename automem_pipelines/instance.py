@@ -26,6 +26,18 @@ run_coordinator:
 """
 
 
+def create_storages(home: Path) -> None:
+    """Create the instance's sqlite storages once, before several processes open them: the
+    webserver and the daemon started together on a fresh DAGSTER_HOME race to create the
+    tables, and one of them can die with "table alembic_version already exists"."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.get_runs(limit=1)
+        instance.all_instigator_state()
+        instance.get_daemon_heartbeats()
+
+
 def dagster_home(settings: Settings) -> Path:
     env = os.environ.get("DAGSTER_HOME")
     return Path(env) if env else settings.data_dir / "dagster_home"

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .constants import CODE_LOCATION_NAME
-from .instance import ensure_dagster_home
+from .instance import create_storages, ensure_dagster_home
 from .settings import Settings
 from .stores import falkordb_server
 
@@ -138,6 +138,7 @@ def start_stack(
     if settings.falkordb_embedded:
         falkordb_server.ensure_running(settings.data_dir)
     home = ensure_dagster_home(settings)
+    create_storages(home)
     workspace = home / "workspace.yaml"
     workspace.write_text(WORKSPACE_YAML + extra_locations)
     child_env = dict(os.environ if env is None else env)

@@ -17,7 +17,6 @@ from automem_pipelines.constants import ENRICHMENT_JOB, TAG_TRIGGER
 from automem_pipelines.definitions import build_resources
 from automem_pipelines.domain.enrichment_status import enrichment_status
 from automem_pipelines.domain.memory import parse_metadata
-from automem_pipelines.instance import ensure_dagster_home
 from automem_pipelines.settings import Settings
 from automem_pipelines.stack import running_stack
 from automem_pipelines.status import scheduler_state_from_instance
@@ -39,17 +38,6 @@ def wait_processed(graph, ids: list[str], timeout: float) -> None:
             return
         time.sleep(1)
     raise AssertionError(f"memories not enriched within {timeout:.0f}s")
-
-
-def prepare_instance(settings: Settings) -> None:
-    """Create the instance's sqlite storages before the stack starts: the webserver and the
-    daemon, started together on a fresh DAGSTER_HOME, race to create them and one of them
-    can die with "table alembic_version already exists"."""
-    home = ensure_dagster_home(settings)
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        instance.get_runs(limit=1)
-        instance.all_instigator_state()
-        instance.get_daemon_heartbeats()
 
 
 def dump_stack_logs(root: Path, lines: int = 60) -> None:
@@ -83,7 +71,6 @@ def test_sensor_enriches_new_memories_with_no_manual_step():
             ])  # fmt: skip
             reembed(settings)
             vectors.close_all()  # runs must be able to open the local Qdrant store
-            prepare_instance(settings)
             with running_stack(settings, port=free_port(), env=env) as stack:
                 wait_processed(graph, first, WAIT_SECONDS)
                 insert(graph, [memory(late, "Chose PostgreSQL for the Orion queue with Priya Nair.", 0.5)])
