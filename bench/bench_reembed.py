@@ -13,10 +13,8 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import dagster as dg
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -131,7 +129,6 @@ SCALE_CHILD = r"""
 import json, sys, time, resource
 from pathlib import Path
 sys.path.insert(0, sys.argv[3])
-import dagster as dg
 from bench._common import instance_in, make_settings, run_job, rss_mb, peak_rss_mb
 from automem_pipelines.definitions import build_resources
 from automem_pipelines.run_config import reembed_run_config

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import dagster as dg
 import numpy as np
@@ -11,7 +10,7 @@ from qdrant_client import models
 
 from automem_pipelines.constants import VECTOR_ASSET_KEY
 from automem_pipelines.definitions import build_definitions, build_resources
-from automem_pipelines.domain.memory import STAMP_KEYS, content_hash, parse_metadata
+from automem_pipelines.domain.memory import content_hash, parse_metadata
 from automem_pipelines.resources import QdrantResource
 from automem_pipelines.stores.vectors import VectorStore, VectorStoreUnavailableError
 from tests.helpers import failure_messages, load_sample, new_id, run_reembed, summary_of
@@ -265,7 +264,7 @@ def test_qdrant_outage_during_upsert_is_retried_without_reembedding(make_setting
 def test_qdrant_down_fails_the_run_and_a_rerun_completes_with_nothing_lost(settings, graph, vector_store):
     rows = load_sample(graph, 60)
     vector_store.ensure_collection(256)
-    vector_store.set_payload  # the collection exists; seed one point with an extra field
+
     run_reembed(settings, limit=1)
     newest = max(rows, key=lambda r: r["timestamp"])["id"]
     vector_store.set_payload(newest, {"only_in_qdrant": "keep me"})

@@ -77,10 +77,8 @@ class _Handler(BaseHTTPRequestHandler):
         texts = request.get("input")
         if isinstance(texts, str):
             texts = [texts]
-        dim = request.get("dimensions") or self.server.default_dim
-        encoding = request.get("encoding_format", "float")
         with state.lock:
-            state.requests.append((len(texts), request.get("dimensions"), encoding, dict(self.headers)))
+            state.requests.append((len(texts), request.get("dimensions"), request.get("encoding_format", "float"), dict(self.headers)))
             fault = state.scripted.popleft() if state.scripted else None
             state.inflight += 1
             state.max_inflight = max(state.max_inflight, state.inflight)
