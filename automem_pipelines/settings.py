@@ -220,7 +220,7 @@ def _parse(env: Mapping[str, str]) -> Settings:
         vector_size=vector_size,
         openai_api_key=openai_key,
         openai_base_url=r.raw("OPENAI_BASE_URL"),
-        embedding_max_concurrency=r.integer("EMBEDDING_MAX_CONCURRENCY", 8, 1, 64),
+        embedding_max_concurrency=r.integer("EMBEDDING_MAX_CONCURRENCY", 16, 1, 64),
         embedding_max_retries=r.integer("EMBEDDING_MAX_RETRIES", 6, 0, 20),
         embedding_timeout_seconds=r.number("EMBEDDING_TIMEOUT_SECONDS", 60.0, 1, 3600),
         recall_excluded_types=excluded,

@@ -21,7 +21,7 @@ from .embeddings import EmbeddingProvider, embed_batches
 from .memory import STAMP_KEYS, content_hash, has_content, make_stamps, merged_payload, stamp_is_current
 
 MAX_CHUNKS = 32  # dynamic steps stay in the tens whatever the store size
-MIN_CHUNK = 5000  # below this per chunk, per-step overhead (events, IO) outweighs the gain
+MIN_CHUNK = 10_000  # below this per chunk, per-step overhead (events, IO) outweighs the gain
 FAILED_IDS_SHOWN = 10
 WRITE_WINDOW = 1024  # points read from the graph and written to Qdrant per round
 

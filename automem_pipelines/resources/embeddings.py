@@ -15,7 +15,7 @@ class EmbeddingsResource(dg.ConfigurableResource):
     vector_size: int = Field(256, description="Dimensions requested and expected (VECTOR_SIZE)")
     openai_api_key: str | None = Field(None, description="OPENAI_API_KEY")
     openai_base_url: str | None = Field(None, description="OPENAI_BASE_URL")
-    max_concurrency: int = Field(8, description="Requests in flight to a remote provider")
+    max_concurrency: int = Field(16, description="Requests in flight to a remote provider")
     max_retries: int = Field(6, description="Retries of a 429/5xx/timeout per request")
     timeout_seconds: float = Field(60.0, description="Per-request timeout")
 

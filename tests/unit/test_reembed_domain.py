@@ -11,7 +11,7 @@ def test_plan_chunks_stays_bounded_and_batch_aligned():
     assert len(chunks) <= reembed.MAX_CHUNKS
     assert sum(len(c) for c in chunks) == len(ids)
     assert all(len(c) % 100 == 0 for c in chunks[:-1])
-    assert len(reembed.plan_chunks(ids[:7000], batch_size=32)) == 2
+    assert len(reembed.plan_chunks(ids[:15000], batch_size=32)) == 2
     assert reembed.plan_chunks([], batch_size=32) == []
 
 
