@@ -7,9 +7,10 @@ from typing import Any
 import dagster as dg
 
 from .constants import GRAPH_ASSET_KEY, VECTOR_ASSET_KEY
-from .jobs import build_reembed_job
+from .jobs import build_drift_sync_job, build_reembed_job
 from .resources import EmbeddingsResource, FalkorDBResource, QdrantResource
-from .schedules import build_reembed_schedule
+from .resources.sync import SyncPolicyResource
+from .schedules import build_drift_sync_schedule, build_reembed_schedule
 from .settings import Settings
 
 
@@ -47,6 +48,7 @@ def build_resources(settings: Settings, from_env: bool = True) -> dict[str, Any]
             max_retries=settings.embedding_max_retries,
             timeout_seconds=settings.embedding_timeout_seconds,
         ),
+        "sync": SyncPolicyResource(excluded_types=list(settings.recall_excluded_types)),
     }
 
 
@@ -70,10 +72,14 @@ def store_assets(settings: Settings) -> list[dg.AssetSpec]:
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     reembed_job = build_reembed_job(settings.qdrant_local)
+    drift_sync_job = build_drift_sync_job(settings.qdrant_local)
     return dg.Definitions(
         assets=store_assets(settings),
-        jobs=[reembed_job],
-        schedules=[build_reembed_schedule(reembed_job, settings)],
+        jobs=[reembed_job, drift_sync_job],
+        schedules=[
+            build_reembed_schedule(reembed_job, settings),
+            build_drift_sync_schedule(drift_sync_job, settings),
+        ],
         resources=build_resources(settings),
     )
 

@@ -232,6 +232,21 @@ class VectorStore:
             wait=True,
         )
 
+    def set_payloads(self, payloads: dict[str, dict[str, Any]]) -> None:
+        """Merge keys into many points' payloads, each its own, in batched update requests."""
+        ops = [
+            models.SetPayloadOperation(set_payload=models.SetPayload(payload=pl, points=[pid]))
+            for pid, pl in payloads.items()
+        ]
+        for start in range(0, len(ops), UPSERT_BATCH):
+            self._call(
+                "batch_update_points",
+                self.client.batch_update_points,
+                self.collection,
+                update_operations=ops[start : start + UPSERT_BATCH],
+                wait=True,
+            )
+
     def overwrite_payload(self, point_id: str, payload: dict[str, Any]) -> None:
         self._call(
             "overwrite_payload",
