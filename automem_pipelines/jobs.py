@@ -11,7 +11,14 @@ from .constants import (
     TAG_PIPELINE,
     TAG_QDRANT_LOCK,
 )
-from .ops.drift import detect_drift, recover_orphans, repair_payloads, repair_vectors, summarize_sync
+from .ops.drift import (
+    check_dimension,
+    detect_drift,
+    recover_orphans,
+    repair_payloads,
+    repair_vectors,
+    summarize_sync,
+)
 from .ops.reembed import batch_memories, embed_chunk, enumerate_memories, summarize_reembed, upsert_chunk
 
 
@@ -53,7 +60,7 @@ def build_drift_sync_job(qdrant_local: bool) -> dg.JobDefinition:
         executor_def=executor_for(qdrant_local),
     )
     def drift_sync_job():
-        plan = detect_drift()
+        plan = check_dimension(detect_drift())
         summarize_sync(plan, repair_vectors(plan), repair_payloads(plan), recover_orphans(plan))
 
     return drift_sync_job

@@ -434,7 +434,7 @@ def recover_orphans(
     result = RepairResult("orphaned", total=len(ids))
     for part in _chunks(ids, chunk_size):
         payloads = vectors.payloads(part)
-        existing = graph.fetch(part, "m.id")
+        existing = graph.fetch(part, "ID(m)")
         rows: list[dict[str, Any]] = []
         for pid in part:
             payload = payloads.get(pid)

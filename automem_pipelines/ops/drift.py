@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 
 import dagster as dg
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from ..constants import (
     DEFAULT_BATCH_SIZE,
@@ -41,10 +41,15 @@ class DriftSyncConfig(dg.Config):
         "from their payloads. Orphans are never deleted; without this they are only reported.",
     )
 
-    @field_validator("batch_size")
-    @classmethod
-    def _batch_size(cls, value: int) -> int:
-        return check_batch_size(value)
+
+def check_batch_size_or_fail(value: int) -> None:
+    """Range check of batch_size. Done in the step rather than as a pydantic validator: a
+    validator error is raised while the step starts and would be retried by the step's
+    RetryPolicy; this fails the run at once with the field and the allowed range."""
+    try:
+        check_batch_size(value)
+    except ValueError as exc:
+        raise dg.Failure(description=f"invalid run config: {exc}", allow_retries=False) from None
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,7 @@ def detect_drift(
     sync: SyncPolicyResource,
 ) -> dg.Output[SyncPlan]:
     """Compare both stores completely; record an observation of the collection's drift."""
+    check_batch_size_or_fail(config.batch_size)
     started = time.time()
     with fail_fast_unless_transient(), falkordb.get_store() as graph:
         report = drift.detect(graph, qdrant.get_store(), _spec(embeddings), sync.excluded_types)
@@ -102,14 +108,24 @@ def detect_drift(
         "payload_drift={payload_drift_count} dimension_mismatch={dimension_mismatch} "
         "({detect_seconds})".format(**findings)
     )
-    if report.dimension_mismatch and not config.dry_run:
-        raise dg.Failure(
-            description="refusing to repair: " + report.dimension_message(qdrant.collection),
-            metadata=meta,
-            allow_retries=False,
-        )
     plan = SyncPlan(report, config.batch_size, config.dry_run, config.recover_orphans, started)
     return dg.Output(plan, metadata={**meta, **{k: v for k, v in findings["detect_seconds"].items()}})
+
+
+@dg.op
+def check_dimension(context: dg.OpExecutionContext, plan: SyncPlan, qdrant: QdrantResource) -> SyncPlan:
+    """dimension_mismatch → refuse every repair (a dry run only reports it). A separate step,
+    so that the detection step and its observation succeed and stay visible."""
+    report = plan.report
+    if report.dimension_mismatch and not plan.dry_run:
+        raise dg.Failure(
+            description="refusing to repair: " + report.dimension_message(qdrant.collection),
+            metadata={"collection_dim": report.collection_dim or 0, "vector_size": report.vector_size},
+            allow_retries=False,
+        )
+    if report.dimension_mismatch:
+        context.log.warning(report.dimension_message(qdrant.collection))
+    return plan
 
 
 def _result_metadata(results: list[drift.RepairResult]) -> dict:
