@@ -174,7 +174,7 @@ def test_payload_drift_rewritten_without_embedding(
     settings, resources, graph, vectors, memories = graph_vector_openai
     a, b, c = memories[1]["id"], memories[2]["id"], memories[3]["id"]
     graph.query("MATCH (m:Memory {id: $id}) SET m.tags = ['moved', 'project:x'], m.importance = 0.99", {"id": a})
-    graph.query("MATCH (m:Memory {id: $id}) SET m.summary = 'a new property', m.processed = true", {"id": b})
+    graph.query("MATCH (m:Memory {id: $id}) SET m.summary = 'a new property', m.processed = true, m.custom_field = 'not a known key'", {"id": b})
     vectors.set_payload(c, {"metadata": {"source": "tampered"}, "extra_only_on_point": 1})
     before = vectors.retrieve([a, b, c], with_vectors=True)
     fake_openai.reset()
@@ -188,6 +188,7 @@ def test_payload_drift_rewritten_without_embedding(
     after = vectors.retrieve([a, b, c], with_vectors=True)
     assert after[a].payload["tags"] == ["moved", "project:x"] and after[a].payload["importance"] == 0.99
     assert after[b].payload["summary"] == "a new property" and after[b].payload["processed"] is True
+    assert after[b].payload["custom_field"] == "not a known key"
     assert after[c].payload["metadata"] == parse_metadata(memories[3]["metadata"])
     assert after[c].payload["extra_only_on_point"] == 1  # keys only the point has survive
     for mid in (a, b, c):
@@ -340,3 +341,62 @@ def test_bad_run_config_is_a_clear_config_error(settings, resources, graph):
         assert f"batch_size must be an integer from 1 to 2048, got {bad}" in error_text(result)
         assert not any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events)
     assert resources["qdrant"].get_store().collection_dim() is None  # nothing was touched
+
+
+@pytest.mark.slow
+def test_25000_memories_drift_spread_over_the_whole_range_found_exactly(make_settings):
+    """Beyond FalkorDB's 10,000-row result cap: every kind found exactly, wherever it lies."""
+    settings = make_settings(QDRANT_URL=":memory:")
+    resources = build_resources(settings, from_env=False)
+    n = 25_000
+    with resources["falkordb"].get_store() as graph:
+        vectors = resources["qdrant"].get_store()
+        memories = seed_graph(graph, n, seed=25)
+        seed_points(vectors, memories)
+        ids = [m["id"] for m in memories]
+        picks = {
+            "missing": [ids[i] for i in range(0, n, 2503)] + [ids[n - 1]],
+            "orphaned": [ids[i] for i in range(1250, n, 2500)] + [ids[n - 2]],
+            "stale_vector": [ids[i] for i in range(600, n, 2500)] + [ids[n - 3]],
+            "payload_drift": [ids[i] for i in range(1900, n, 2500)] + [ids[n - 4]],
+        }
+        vectors.client.delete(vectors.collection, points_selector=picks["missing"], wait=True)
+        graph.query("MATCH (m:Memory) WHERE m.id IN $ids DELETE m", {"ids": picks["orphaned"]})
+        graph.query("MATCH (m:Memory) WHERE m.id IN $ids SET m.content = m.content + ' (edited)'",
+                    {"ids": picks["stale_vector"]})
+        graph.query("MATCH (m:Memory) WHERE m.id IN $ids SET m.tags = m.tags + ['drifted']",
+                    {"ids": picks["payload_drift"]})
+
+        result = run_sync(settings, resources, dry_run=True)
+        report = result.output_for_node("detect_drift").report
+        for kind, expected in picks.items():
+            assert sorted(getattr(report, kind)) == sorted(expected), kind
+        summary = summary_of(result)
+        assert summary["falkordb_count"] == n - len(picks["orphaned"])
+        assert summary["qdrant_count"] == n - len(picks["missing"])
+
+        summary = summary_of(run_sync(settings, resources, batch_size=64, recover_orphans=True))
+        assert summary["status"] == "complete" and summary["failed"] == 0
+        assert summary["synced"] == sum(len(v) for v in picks.values())
+        again = summary_of(run_sync(settings, resources))
+        assert again["status"] == "already_synced"
+        assert again["falkordb_count"] == n and again["qdrant_count"] == n
+
+
+@pytest.mark.parametrize(
+    ("env", "status", "cron"),
+    [
+        ({}, dg.DefaultScheduleStatus.RUNNING, "0 * * * *"),
+        ({"SYNC_AUTO_REPAIR": "false"}, dg.DefaultScheduleStatus.STOPPED, "0 * * * *"),
+        ({"SYNC_CHECK_INTERVAL_SECONDS": "900"}, dg.DefaultScheduleStatus.RUNNING, "*/15 * * * *"),
+    ],
+)
+def test_schedule_interval_and_default_status(make_settings, env, status, cron):
+    defs = build_definitions(make_settings(**env))
+    schedule = next(s for s in defs.schedules if s.name == "drift_sync_schedule")
+    assert schedule.default_status == status and schedule.cron_schedule == cron
+    data = schedule.evaluate_tick(dg.build_schedule_context())
+    [request] = data.run_requests
+    assert request.run_config == sync_run_config(dry_run=False, recover_orphans=False)
+    assert request.tags["automem/trigger"] == "schedule"
+    dg.validate_run_config(defs.get_job_def("drift_sync_job"), request.run_config)
