@@ -151,3 +151,15 @@ def test_detect_reads_only_and_pages_both_stores(settings, graph, vector_store):
     assert report.payload_drift == [keep[3]["id"]] and report.stale_vector == [keep[4]["id"]]
     assert (report.falkordb_count, report.qdrant_count) == (23, 21)
     assert vector_store.count() == 21 and graph.count_memories() == 23
+
+
+def test_graph_read_handles_unexpected_types_and_unknown_keys(graph):
+    odd_types = {"id": str(uuid.uuid4()), "content": 42, "tags": [1, 2], "importance": "high"}
+    unknown_key = {"id": str(uuid.uuid4()), "content": "x", "custom": [True], "summary": "s"}
+    graph.upsert_memories([odd_types, unknown_key])
+    index = drift.index_graph(graph, [])
+    for node in (odd_types, unknown_key):
+        keys, fields, _ = index.nodes[node["id"]]
+        assert fields == drift.digest(drift.expected_payload(node))
+    assert "custom" in index.nodes[unknown_key["id"]][0]
+    assert index.nodes[odd_types["id"]][2] is None  # a number is not content to embed
