@@ -109,7 +109,8 @@ def detect_drift(
         "({detect_seconds})".format(**findings)
     )
     plan = SyncPlan(report, config.batch_size, config.dry_run, config.recover_orphans, started)
-    return dg.Output(plan, metadata={**meta, **{k: v for k, v in findings["detect_seconds"].items()}})
+    seconds = {f"seconds_{k}": v for k, v in findings["detect_seconds"].items()}
+    return dg.Output(plan, metadata={**meta, **seconds})
 
 
 @dg.op

@@ -141,10 +141,8 @@ def test_orphans_untouched_without_recover_then_restored_with_properties(
 
 def test_stale_vector_detected_and_reembedded(settings, resources, graph, vector_store, synced):
     changed = synced[0]["id"], synced[20]["id"]
-    graph.query(
-        "MATCH (m:Memory) WHERE m.id IN $ids SET m.content = 'Rewritten: ' + m.content",
-        {"ids": list(changed)},
-    )
+    graph.upsert_memories({"id": i, "content": "Rewritten: " + m["content"]}
+                          for m in synced for i in changed if m["id"] == i)
     other_model = synced[39]["id"]
     vector_store.set_payload(other_model, {"embedding_model": "an-older-model"})
 
@@ -296,7 +294,7 @@ def test_provider_failure_counts_failed_and_rerun_finishes(make_settings, fake_o
         vectors = resources["qdrant"].get_store()
         memories = seed_graph(graph, 10)
         poisoned = memories[4]["id"]
-        graph.query("MATCH (m:Memory {id: $id}) SET m.content = m.content + ' POISON'", {"id": poisoned})
+        graph.upsert_memories([{"id": poisoned, "content": memories[4]["content"] + " POISON"}])
         fake_openai.state.fail_marker = "POISON"
 
         summary = summary_of(run_sync(settings, resources, batch_size=1))
@@ -362,10 +360,11 @@ def test_25000_memories_drift_spread_over_the_whole_range_found_exactly(make_set
         }
         vectors.client.delete(vectors.collection, points_selector=picks["missing"], wait=True)
         graph.query("MATCH (m:Memory) WHERE m.id IN $ids DELETE m", {"ids": picks["orphaned"]})
-        graph.query("MATCH (m:Memory) WHERE m.id IN $ids SET m.content = m.content + ' (edited)'",
-                    {"ids": picks["stale_vector"]})
-        graph.query("MATCH (m:Memory) WHERE m.id IN $ids SET m.tags = m.tags + ['drifted']",
-                    {"ids": picks["payload_drift"]})
+        by_id = {m["id"]: m for m in memories}  # new values as parameters, not Cypher '+'
+        graph.upsert_memories({"id": i, "content": by_id[i]["content"] + " (edited)"}
+                              for i in picks["stale_vector"])
+        graph.upsert_memories({"id": i, "tags": by_id[i]["tags"] + ["drifted"]}
+                              for i in picks["payload_drift"])
 
         result = run_sync(settings, resources, dry_run=True)
         report = result.output_for_node("detect_drift").report
