@@ -163,3 +163,15 @@ def test_graph_read_handles_unexpected_types_and_unknown_keys(graph):
         assert fields == drift.digest(drift.expected_payload(node))
     assert "custom" in index.nodes[unknown_key["id"]][0]
     assert index.nodes[odd_types["id"]][2] is None  # a number is not content to embed
+
+
+def test_graph_read_with_too_many_keys_uses_known_columns_and_refetches(graph, monkeypatch):
+    monkeypatch.setattr(drift, "MAX_COLUMNS", 1)
+    plain = {"id": str(uuid.uuid4()), "content": "x", "tags": ["a"], "importance": 0.4}
+    custom = {"id": str(uuid.uuid4()), "content": "y", "custom": "only here", "other": 3}
+    graph.upsert_memories([plain, custom])
+    assert drift.property_columns(graph) == drift.KNOWN_KEYS
+    index = drift.index_graph(graph, [])
+    for node in (plain, custom):
+        assert index.nodes[node["id"]][1] == drift.digest(drift.expected_payload(node))
+    assert {"custom", "other"} <= set(index.nodes[custom["id"]][0])
