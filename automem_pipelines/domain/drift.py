@@ -330,35 +330,6 @@ def detect(
     return report
 
 
-def automem_id_sets(
-    graph: GraphStore, vectors: VectorStore, excluded_types: Sequence[str], page: int = 1000
-) -> dict[str, Any]:
-    """AutoMem's /admin/sync detection (id sets only), paged correctly on the graph side: for
-    comparison in the benchmark. ``page`` is the Qdrant scroll page (AutoMem uses 1000)."""
-    from ..stores.vectors import exclude_types_filter
-
-    t0 = time.perf_counter()
-    falkor = set(graph.memory_ids(excluded_types))
-    t1 = time.perf_counter()
-    qdrant: set[str] = set()
-    if vectors.collection_dim() is not None:
-        flt = exclude_types_filter(excluded_types)
-        for records in vectors.scroll(page=page, scroll_filter=flt):
-            qdrant.update(str(r.id) for r in records)
-    t2 = time.perf_counter()
-    missing, orphaned = falkor - qdrant, qdrant - falkor
-    t3 = time.perf_counter()
-    return {
-        "falkordb_count": len(falkor),
-        "qdrant_count": len(qdrant),
-        "missing": missing,
-        "orphaned": orphaned,
-        "graph_seconds": t1 - t0,
-        "vector_seconds": t2 - t1,
-        "compare_seconds": t3 - t2,
-    }
-
-
 # -- repair -----------------------------------------------------------------------------------
 @dataclass
 class RepairResult:
