@@ -96,6 +96,15 @@ def test_missing_detected_repaired_then_synced(settings, resources, graph, vecto
     payload = vector_store.payloads([memories[0]["id"]])[memories[0]["id"]]
     assert payload["content_hash"] == content_hash(memories[0]["content"])
     assert payload["embedding_provider"] == "local" and payload["embedding_dim"] == 256
+    [materialization] = result.asset_materializations_for_node("summarize_sync")
+    assert materialization.asset_key == dg.AssetKey(["automem", "qdrant_collection"])
+    assert materialization.metadata["missing_synced"].value == 30
+    [observation] = [e.asset_observation_data.asset_observation for e in result.all_events
+                     if e.event_type_value == "ASSET_OBSERVATION"]
+    assert observation.metadata["missing_count"].value == 30
+    [output] = [e for e in result.all_events
+                if e.event_type_value == "STEP_OUTPUT" and e.step_key == "summarize_sync"]
+    assert output.event_specific_data.metadata["summary"].value == summary  # read by the API
     again = summary_of(run_sync(settings, resources))
     assert again["status"] == "already_synced"
     assert all(again[f"{k}_count"] == 0 for k in ("missing", "orphaned", "stale_vector", "payload_drift"))
