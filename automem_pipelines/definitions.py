@@ -7,10 +7,11 @@ from typing import Any
 import dagster as dg
 
 from .constants import GRAPH_ASSET_KEY, VECTOR_ASSET_KEY
-from .jobs import build_enrichment_job, build_reembed_job
+from .jobs import build_drift_sync_job, build_enrichment_job, build_reembed_job
 from .resources import EmbeddingsResource, FalkorDBResource, QdrantResource
 from .resources.nlp import EnrichmentResource
-from .schedules import build_reembed_schedule
+from .resources.sync import SyncPolicyResource
+from .schedules import build_drift_sync_schedule, build_reembed_schedule
 from .sensors import build_enrichment_sensor
 from .settings import Settings
 
@@ -57,6 +58,7 @@ def build_resources(settings: Settings, from_env: bool = True) -> dict[str, Any]
             max_attempts=settings.enrichment_max_attempts,
             failure_backoff_seconds=settings.enrichment_failure_backoff_seconds,
         ),
+        "sync": SyncPolicyResource(excluded_types=list(settings.recall_excluded_types)),
     }
 
 
@@ -81,10 +83,14 @@ def store_assets(settings: Settings) -> list[dg.AssetSpec]:
 def build_definitions(settings: Settings) -> dg.Definitions:
     reembed_job = build_reembed_job(settings.qdrant_local)
     enrichment_job = build_enrichment_job(settings.qdrant_local)
+    drift_sync_job = build_drift_sync_job(settings.qdrant_local)
     return dg.Definitions(
         assets=store_assets(settings),
-        jobs=[reembed_job, enrichment_job],
-        schedules=[build_reembed_schedule(reembed_job, settings)],
+        jobs=[reembed_job, drift_sync_job, enrichment_job],
+        schedules=[
+            build_reembed_schedule(reembed_job, settings),
+            build_drift_sync_schedule(drift_sync_job, settings),
+        ],
         sensors=[build_enrichment_sensor(enrichment_job, settings)],
         resources=build_resources(settings),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from .constants import (
+    DRIFT_SYNC_JOB,
     ENRICHMENT_JOB,
     QDRANT_LOCAL_TAG_VALUE,
     REEMBED_JOB,
@@ -12,6 +13,14 @@ from .constants import (
     TAG_QDRANT_LOCK,
 )
 from .ops.enrichment import batch_enrichment, enrich_batch, select_memories, summarize_enrichment
+from .ops.drift import (
+    check_dimension,
+    detect_drift,
+    recover_orphans,
+    repair_payloads,
+    repair_vectors,
+    summarize_sync,
+)
 from .ops.reembed import batch_memories, embed_chunk, enumerate_memories, summarize_reembed, upsert_chunk
 
 
@@ -58,3 +67,18 @@ def build_enrichment_job(qdrant_local: bool) -> dg.JobDefinition:
         summarize_enrichment(plan, results.collect())
 
     return enrichment_job
+
+
+def build_drift_sync_job(qdrant_local: bool) -> dg.JobDefinition:
+    @dg.job(
+        name=DRIFT_SYNC_JOB,
+        description="Drift sync: detect drift between FalkorDB and Qdrant, then repair it "
+        "without deleting anything (dry_run: detect only).",
+        tags=job_tags("drift_sync", qdrant_local),
+        executor_def=executor_for(qdrant_local),
+    )
+    def drift_sync_job():
+        plan = check_dimension(detect_drift())
+        summarize_sync(plan, repair_vectors(plan), repair_payloads(plan), recover_orphans(plan))
+
+    return drift_sync_job

@@ -1,0 +1,495 @@
+"""Drift between the graph (source of truth) and the vector collection: detect → repair.
+
+Detection reads both stores completely, in bounded pages on each side, and compares them by
+id *and* content:
+
+* the graph is walked in node-id ranges (``GraphStore.scan``); for every memory we keep only a
+  digest: its payload keys, a 16-byte hash of the payload it should have, and the sha256 of its
+  content (about 200 bytes per memory, never the memory itself);
+* Qdrant is scrolled with payloads (no vectors) in large pages, and each point is checked
+  against that digest as it arrives, then forgotten.
+
+Kinds: ``missing`` (memory with content, no point), ``orphaned`` (point, no memory),
+``stale_vector`` (the point's stamp no longer matches the content or the configured
+embedding), ``payload_drift`` (the vector is current but the payload disagrees with the node)
+and ``dimension_mismatch`` (a store-level finding). Memory types in RECALL_EXCLUDED_TYPES are
+left out of the accounting, as AutoMem does.
+
+Repair reuses the re-embed path for ``missing`` and ``stale_vector`` (same payload merge and
+stamps), rewrites drifted payloads from the graph without embedding, and restores orphans into
+the graph only when asked. Nothing is ever deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..stores.graph import MAX_IDS_PER_QUERY, GraphStore
+from ..stores.vectors import VectorStore, dimension_message
+from . import reembed
+from .embeddings import EmbeddingProvider
+from .memory import STAMP_KEYS, has_content, node_props_for_write, payload_from_node
+
+KINDS = ("missing", "orphaned", "stale_vector", "payload_drift")
+SAMPLE_SIZE = 10
+FAILED_IDS_SHOWN = 10
+# Local-mode Qdrant sorts every point id on each scroll page (O(N log N) per page), so pages
+# are large; 10,000 points with payloads is a few MB. A Qdrant server is fine with it too.
+SCROLL_PAGE = 10_000
+GRAPH_PAGE = 5_000  # node-id range per graph query; below FalkorDB's 10,000-row result cap
+REPAIR_CHUNK = 1_000  # memories per repair round trip (fetch, embed, upsert)
+
+# Properties are read as columns: the FalkorDB client decodes columns far faster than a whole
+# property map (properties(m) is 2x slower). The columns are the keys :Memory nodes actually
+# have (one cheap DISTINCT query; every absent column still costs reply parsing), or, when
+# there are too many, the properties AutoMem's nodes carry (§3 of the reference). A node with
+# any other property (size(keys(m)) says so) is fetched again whole, so nothing is left
+# uncompared.
+MAX_COLUMNS = 64
+KNOWN_KEYS = (
+    "content", "tags", "tag_prefixes", "importance", "timestamp", "type", "confidence",
+    "t_valid", "t_invalid", "updated_at", "last_accessed", "metadata", "processed",
+    "enriched", "enriched_at", "summary", "relevance_score", "archived", "archived_at",
+    "cluster_size",
+)  # fmt: skip
+# Stamp fields that decide whether a vector is current (embedded_at only informs).
+_STAMP_CHECK = ("content_hash", "embedding_provider", "embedding_model", "embedding_dim")
+_ABSENT = "\x00absent"  # stands for "the point has no such key" in a payload digest
+
+
+@dataclass(frozen=True)
+class EmbeddingSpec:
+    """The configured embedding, as the stamps record it (no provider is needed to know it)."""
+
+    provider: str
+    model: str
+    dim: int
+
+
+# -- canonical digests ------------------------------------------------------------------------
+def canonical(value: Any) -> Any:
+    """A JSON-able form in which equal payload values are equal: every number a float rounded
+    to 15 significant digits (1 == 1.0; a float that went through a text round trip still
+    matches), tuples as lists, dict keys as strings."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, float)):
+        number = float(value)
+        return float(format(number, ".15g")) if math.isfinite(number) else repr(number)
+    if isinstance(value, dict):
+        return {str(k): canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    return str(value)
+
+
+def digest(value: Any) -> bytes:
+    text = json.dumps(canonical(value), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+
+def content_digest(content: str) -> bytes:
+    return hashlib.sha256(content.encode("utf-8")).digest()
+
+
+def expected_payload(props: dict[str, Any]) -> dict[str, Any]:
+    """The payload fields a point must carry for this node, as ``payload_from_node`` writes
+    them; stamps and the id (it is the point id) are not payload drift."""
+    payload = payload_from_node(props)
+    for key in (*STAMP_KEYS, "id"):
+        payload.pop(key, None)
+    return payload
+
+
+def payload_fields_digest(payload: dict[str, Any], keys: Sequence[str]) -> bytes:
+    """Digest of the point's values for the node's keys; keys only the point has are ignored."""
+    return digest({k: payload.get(k, _ABSENT) for k in keys})
+
+
+def canonical_id(value: Any) -> str | None:
+    """How Qdrant spells a memory id (UUID, lowercase, hyphenated); None if it cannot be a
+    point id."""
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        return None
+
+
+def vector_is_current(payload: dict[str, Any], content: bytes, spec: EmbeddingSpec) -> bool:
+    """Stamped point: hash, provider, model and dimension must all match. Unstamped point
+    (written by AutoMem itself, which records nothing): current when its payload ``content`` is
+    the node's content, since AutoMem embeds exactly that text; we cannot tell which model made
+    it, and re-embedding a whole AutoMem store on the first check would be the wrong default."""
+    if any(k in payload for k in _STAMP_CHECK):
+        return (
+            payload.get("content_hash") == "sha256:" + content.hex()
+            and payload.get("embedding_provider") == spec.provider
+            and payload.get("embedding_model") == spec.model
+            and payload.get("embedding_dim") == spec.dim
+        )
+    text = payload.get("content")
+    return isinstance(text, str) and content_digest(text) == content
+
+
+# -- detection --------------------------------------------------------------------------------
+@dataclass
+class DriftReport:
+    """What detection found. Id lists hold graph ids (missing, stale, payload drift) or point
+    ids (orphaned); they travel to the repair steps."""
+
+    falkordb_count: int = 0
+    qdrant_count: int = 0
+    missing: list[str] = field(default_factory=list)
+    orphaned: list[str] = field(default_factory=list)
+    stale_vector: list[str] = field(default_factory=list)
+    payload_drift: list[str] = field(default_factory=list)
+    collection_exists: bool = True
+    collection_dim: int | None = None
+    vector_size: int = 0
+    excluded_types: list[str] = field(default_factory=list)
+    excluded_falkordb: int = 0
+    excluded_qdrant: int = 0
+    no_content: list[str] = field(default_factory=list)  # memories that cannot have a vector
+    invalid_ids: list[str] = field(default_factory=list)  # graph ids that cannot be point ids
+    graph_seconds: float = 0.0
+    vector_seconds: float = 0.0
+    compare_seconds: float = 0.0
+
+    @property
+    def dimension_mismatch(self) -> bool:
+        return self.collection_dim is not None and self.collection_dim != self.vector_size
+
+    def dimension_message(self, collection: str) -> str:
+        return dimension_message(collection, self.collection_dim or 0, self.vector_size)
+
+    def counts(self) -> dict[str, int]:
+        return {f"{kind}_count": len(getattr(self, kind)) for kind in KINDS}
+
+    def drift_total(self) -> int:
+        return sum(len(getattr(self, kind)) for kind in KINDS)
+
+    def findings(self) -> dict[str, Any]:
+        """Counts and samples of every kind, plus the store-level and informational findings."""
+        out: dict[str, Any] = {
+            "falkordb_count": self.falkordb_count,
+            "qdrant_count": self.qdrant_count,
+        }
+        out.update(self.counts())
+        for kind in KINDS:
+            out[f"{kind}_sample"] = sorted(getattr(self, kind))[:SAMPLE_SIZE]
+        out["dimension_mismatch"] = self.dimension_mismatch
+        out["collection_dim"] = self.collection_dim
+        out["vector_size"] = self.vector_size
+        out["excluded_types"] = list(self.excluded_types)
+        out["excluded_falkordb_count"] = self.excluded_falkordb
+        out["excluded_qdrant_count"] = self.excluded_qdrant
+        out["no_content_count"] = len(self.no_content)
+        out["invalid_id_count"] = len(self.invalid_ids)
+        if self.invalid_ids:
+            out["invalid_id_sample"] = sorted(self.invalid_ids)[:SAMPLE_SIZE]
+        out["detect_seconds"] = {
+            "graph_read": round(self.graph_seconds, 3),
+            "vector_scroll": round(self.vector_seconds, 3),
+            "comparison": round(self.compare_seconds, 3),
+        }
+        return out
+
+
+@dataclass
+class GraphIndex:
+    """Per memory: (payload keys, payload digest, content digest or None); keyed by point id."""
+
+    nodes: dict[str, tuple[tuple[str, ...], bytes, bytes | None]]
+    raw_ids: dict[str, str]  # point id → graph id, only where the two are spelled differently
+    excluded: set[str]
+    excluded_count: int
+    invalid_ids: list[str]
+    seconds: float
+
+
+def property_columns(graph: GraphStore) -> tuple[str, ...]:
+    rows = graph.query(
+        f"MATCH (m:Memory) UNWIND keys(m) AS k RETURN DISTINCT k LIMIT {MAX_COLUMNS + 2}"
+    )
+    keys = sorted(k for (k,) in rows if isinstance(k, str) and k != "id" and "`" not in k)
+    return tuple(keys) if len(rows) <= MAX_COLUMNS + 1 else KNOWN_KEYS
+
+
+def _graph_columns(columns: Sequence[str] = KNOWN_KEYS) -> str:
+    return "m.id, size(keys(m))" + "".join(f", m.`{k}`" for k in columns)
+
+
+def index_graph(graph: GraphStore, excluded_types: Sequence[str], page: int = GRAPH_PAGE) -> GraphIndex:
+    """Read every :Memory node in node-id ranges and keep a digest of each."""
+    started = time.perf_counter()
+    excluded_set = set(excluded_types)
+    nodes: dict[str, tuple[tuple[str, ...], bytes, bytes | None]] = {}
+    raw_ids: dict[str, str] = {}
+    excluded: set[str] = set()
+    invalid: list[str] = []
+    keysets: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per distinct key set
+    incomplete: list[str] = []
+
+    def add(raw_id: Any, props: dict[str, Any]) -> None:
+        pid = canonical_id(raw_id)
+        if pid is None:
+            invalid.append(str(raw_id))
+            return
+        if pid != raw_id:
+            raw_ids[pid] = str(raw_id)
+        if props.get("type") in excluded_set:
+            excluded.add(pid)
+            return
+        expected = expected_payload(props)
+        keys = tuple(sorted(expected))
+        keys = keysets.setdefault(keys, keys)
+        content = props.get("content")
+        nodes[pid] = (keys, digest(expected), content_digest(content) if has_content(content) else None)
+
+    columns = property_columns(graph)
+    for row in graph.scan(_graph_columns(columns), page=page):
+        raw_id, nkeys, values = row[0], row[1], row[2:]
+        if raw_id is None:
+            invalid.append("<node without id>")
+            continue
+        props = {k: v for k, v in zip(columns, values) if v is not None}
+        if len(props) + 1 < nkeys:  # it has properties beyond the known ones
+            incomplete.append(raw_id)
+            continue
+        props["id"] = raw_id
+        add(raw_id, props)
+    for start in range(0, len(incomplete), MAX_IDS_PER_QUERY):
+        part = incomplete[start : start + MAX_IDS_PER_QUERY]
+        for raw_id, props in graph.fetch_properties(part).items():
+            add(raw_id, props)
+    return GraphIndex(
+        nodes, raw_ids, excluded, len(excluded), invalid, time.perf_counter() - started
+    )
+
+
+def detect(
+    graph: GraphStore,
+    vectors: VectorStore,
+    spec: EmbeddingSpec,
+    excluded_types: Sequence[str],
+    scroll_page: int = SCROLL_PAGE,
+    graph_page: int = GRAPH_PAGE,
+) -> DriftReport:
+    """Compare both stores completely. Reads only; never writes to either store."""
+    index = index_graph(graph, excluded_types, graph_page)
+    excluded_set = set(excluded_types)
+    report = DriftReport(
+        vector_size=spec.dim,
+        excluded_types=list(excluded_types),
+        excluded_falkordb=index.excluded_count,
+        invalid_ids=index.invalid_ids,
+        graph_seconds=index.seconds,
+    )
+    report.falkordb_count = len(index.nodes)
+    nodes = index.nodes
+    report.collection_dim = vectors.collection_dim()
+    report.collection_exists = report.collection_dim is not None
+    compare = 0.0
+    started = time.perf_counter()
+    if report.collection_exists:
+        for records in vectors.scroll(page=scroll_page, with_payload=True):
+            t0 = time.perf_counter()
+            for rec in records:
+                pid = str(rec.id)
+                payload = rec.payload or {}
+                node = nodes.pop(pid, None)
+                if node is None:
+                    if pid in index.excluded or payload.get("type") in excluded_set:
+                        report.excluded_qdrant += 1
+                    else:
+                        report.orphaned.append(pid)
+                        report.qdrant_count += 1
+                    continue
+                report.qdrant_count += 1
+                keys, fields_digest, content = node
+                gid = index.raw_ids.get(pid, pid)
+                if content is not None and not vector_is_current(payload, content, spec):
+                    report.stale_vector.append(gid)
+                elif payload_fields_digest(payload, keys) != fields_digest:
+                    report.payload_drift.append(gid)
+            compare += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for pid, (_keys, _digest, content) in nodes.items():  # no point was found for these
+        gid = index.raw_ids.get(pid, pid)
+        (report.missing if content is not None else report.no_content).append(gid)
+    compare += time.perf_counter() - t0
+    report.vector_seconds = time.perf_counter() - started - compare
+    report.compare_seconds = compare
+    return report
+
+
+# -- repair -----------------------------------------------------------------------------------
+@dataclass
+class RepairResult:
+    kind: str
+    total: int = 0
+    repaired: int = 0
+    skipped: int = 0  # gone from the graph (or the collection) since detection, or empty content
+    failed: dict[str, str] = field(default_factory=dict)
+    requests: int = 0
+    tokens: int | None = None
+    seconds: float = 0.0
+
+    def check(self) -> None:
+        if self.repaired + self.skipped + len(self.failed) != self.total:
+            raise reembed.CountMismatchError(
+                f"{self.kind}: repaired {self.repaired} + skipped {self.skipped} + failed "
+                f"{len(self.failed)} != {self.total}; re-run the sync to finish it"
+            )
+
+
+def _chunks(ids: Sequence[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(ids), size):
+        yield list(ids[start : start + size])
+
+
+def repair_vectors(
+    kind: str,
+    ids: Sequence[str],
+    graph: GraphStore,
+    vectors: VectorStore,
+    provider: EmbeddingProvider,
+    batch_size: int,
+    chunk_size: int = REPAIR_CHUNK,
+) -> RepairResult:
+    """Embed and upsert through the re-embed path (force: the detection already decided), so
+    the payload merge and the stamps are exactly the re-embed job's. A provider failure fails
+    only its batch's ids; store errors propagate (the step is retried, writes are idempotent)."""
+    started = time.perf_counter()
+    result = RepairResult(kind, total=len(ids))
+    if ids:
+        vectors.ensure_collection(provider.dim)  # raises DimensionMismatchError
+    for index, part in enumerate(_chunks(ids, chunk_size)):
+        embedded = reembed.embed_chunk(index, part, graph, vectors, provider, batch_size, force=True)
+        written = reembed.upsert_chunk(embedded, graph, vectors)
+        result.repaired += written.processed
+        result.skipped += written.skipped
+        result.failed.update(written.failed)
+        result.requests += written.requests
+        if written.tokens is not None:
+            result.tokens = (result.tokens or 0) + written.tokens
+    result.seconds = time.perf_counter() - started
+    result.check()
+    return result
+
+
+def repair_payloads(
+    ids: Sequence[str], graph: GraphStore, vectors: VectorStore, chunk_size: int = REPAIR_CHUNK
+) -> RepairResult:
+    """Merge the graph's fields into each drifted point's payload (no embedding, no provider).
+    Keys only the point has survive; stamps are left as they are."""
+    started = time.perf_counter()
+    result = RepairResult("payload_drift", total=len(ids))
+    for part in _chunks(ids, chunk_size):
+        props = graph.fetch_properties(part)
+        present = vectors.retrieve([canonical_id(m) or m for m in props], with_payload=False)
+        updates: dict[str, dict[str, Any]] = {}
+        for mid in part:
+            pid = canonical_id(mid) or mid
+            if mid not in props or pid not in present:
+                result.skipped += 1
+                continue
+            updates[pid] = payload_from_node(props[mid])
+        vectors.set_payloads(updates)
+        result.repaired += len(updates)
+    result.seconds = time.perf_counter() - started
+    result.check()
+    return result
+
+
+def recover_orphans(
+    ids: Sequence[str], graph: GraphStore, vectors: VectorStore, chunk_size: int = REPAIR_CHUNK
+) -> RepairResult:
+    """Restore orphaned points into the graph as :Memory nodes built from their payloads
+    (MERGE by id: idempotent). A point whose payload has no content is not restored."""
+    started = time.perf_counter()
+    result = RepairResult("orphaned", total=len(ids))
+    for part in _chunks(ids, chunk_size):
+        payloads = vectors.payloads(part)
+        existing = graph.fetch(part, "ID(m)")
+        rows: list[dict[str, Any]] = []
+        for pid in part:
+            payload = payloads.get(pid)
+            if payload is None or pid in existing:  # point deleted, or node came back
+                result.skipped += 1
+                continue
+            if not has_content(payload.get("content")):
+                result.failed[pid] = "payload has no content to restore a memory from"
+                continue
+            rows.append(node_props_for_write({**payload, "id": pid}))
+        if rows:
+            graph.upsert_memories(rows)
+        result.repaired += len(rows)
+    result.seconds = time.perf_counter() - started
+    result.check()
+    return result
+
+
+# -- results ----------------------------------------------------------------------------------
+def needs_repair(report: DriftReport, recover: bool) -> bool:
+    kinds = ("missing", "stale_vector", "payload_drift") + (("orphaned",) if recover else ())
+    return any(getattr(report, k) for k in kinds)
+
+
+def summarize(
+    report: DriftReport,
+    results: Sequence[RepairResult],
+    dry_run: bool,
+    recover: bool,
+    batch_size: int,
+    seconds: float | None = None,
+) -> dict[str, Any]:
+    """The reference's response shapes, extended with every kind's counts and samples."""
+    findings = report.findings()
+    if dry_run:
+        summary = {"status": "dry_run", **findings}
+    elif not needs_repair(report, recover):
+        summary = {"status": "already_synced", **findings, "synced": 0}
+    else:
+        for r in results:
+            r.check()
+        by_kind = {r.kind: r for r in results}
+        failed_ids = [mid for r in results for mid in r.failed]
+        synced = sum(r.repaired for r in results)
+        missing_synced = by_kind["missing"].repaired if "missing" in by_kind else 0
+        recovered = by_kind["orphaned"].repaired if "orphaned" in by_kind else 0
+        summary = {
+            "status": "complete",
+            **findings,
+            "falkordb_count": report.falkordb_count + recovered,
+            "qdrant_count": report.qdrant_count + missing_synced,
+            "synced": synced,
+            "failed": len(failed_ids),
+            "skipped": sum(r.skipped for r in results),
+            "failed_ids": failed_ids[:FAILED_IDS_SHOWN],
+            "batch_size": batch_size,
+        }
+        for kind in KINDS:
+            r = by_kind.get(kind)
+            summary[f"{kind}_synced"] = r.repaired if r else 0
+            summary[f"{kind}_failed"] = len(r.failed) if r else 0
+        summary["orphans_recovered"] = recovered
+        tokens = [r.tokens for r in results if r.tokens is not None]
+        summary["provider_requests"] = sum(r.requests for r in results)
+        summary["tokens"] = sum(tokens) if tokens else None
+        if len(failed_ids) > FAILED_IDS_SHOWN:
+            summary["failed_ids_truncated"] = True
+        errors = [e for r in results for e in r.failed.values()]
+        if errors:
+            summary["last_error"] = errors[-1][:500]
+    summary["recover_orphans"] = recover
+    if seconds is not None:
+        summary["seconds"] = round(seconds, 3)
+    return summary

@@ -1,0 +1,261 @@
+"""Drift-sync ops: thin wrappers around automem_pipelines.domain.drift.
+
+detect_drift → repair_vectors / repair_payloads / recover_orphans → summarize_sync.
+Detection reads both stores completely before anything is written; a dry run stops there
+(no writes, no embedding provider).
+"""
+
+
+import time
+from dataclasses import dataclass
+
+import dagster as dg
+from pydantic import Field
+
+from ..constants import (
+    DEFAULT_BATCH_SIZE,
+    GRAPH_ASSET_KEY,
+    MAX_BATCH_SIZE,
+    SUMMARY_METADATA_KEY,
+    VECTOR_ASSET_KEY,
+)
+from ..domain import drift
+from ..domain.params import check_batch_size
+from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
+from ..resources.sync import SyncPolicyResource
+from .common import STORE_RETRY_POLICY, fail_fast_unless_transient
+
+
+class DriftSyncConfig(dg.Config):
+    batch_size: int = Field(
+        DEFAULT_BATCH_SIZE, description=f"Texts per embedding API request, 1 to {MAX_BATCH_SIZE}."
+    )
+    dry_run: bool = Field(
+        False,
+        description="Detect and report only: nothing is written to either store and no "
+        "embedding provider is used.",
+    )
+    recover_orphans: bool = Field(
+        False,
+        description="Restore points that have no memory in the graph as :Memory nodes built "
+        "from their payloads. Orphans are never deleted; without this they are only reported.",
+    )
+
+
+def check_batch_size_or_fail(value: int) -> None:
+    """Range check of batch_size. Done in the step rather than as a pydantic validator: a
+    validator error is raised while the step starts and would be retried by the step's
+    RetryPolicy; this fails the run at once with the field and the allowed range."""
+    try:
+        check_batch_size(value)
+    except ValueError as exc:
+        raise dg.Failure(description=f"invalid run config: {exc}", allow_retries=False) from None
+
+
+@dataclass(frozen=True)
+class SyncPlan:
+    report: drift.DriftReport
+    batch_size: int
+    dry_run: bool
+    recover_orphans: bool
+    started_at: float
+
+
+def _spec(embeddings: EmbeddingsResource) -> drift.EmbeddingSpec:
+    """The configured embedding, read from configuration: detection never loads a provider."""
+    return drift.EmbeddingSpec(embeddings.provider, embeddings.model, embeddings.vector_size)
+
+
+def _count_metadata(report: drift.DriftReport) -> dict:
+    meta: dict = {
+        "falkordb_count": report.falkordb_count,
+        "qdrant_count": report.qdrant_count,
+        **report.counts(),
+        "dimension_mismatch": report.dimension_mismatch,
+        "no_content_count": len(report.no_content),
+    }
+    if report.collection_dim is not None:
+        meta["collection_dim"] = report.collection_dim
+    return meta
+
+
+@dg.op(retry_policy=STORE_RETRY_POLICY)
+def detect_drift(
+    context: dg.OpExecutionContext,
+    config: DriftSyncConfig,
+    falkordb: FalkorDBResource,
+    qdrant: QdrantResource,
+    embeddings: EmbeddingsResource,
+    sync: SyncPolicyResource,
+) -> dg.Output[SyncPlan]:
+    """Compare both stores completely; record an observation of the collection's drift."""
+    check_batch_size_or_fail(config.batch_size)
+    started = time.time()
+    with fail_fast_unless_transient(), falkordb.get_store() as graph:
+        report = drift.detect(graph, qdrant.get_store(), _spec(embeddings), sync.excluded_types)
+    findings = report.findings()
+    meta = _count_metadata(report)
+    context.log_event(
+        dg.AssetObservation(
+            asset_key=VECTOR_ASSET_KEY,
+            description="Drift between the graph and the collection (drift-sync detection)",
+            metadata=meta,
+        )
+    )
+    context.log.info(
+        "drift: falkordb={falkordb_count} qdrant={qdrant_count} missing={missing_count} "
+        "orphaned={orphaned_count} stale_vector={stale_vector_count} "
+        "payload_drift={payload_drift_count} dimension_mismatch={dimension_mismatch} "
+        "({detect_seconds})".format(**findings)
+    )
+    plan = SyncPlan(report, config.batch_size, config.dry_run, config.recover_orphans, started)
+    seconds = {f"seconds_{k}": v for k, v in findings["detect_seconds"].items()}
+    return dg.Output(plan, metadata={**meta, **seconds})
+
+
+@dg.op
+def check_dimension(context: dg.OpExecutionContext, plan: SyncPlan, qdrant: QdrantResource) -> SyncPlan:
+    """dimension_mismatch → refuse every repair (a dry run only reports it). A separate step,
+    so that the detection step and its observation succeed and stay visible."""
+    report = plan.report
+    if report.dimension_mismatch and not plan.dry_run:
+        raise dg.Failure(
+            description="refusing to repair: " + report.dimension_message(qdrant.collection),
+            metadata={"collection_dim": report.collection_dim or 0, "vector_size": report.vector_size},
+            allow_retries=False,
+        )
+    if report.dimension_mismatch:
+        context.log.warning(report.dimension_message(qdrant.collection))
+    return plan
+
+
+def _result_metadata(results: list[drift.RepairResult]) -> dict:
+    meta: dict = {}
+    for r in results:
+        meta[f"{r.kind}_repaired"] = r.repaired
+        meta[f"{r.kind}_failed"] = len(r.failed)
+        meta[f"{r.kind}_skipped"] = r.skipped
+        meta[f"{r.kind}_seconds"] = round(r.seconds, 3)
+    return meta
+
+
+@dg.op(retry_policy=STORE_RETRY_POLICY)
+def repair_vectors(
+    context: dg.OpExecutionContext,
+    plan: SyncPlan,
+    falkordb: FalkorDBResource,
+    qdrant: QdrantResource,
+    embeddings: EmbeddingsResource,
+) -> dg.Output[list[drift.RepairResult]]:
+    """missing and stale_vector → embed and upsert through the re-embed path."""
+    report = plan.report
+    results: list[drift.RepairResult] = []
+    if not plan.dry_run and (report.missing or report.stale_vector):
+        with fail_fast_unless_transient(), falkordb.get_store() as graph:
+            provider = embeddings.get_provider()
+            vectors = qdrant.get_store()
+            for kind in ("missing", "stale_vector"):
+                ids = getattr(report, kind)
+                if not ids:
+                    continue
+                result = drift.repair_vectors(kind, ids, graph, vectors, provider, plan.batch_size)
+                results.append(result)
+                context.log.info(
+                    f"{kind}: repaired {result.repaired}, skipped {result.skipped}, failed "
+                    f"{len(result.failed)} of {result.total} in {result.requests} provider "
+                    f"requests, {result.seconds:.2f}s"
+                )
+                for mid, error in list(result.failed.items())[:1]:
+                    context.log.warning(f"{kind}: {len(result.failed)} failed, e.g. {mid}: {error}")
+    return dg.Output(results, metadata=_result_metadata(results))
+
+
+@dg.op(retry_policy=STORE_RETRY_POLICY)
+def repair_payloads(
+    context: dg.OpExecutionContext,
+    plan: SyncPlan,
+    falkordb: FalkorDBResource,
+    qdrant: QdrantResource,
+) -> dg.Output[list[drift.RepairResult]]:
+    """payload_drift → rewrite the drifted fields from the graph; no embedding."""
+    results: list[drift.RepairResult] = []
+    if not plan.dry_run and plan.report.payload_drift:
+        with fail_fast_unless_transient(), falkordb.get_store() as graph:
+            result = drift.repair_payloads(plan.report.payload_drift, graph, qdrant.get_store())
+        results.append(result)
+        context.log.info(
+            f"payload_drift: rewrote {result.repaired}, skipped {result.skipped} of "
+            f"{result.total} in {result.seconds:.2f}s"
+        )
+    return dg.Output(results, metadata=_result_metadata(results))
+
+
+@dg.op(retry_policy=STORE_RETRY_POLICY)
+def recover_orphans(
+    context: dg.OpExecutionContext,
+    plan: SyncPlan,
+    falkordb: FalkorDBResource,
+    qdrant: QdrantResource,
+) -> dg.Output[list[drift.RepairResult]]:
+    """orphaned → never deleted; restored into the graph only with recover_orphans."""
+    results: list[drift.RepairResult] = []
+    orphans = plan.report.orphaned
+    if orphans and (plan.dry_run or not plan.recover_orphans):
+        context.log.info(f"{len(orphans)} orphaned points left as they are (recover_orphans=false)")
+    elif orphans:
+        with fail_fast_unless_transient(), falkordb.get_store() as graph:
+            result = drift.recover_orphans(orphans, graph, qdrant.get_store())
+        results.append(result)
+        context.log.info(
+            f"orphaned: restored {result.repaired} memories, skipped {result.skipped}, failed "
+            f"{len(result.failed)} of {result.total} in {result.seconds:.2f}s"
+        )
+    return dg.Output(results, metadata=_result_metadata(results))
+
+
+@dg.op
+def summarize_sync(
+    context: dg.OpExecutionContext,
+    plan: SyncPlan,
+    vector_results: list[drift.RepairResult],
+    payload_results: list[drift.RepairResult],
+    orphan_results: list[drift.RepairResult],
+) -> dg.Output[dict]:
+    """Check repaired + skipped + failed per kind, report, and record what was written."""
+    results = [*vector_results, *payload_results, *orphan_results]
+    summary = drift.summarize(
+        plan.report, results, plan.dry_run, plan.recover_orphans, plan.batch_size,
+        seconds=time.time() - plan.started_at,
+    )  # fmt: skip
+    line = (
+        "sync {status}: missing={missing_count} orphaned={orphaned_count} "
+        "stale_vector={stale_vector_count} payload_drift={payload_drift_count}"
+    ).format(**summary)
+    if summary["status"] == "complete":
+        line += " synced={synced} skipped={skipped} failed={failed}".format(**summary)
+    context.log.info(line)
+    if summary.get("failed"):
+        context.log.warning(f"failed ids (first 10): {summary['failed_ids']}")
+    metadata = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}
+    metadata[SUMMARY_METADATA_KEY] = dg.MetadataValue.json(summary)
+    if summary["status"] == "complete":
+        written = {k: v for k, v in metadata.items() if k != SUMMARY_METADATA_KEY}
+        vector_written = sum(r.repaired for r in (*vector_results, *payload_results))
+        if vector_written:
+            context.log_event(
+                dg.AssetMaterialization(
+                    asset_key=VECTOR_ASSET_KEY,
+                    description="Points repaired by the drift sync",
+                    metadata=written,
+                )
+            )
+        recovered = sum(r.repaired for r in orphan_results)
+        if recovered:
+            context.log_event(
+                dg.AssetMaterialization(
+                    asset_key=GRAPH_ASSET_KEY,
+                    description="Memories restored from orphaned points by the drift sync",
+                    metadata={"orphans_recovered": recovered},
+                )
+            )
+    return dg.Output(summary, metadata=metadata)

@@ -1,0 +1,177 @@
+"""Plain drift functions, without Dagster (real stores where a store is involved)."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pytest
+
+from automem_pipelines.domain import drift
+from automem_pipelines.domain.memory import content_hash, make_stamps, merged_payload
+from automem_pipelines.domain.params import ParamError
+from automem_pipelines.run_config import sync_run_config
+from automem_pipelines.schedules import interval_cron
+
+SPEC = drift.EmbeddingSpec("local", "minilm-l6-static", 256)
+NODE = {
+    "id": str(uuid.uuid4()),
+    "content": "Chose Redis for the Atlas queue.",
+    "tags": ["project:atlas", "infra/ops"],
+    "importance": 1,
+    "metadata": '{"source": "cli", "score": 0.1}',
+    "timestamp": "2026-01-01T00:00:00+00:00",
+}
+
+
+def stamped_payload(node=NODE, **stamp_overrides):
+    stamps = make_stamps(content_hash(node["content"]), SPEC.provider, SPEC.model, SPEC.dim)
+    stamps.update(stamp_overrides)
+    return merged_payload(None, node, stamps)
+
+
+def node_digest(node=NODE):
+    expected = drift.expected_payload(node)
+    return tuple(sorted(expected)), drift.digest(expected)
+
+
+def test_canonical_numbers_and_order():
+    assert drift.digest({"a": 1, "b": [1.0, "x"]}) == drift.digest({"b": [1, "x"], "a": 1.0})
+    assert drift.digest({"a": 0.30000000000000004}) == drift.digest({"a": 0.3})
+    assert drift.digest({"a": True}) != drift.digest({"a": 1})
+    assert drift.digest({"a": ["x", "y"]}) != drift.digest({"a": ["y", "x"]})
+
+
+def test_expected_payload_leaves_out_stamps_and_id():
+    expected = drift.expected_payload({**NODE, "content_hash": "sha256:x", "embedding_dim": 3})
+    assert "id" not in expected and not set(expected) & {"content_hash", "embedding_dim"}
+    assert expected["metadata"] == {"source": "cli", "score": 0.1}  # JSON string → object
+    assert expected["tag_prefixes"] == ["project", "project:atlas", "infra", "infra:ops"]
+    assert expected["type"] == "Context" and expected["confidence"] == 0.6  # AutoMem defaults
+
+
+def test_payload_written_by_reembed_matches_its_node():
+    keys, fields = node_digest()
+    assert drift.payload_fields_digest(stamped_payload(), keys) == fields
+
+
+def test_payload_keys_only_on_the_point_are_ignored_but_missing_keys_are_drift():
+    keys, fields = node_digest()
+    payload = {**stamped_payload(), "relevance_score": 0.4}
+    assert drift.payload_fields_digest(payload, keys) == fields
+    del payload["tag_prefixes"]
+    assert drift.payload_fields_digest(payload, keys) != fields
+    changed = {**stamped_payload(), "metadata": {"source": "api", "score": 0.1}}
+    assert drift.payload_fields_digest(changed, keys) != fields
+
+
+def test_vector_is_current_by_stamps():
+    content = drift.content_digest(NODE["content"])
+    assert drift.vector_is_current(stamped_payload(), content, SPEC)
+    assert not drift.vector_is_current(stamped_payload(embedding_model="old"), content, SPEC)
+    assert not drift.vector_is_current(stamped_payload(embedding_dim=1024), content, SPEC)
+    assert not drift.vector_is_current(stamped_payload(), drift.content_digest("other"), SPEC)
+    partial = {"content": NODE["content"], "content_hash": content_hash(NODE["content"])}
+    assert not drift.vector_is_current(partial, content, SPEC)  # a partial stamp is not current
+
+
+def test_unstamped_point_is_current_when_its_content_is_the_nodes():
+    content = drift.content_digest(NODE["content"])
+    assert drift.vector_is_current({"content": NODE["content"]}, content, SPEC)
+    assert not drift.vector_is_current({"content": "older text"}, content, SPEC)
+    assert not drift.vector_is_current({}, content, SPEC)
+
+
+def test_canonical_id():
+    mid = str(uuid.uuid4())
+    assert drift.canonical_id(mid.upper()) == mid
+    assert drift.canonical_id("memory-1") is None
+
+
+def test_interval_cron():
+    assert interval_cron(3600) == "0 * * * *"
+    assert interval_cron(60) == "* * * * *"
+    assert interval_cron(900) == "*/15 * * * *"
+    assert interval_cron(7 * 60) == "*/6 * * * *"  # never less often than asked
+    assert interval_cron(5400) == "0 * * * *"
+    assert interval_cron(6 * 3600) == "0 */6 * * *"
+    assert interval_cron(86400) == "0 0 * * *"
+    assert interval_cron(3 * 86400) == "0 0 */3 * *"
+
+
+def test_sync_run_config_validates():
+    assert sync_run_config() == {
+        "ops": {"detect_drift": {"config": {"batch_size": 32, "dry_run": False, "recover_orphans": False}}}
+    }
+    for bad in ({"batch_size": 0}, {"batch_size": 2049}, {"dry_run": "false"}, {"recover_orphans": 1}):
+        with pytest.raises(ParamError):
+            sync_run_config(**bad)
+
+
+def _report(**kinds) -> drift.DriftReport:
+    report = drift.DriftReport(falkordb_count=5, qdrant_count=4, vector_size=256, collection_dim=256)
+    for kind, ids in kinds.items():
+        setattr(report, kind, list(ids))
+    return report
+
+
+def test_summary_statuses():
+    assert drift.summarize(_report(missing=["a"]), [], True, False, 32)["status"] == "dry_run"
+    synced = drift.summarize(_report(orphaned=["o"]), [], False, False, 32)
+    assert synced["status"] == "already_synced" and synced["orphaned_count"] == 1
+    result = drift.RepairResult("missing", total=2, repaired=1, failed={"b": "boom"})
+    done = drift.summarize(_report(missing=["a", "b"]), [result], False, False, 32)
+    assert done["status"] == "complete" and done["synced"] == 1 and done["failed"] == 1
+    assert done["failed_ids"] == ["b"] and done["qdrant_count"] == 5
+    assert done["missing_sample"] == ["a", "b"] and done["last_error"] == "boom"
+
+
+def test_summary_checks_counts_add_up():
+    short = drift.RepairResult("missing", total=3, repaired=1)
+    with pytest.raises(drift.reembed.CountMismatchError):
+        drift.summarize(_report(missing=["a", "b", "c"]), [short], False, False, 32)
+
+
+def test_detect_reads_only_and_pages_both_stores(settings, graph, vector_store):
+    """Small pages on both sides, so several pages are needed; nothing is written."""
+    nodes = [{**NODE, "id": str(uuid.uuid4()), "content": f"memory {i}"} for i in range(23)]
+    graph.upsert_memories(nodes)
+    vector_store.ensure_collection(256)
+    keep = nodes[:20]
+    payloads = [stamped_payload(n) for n in keep]
+    payloads[3]["importance"] = 0.2  # payload drift
+    payloads[4]["content_hash"] = "sha256:" + "0" * 64  # stale
+    vector_store.upsert([n["id"] for n in keep], np.ones((20, 256), np.float32), payloads)
+    orphan = str(uuid.uuid4())
+    vector_store.upsert([orphan], np.ones((1, 256), np.float32), [{"content": "lost"}])
+
+    report = drift.detect(graph, vector_store, SPEC, ["MetaPattern"], scroll_page=4, graph_page=3)
+    assert sorted(report.missing) == sorted(n["id"] for n in nodes[20:])
+    assert report.orphaned == [orphan]
+    assert report.payload_drift == [keep[3]["id"]] and report.stale_vector == [keep[4]["id"]]
+    assert (report.falkordb_count, report.qdrant_count) == (23, 21)
+    assert vector_store.count() == 21 and graph.count_memories() == 23
+
+
+def test_graph_read_handles_unexpected_types_and_unknown_keys(graph):
+    odd_types = {"id": str(uuid.uuid4()), "content": 42, "tags": [1, 2], "importance": "high"}
+    unknown_key = {"id": str(uuid.uuid4()), "content": "x", "custom": [True], "summary": "s"}
+    graph.upsert_memories([odd_types, unknown_key])
+    index = drift.index_graph(graph, [])
+    for node in (odd_types, unknown_key):
+        keys, fields, _ = index.nodes[node["id"]]
+        assert fields == drift.digest(drift.expected_payload(node))
+    assert "custom" in index.nodes[unknown_key["id"]][0]
+    assert index.nodes[odd_types["id"]][2] is None  # a number is not content to embed
+
+
+def test_graph_read_with_too_many_keys_uses_known_columns_and_refetches(graph, monkeypatch):
+    monkeypatch.setattr(drift, "MAX_COLUMNS", 1)
+    plain = {"id": str(uuid.uuid4()), "content": "x", "tags": ["a"], "importance": 0.4}
+    custom = {"id": str(uuid.uuid4()), "content": "y", "custom": "only here", "other": 3}
+    graph.upsert_memories([plain, custom])
+    assert drift.property_columns(graph) == drift.KNOWN_KEYS
+    index = drift.index_graph(graph, [])
+    for node in (plain, custom):
+        assert index.nodes[node["id"]][1] == drift.digest(drift.expected_payload(node))
+    assert {"custom", "other"} <= set(index.nodes[custom["id"]][0])
