@@ -27,29 +27,31 @@ def _graph(settings: Settings):
     return build_resources(settings, from_env=False)["falkordb"].get_store()
 
 
-def run_reembed(settings: Settings, batch_size: int, limit: int | None, force: bool) -> dict:
-    """Run the re-embed job in this process against the persistent Dagster instance."""
+def run_job(settings: Settings, job_name: str, run_config: dict) -> dict:
+    """Run a job in this process against the persistent Dagster instance; its summary."""
     import dagster as dg
 
+    from .constants import SUMMARY_OPS
     from .definitions import build_definitions
     from .instance import ensure_dagster_home
-    from .run_config import reembed_run_config
     from .runs import failure_messages
 
     ensure_dagster_home(settings)
-    job = build_definitions(settings).get_job_def("reembed_job")
+    job = build_definitions(settings).get_job_def(job_name)
+    run_config = {**run_config, "loggers": {"console": {"config": {"log_level": "INFO"}}}}
     with dg.DagsterInstance.get() as instance:
-        run_config = reembed_run_config(batch_size, limit, force)
-        run_config["loggers"] = {"console": {"config": {"log_level": "INFO"}}}
         result = job.execute_in_process(
-            run_config=run_config,
-            instance=instance,
-            tags={TAG_TRIGGER: "cli"},
-            raise_on_error=False,
+            run_config=run_config, instance=instance, tags={TAG_TRIGGER: "cli"}, raise_on_error=False
         )
     if not result.success:
-        raise SystemExit("re-embed run failed:\n" + "\n".join(failure_messages(result)[-3:]))
-    return result.output_for_node("summarize_reembed")
+        raise SystemExit(f"{job_name} run failed:\n" + "\n".join(failure_messages(result)[-3:]))
+    return result.output_for_node(SUMMARY_OPS[job_name])
+
+
+def run_reembed(settings: Settings, batch_size: int, limit: int | None, force: bool) -> dict:
+    from .run_config import reembed_run_config
+
+    return run_job(settings, "reembed_job", reembed_run_config(batch_size, limit, force))
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -72,6 +74,20 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_reembed(args: argparse.Namespace) -> None:
     summary = run_reembed(_settings(), args.batch_size, args.limit, args.force)
     print(json.dumps(summary, indent=2))
+
+
+def cmd_sync(args: argparse.Namespace) -> None:
+    from .run_config import sync_run_config
+
+    config = sync_run_config(args.batch_size, args.dry_run, args.recover_orphans)
+    print(json.dumps(run_job(_settings(), "drift_sync_job", config), indent=2))
+
+
+def cmd_enrich(args: argparse.Namespace) -> None:
+    from .run_config import enrichment_run_config
+
+    config = enrichment_run_config(args.ids, forced=args.forced)
+    print(json.dumps(run_job(_settings(), "enrichment_job", config), indent=2, default=str))
 
 
 def cmd_import(args: argparse.Namespace) -> None:
@@ -149,6 +165,17 @@ def main(argv: list[str] | None = None) -> None:
     _reembed_args(p)
     p.add_argument("--limit", type=int, default=None)
     p.set_defaults(func=cmd_reembed)
+
+    p = sub.add_parser("sync", help="run the drift-sync job (detect, then repair) in this process")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    p.add_argument("--dry-run", action="store_true", help="report drift, write nothing")
+    p.add_argument("--recover-orphans", action="store_true", help="restore orphaned points as memories")
+    p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("enrich", help="run the enrichment job on the given memory ids")
+    p.add_argument("ids", nargs="+")
+    p.add_argument("--forced", action="store_true", help="re-enrich even processed or failed memories")
+    p.set_defaults(func=cmd_enrich)
 
     p = sub.add_parser("import", help="import memories from a JSON Lines file")
     p.add_argument("file", type=Path)
