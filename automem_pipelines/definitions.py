@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import warnings
+
 import dagster as dg
 
 from .constants import GRAPH_ASSET_KEY, VECTOR_ASSET_KEY
@@ -14,6 +16,11 @@ from .resources.sync import SyncPolicyResource
 from .schedules import build_drift_sync_schedule, build_reembed_schedule
 from .sensors import build_enrichment_sensor
 from .settings import Settings
+
+
+# Dagster copies sensors with owners=None internally and warns that the parameter is beta on
+# every load of the code location; we set no owners.
+warnings.filterwarnings("ignore", message="Parameter `owners`", category=dg.BetaWarning)
 
 
 def _secret(env_name: str, value: str | None) -> Any:
