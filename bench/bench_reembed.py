@@ -163,15 +163,16 @@ def cmd_scale(args) -> None:
             reopen = subprocess.run([sys.executable, "-c", SCALE_REOPEN, str(root), json.dumps(env), repo],
                                     capture_output=True, text=True, cwd=repo)
             ro = json.loads(reopen.stdout.strip().splitlines()[-1]) if reopen.returncode == 0 else {}
-            out.append([n, r["job_s"], round(n / r["job_s"]), r["peak_mb"], r["rss_after_mb"],
-                        ro.get("store_mb", float("nan")), r["peak_mb"] - ro.get("store_mb", 0.0),
+            out.append([n, r["job_s"], round(n / r["job_s"]), r["rss_before_mb"], r["peak_mb"],
+                        r["rss_after_mb"], r["peak_mb"] - r["rss_after_mb"],
+                        ro.get("store_mb", float("nan")) - ro.get("base_mb", float("nan")),
                         ro.get("open_s", float("nan"))])
             print(f"n={n}: {r} reopen={ro}", file=sys.stderr)
     print(table(
         f"Scale, local provider, batch 256, Qdrant local mode ({args.qdrant}), one process per size",
-        ["memories", "job (s)", "memories/s", "peak RSS (MB)", "RSS after (MB)",
-         "store alone: RSS of a process holding the points (MB)", "peak − store (MB)",
-         "reopen store (s)"],
+        ["memories", "job (s)", "memories/s", "RSS before run (MB)", "peak RSS (MB)",
+         "RSS after run (MB)", "pipeline window: peak − after (MB)",
+         "local store alone: reopened, RSS growth (MB)", "reopen store (s)"],
         out,
     ))
 
