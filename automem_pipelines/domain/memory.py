@@ -18,8 +18,17 @@ DEFAULT_IMPORTANCE = 0.5
 DEFAULT_TYPE = "Context"
 DEFAULT_CONFIDENCE = 0.6
 
-# Keys we add to a point's payload to record what its vector was made from.
-STAMP_KEYS = ("content_hash", "embedding_provider", "embedding_model", "embedding_dim", "embedded_at")
+# Keys we add to a point's payload to record what its vector was made from. The same facts
+# also go into one string, `embedding_stamp`, so the incremental check reads one key per point.
+STAMP_KEYS = (
+    "content_hash", "embedding_provider", "embedding_model", "embedding_dim", "embedded_at",
+    "embedding_stamp",
+)  # fmt: skip
+CHECK_KEY = "embedding_stamp"
+
+
+def stamp_string(hash_of_content: str, provider: str, model: str, dim: int) -> str:
+    return f"{provider}|{model}|{dim}|{hash_of_content}"
 
 
 def utc_now_iso() -> str:
@@ -113,6 +122,7 @@ def make_stamps(hash_of_content: str, provider: str, model: str, dim: int) -> di
         "embedding_model": model,
         "embedding_dim": dim,
         "embedded_at": utc_now_iso(),
+        CHECK_KEY: stamp_string(hash_of_content, provider, model, dim),
     }
 
 
@@ -122,6 +132,8 @@ def stamp_is_current(
     """True when the point's vector was made by this provider/model/dim from this content."""
     if not payload:
         return False
+    if CHECK_KEY in payload:
+        return payload[CHECK_KEY] == stamp_string(content_hash(content), provider, model, dim)
     return (
         payload.get("content_hash") == content_hash(content)
         and payload.get("embedding_provider") == provider

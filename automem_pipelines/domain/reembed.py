@@ -18,7 +18,7 @@ import numpy as np
 from ..stores.graph import GraphStore
 from ..stores.vectors import VectorStore
 from .embeddings import EmbeddingProvider, embed_batches
-from .memory import STAMP_KEYS, content_hash, has_content, make_stamps, merged_payload, stamp_is_current
+from .memory import CHECK_KEY, content_hash, has_content, make_stamps, merged_payload, stamp_is_current
 
 MAX_CHUNKS = 32  # dynamic steps stay in the tens whatever the store size
 MIN_CHUNK = 10_000  # below this per chunk, per-step overhead (events, IO) outweighs the gain
@@ -78,7 +78,7 @@ def embed_chunk(
     started = time.perf_counter()
     out = EmbeddedChunk(index, len(ids), provider.provider, provider.model, provider.dim)
     contents = graph.fetch_contents(ids)
-    stamps = {} if force else vectors.payloads(ids, keys=list(STAMP_KEYS))
+    stamps = {} if force else vectors.payloads(ids, keys=[CHECK_KEY])
     todo: list[tuple[str, str]] = []
     for mid in ids:
         if mid not in contents:

@@ -60,3 +60,13 @@ def test_sample_store_is_deterministic_and_varied():
     assert len({m["id"] for m in a}) == 300
     props = node_props_for_write(a[0])
     assert isinstance(props["metadata"], str) and isinstance(props["tags"], list)
+
+
+def test_the_combined_stamp_decides_and_matches_the_individual_keys():
+    stamps = make_stamps(content_hash("hello"), "openai", "text-embedding-3-small", 1024)
+    assert stamps["embedding_stamp"] == f"openai|text-embedding-3-small|1024|{content_hash('hello')}"
+    only_combined = {"embedding_stamp": stamps["embedding_stamp"]}
+    assert stamp_is_current(only_combined, "hello", "openai", "text-embedding-3-small", 1024)
+    assert not stamp_is_current(only_combined, "hello", "openai", "text-embedding-3-small", 256)
+    legacy = {k: v for k, v in stamps.items() if k != "embedding_stamp"}  # stamped before the key
+    assert stamp_is_current(legacy, "hello", "openai", "text-embedding-3-small", 1024)
