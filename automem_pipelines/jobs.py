@@ -38,12 +38,22 @@ def executor_for(qdrant_local: bool) -> dg.ExecutorDefinition:
     return dg.in_process_executor if qdrant_local else dg.multi_or_in_process_executor
 
 
-def build_reembed_job(qdrant_local: bool) -> dg.JobDefinition:
-    @dg.job(
-        name=REEMBED_JOB,
-        description="Re-embed memories: enumerate → batch → embed → upsert → summarize.",
-        tags=job_tags("reembed", qdrant_local),
+def _op_job(name: str, description: str, pipeline: str, qdrant_local: bool):
+    """The job decorator every pipeline uses: its name, tags and executor."""
+    return dg.job(
+        name=name,
+        description=description,
+        tags=job_tags(pipeline, qdrant_local),
         executor_def=executor_for(qdrant_local),
+    )
+
+
+def build_reembed_job(qdrant_local: bool) -> dg.JobDefinition:
+    @_op_job(
+        REEMBED_JOB,
+        "Re-embed memories: enumerate → batch → embed → upsert → summarize.",
+        "reembed",
+        qdrant_local,
     )
     def reembed_job():
         plan = enumerate_memories()
@@ -54,12 +64,12 @@ def build_reembed_job(qdrant_local: bool) -> dg.JobDefinition:
 
 
 def build_enrichment_job(qdrant_local: bool) -> dg.JobDefinition:
-    @dg.job(
-        name=ENRICHMENT_JOB,
-        description="Enrich memories: select → batch → enrich (entities, links, patterns, "
+    @_op_job(
+        ENRICHMENT_JOB,
+        "Enrich memories: select → batch → enrich (entities, links, patterns, "
         "summary) → summarize (lifetime stats).",
-        tags=job_tags("enrichment", qdrant_local),
-        executor_def=executor_for(qdrant_local),
+        "enrichment",
+        qdrant_local,
     )
     def enrichment_job():
         plan = select_memories()
@@ -70,12 +80,12 @@ def build_enrichment_job(qdrant_local: bool) -> dg.JobDefinition:
 
 
 def build_drift_sync_job(qdrant_local: bool) -> dg.JobDefinition:
-    @dg.job(
-        name=DRIFT_SYNC_JOB,
-        description="Drift sync: detect drift between FalkorDB and Qdrant, then repair it "
+    @_op_job(
+        DRIFT_SYNC_JOB,
+        "Drift sync: detect drift between FalkorDB and Qdrant, then repair it "
         "without deleting anything (dry_run: detect only).",
-        tags=job_tags("drift_sync", qdrant_local),
-        executor_def=executor_for(qdrant_local),
+        "drift_sync",
+        qdrant_local,
     )
     def drift_sync_job():
         plan = check_dimension(detect_drift())
