@@ -30,12 +30,6 @@ class GraphAccess:
         self._store: GraphStore | None = None
         self._lock = threading.Lock()
 
-    def _config(self) -> GraphConfig:
-        s = self.settings
-        return GraphConfig(
-            s.falkordb_host, s.falkordb_port, s.falkordb_password, s.falkordb_graph, s.data_dir
-        )
-
     @contextmanager
     def store(self) -> Iterator[GraphStore]:
         with self._lock:
@@ -44,7 +38,7 @@ class GraphAccess:
                     self.settings.data_dir
                 ):
                     raise GraphUnavailableError("the embedded FalkorDB server is not running")
-                self._store = connect(self._config())
+                self._store = connect(GraphConfig.from_settings(self.settings))
             try:
                 yield self._store
             except (GraphUnavailableError, redis.RedisError, OSError) as exc:
@@ -69,23 +63,16 @@ def qdrant_server_count(settings: Settings) -> int:
     """Vectors in the collection (excluded types left out, as AutoMem counts). Server only."""
     if settings.qdrant_local:
         raise RuntimeError("the embedded Qdrant store is never opened by the API")
-    from qdrant_client import QdrantClient, models
+    from qdrant_client import QdrantClient
 
-    client = QdrantClient(
-        url=settings.qdrant_url, api_key=settings.qdrant_api_key, timeout=QDRANT_HEALTH_TIMEOUT
-    )
+    from automem_pipelines.stores.vectors import VectorConfig, VectorStore
+
+    config = VectorConfig.from_settings(settings, timeout_seconds=QDRANT_HEALTH_TIMEOUT)
+    client = QdrantClient(url=config.url, api_key=config.api_key, timeout=config.timeout_seconds)
     try:
-        if not client.collection_exists(settings.qdrant_collection):
+        store = VectorStore(client, config)
+        if store.collection_dim() is None:
             return 0
-        count_filter = None
-        if settings.recall_excluded_types:
-            count_filter = models.Filter(
-                must_not=[
-                    models.FieldCondition(
-                        key="type", match=models.MatchAny(any=list(settings.recall_excluded_types))
-                    )
-                ]
-            )
-        return client.count(settings.qdrant_collection, count_filter=count_filter, exact=True).count
+        return store.count(settings.recall_excluded_types)
     finally:
         client.close()

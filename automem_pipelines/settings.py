@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -71,7 +71,6 @@ class Settings:
     # Re-embed schedule.
     reembed_schedule_cron: str
     reembed_schedule_enabled: bool
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def falkordb_embedded(self) -> bool:
@@ -80,13 +79,6 @@ class Settings:
     @property
     def qdrant_local(self) -> bool:
         return self.qdrant_url is None or self.qdrant_url == QDRANT_IN_MEMORY
-
-    @property
-    def qdrant_location(self) -> str:
-        """What identifies the Qdrant store: a URL, ':memory:' or the local path."""
-        if self.qdrant_url is not None:
-            return self.qdrant_url
-        return str(self.data_dir / "qdrant")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -158,7 +158,7 @@ def main() -> None:
     os.environ.pop("DAGSTER_HOME", None)
     try:
         falkordb_server.ensure_running(root)
-        graph = connect(GraphConfig(None, 6379, None, settings.falkordb_graph, root))
+        graph = connect(GraphConfig.from_settings(settings))
         try:
             graph.ensure_indexes()
             graph.upsert_memories(node_props_for_write(m) for m in sample_memories(args.memories))

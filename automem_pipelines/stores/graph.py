@@ -12,12 +12,15 @@ import heapq
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from falkordb import FalkorDB
 
 from . import falkordb_server
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 MAX_IDS_PER_QUERY = 1000
 SCAN_PAGE = 5000  # node-id range per scan query; always below the 10k result cap
@@ -34,6 +37,13 @@ class GraphConfig:
     password: str | None
     graph: str
     data_dir: Path
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GraphConfig:
+        return cls(
+            settings.falkordb_host, settings.falkordb_port, settings.falkordb_password,
+            settings.falkordb_graph, settings.data_dir,
+        )  # fmt: skip
 
     def describe(self) -> str:
         where = f"{self.host}:{self.port}" if self.host else f"embedded ({self.data_dir})"

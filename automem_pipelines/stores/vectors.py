@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from qdrant_client import QdrantClient, models
-from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+from qdrant_client.http.exceptions import ResponseHandlingException
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 UPSERT_BATCH = 256
 RETRIEVE_BATCH = 1000
@@ -40,6 +42,14 @@ class VectorConfig:
     data_dir: Path
     timeout_seconds: int = 30
     lock_timeout_seconds: float = 600.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, timeout_seconds: int | None = None) -> VectorConfig:
+        return cls(
+            settings.qdrant_url, settings.qdrant_api_key, settings.qdrant_collection,
+            settings.data_dir, timeout_seconds or settings.qdrant_timeout_seconds,
+            settings.qdrant_lock_timeout_seconds,
+        )  # fmt: skip
 
     @property
     def location(self) -> str:
@@ -291,16 +301,6 @@ class VectorStore:
                 keep(pid, response.points)
         return found
 
-    def overwrite_payload(self, point_id: str, payload: dict[str, Any]) -> None:
-        self._call(
-            "overwrite_payload",
-            self.client.overwrite_payload,
-            self.collection,
-            payload=payload,
-            points=[point_id],
-            wait=True,
-        )
-
 
 def exclude_types_filter(excluded_types: Sequence[str]) -> models.Filter | None:
     if not excluded_types:
@@ -321,19 +321,3 @@ def dimension_message(collection: str, collection_dim: int, provider_dim: int) -
     )
 
 
-def is_valid_point_id(value: str) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
-
-
-__all__ = [
-    "DimensionMismatchError",
-    "UnexpectedResponse",
-    "VectorConfig",
-    "VectorStore",
-    "VectorStoreUnavailableError",
-    "connect",
-]

@@ -29,8 +29,9 @@ from automem_pipelines.domain.memory import node_props_for_write
 from automem_pipelines.domain.sample import sample_memories
 from automem_pipelines.settings import Settings
 from automem_pipelines.stack import Stack, running_stack, start_api
-from automem_pipelines.stores import falkordb_server
+from automem_pipelines.stores import falkordb_server, vectors
 from automem_pipelines.stores.graph import GraphConfig, connect
+from automem_pipelines.stores.vectors import VectorConfig
 from tests.support.api import ADMIN_TOKEN, API_TOKEN
 from tests.support.dagster_stack import free_port
 
@@ -66,24 +67,15 @@ class E2E:
     @contextmanager
     def qdrant(self) -> Iterator[QdrantClient]:
         """The local store, once the last run's process has let go of it (it reports success
-        a moment before it exits)."""
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                client = QdrantClient(path=self.settings.qdrant_location)
-                break
-            except RuntimeError as exc:
-                if "already accessed" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        a moment before it exits): `vectors.connect` waits for the store."""
+        config = VectorConfig.from_settings(self.settings)
         try:
-            yield client
+            yield vectors.connect(config).client
         finally:
-            client.close()
+            vectors.forget(config)
 
     def graph(self):
-        s = self.settings
-        return connect(GraphConfig(None, s.falkordb_port, None, s.falkordb_graph, s.data_dir))
+        return connect(GraphConfig.from_settings(self.settings))
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +99,7 @@ def e2e() -> Iterator[E2E]:
     try:
         falkordb_server.ensure_running(root)
         memories = list(sample_memories(MEMORIES))
-        graph = connect(GraphConfig(None, 6379, None, settings.falkordb_graph, root))
+        graph = connect(GraphConfig.from_settings(settings))
         try:
             graph.ensure_indexes()
             graph.upsert_memories(node_props_for_write(m) for m in memories)
