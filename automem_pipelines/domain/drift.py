@@ -364,7 +364,7 @@ def repair_vectors(
     batch_size: int,
     chunk_size: int = REPAIR_CHUNK,
 ) -> RepairResult:
-    """Embed and upsert through the re-embed path (force: the detection already decided), so
+    """Embed and upsert through the re-embed path (the detection already decided which), so
     the payload merge and the stamps are exactly the re-embed job's. A provider failure fails
     only its batch's ids; store errors propagate (the step is retried, writes are idempotent)."""
     started = time.perf_counter()
@@ -372,7 +372,7 @@ def repair_vectors(
     if ids:
         vectors.ensure_collection(provider.dim)  # raises DimensionMismatchError
     for index, part in enumerate(_chunks(ids, chunk_size)):
-        embedded = reembed.embed_chunk(index, part, graph, vectors, provider, batch_size, force=True)
+        embedded = reembed.embed_chunk(index, part, graph, provider, batch_size)
         written = reembed.upsert_chunk(embedded, graph, vectors)
         result.repaired += written.processed
         result.skipped += written.skipped

@@ -1,7 +1,9 @@
-"""Re-embedding, as plain functions: enumerate → chunk → embed → upsert → summarize.
+"""Re-embedding, as plain functions: enumerate → select → chunk → embed → upsert → summarize.
 
 Each stage reads what it needs from the stores itself, so the Dagster steps pass only ids
-and vectors between them, and a retried upsert never pays for embeddings again.
+and vectors between them, and a retried upsert never pays for embeddings again. The
+selection (which memories already hold a current vector) runs before the fan-out, so an
+incremental run over an unchanged store starts no embed or upsert step at all.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ import numpy as np
 from ..stores.graph import GraphStore
 from ..stores.vectors import VectorStore
 from .embeddings import EmbeddingProvider, embed_batches
+from .gc_pause import cyclic_gc_paused
 from .memory import CHECK_KEY, content_hash, has_content, make_stamps, merged_payload, stamp_is_current
 
 MAX_CHUNKS = 32  # dynamic steps stay in the tens whatever the store size
 MIN_CHUNK = 10_000  # below this per chunk, per-step overhead (events, IO) outweighs the gain
 FAILED_IDS_SHOWN = 10
 WRITE_WINDOW = 1024  # points read from the graph and written to Qdrant per round
+SELECT_PAGE = 1_000  # ids per round: small pages keep short-lived objects out of the old GC generation
 
 
 class CountMismatchError(RuntimeError):
@@ -48,6 +52,66 @@ def plan_chunks(ids: Sequence[str], batch_size: int, max_chunks: int = MAX_CHUNK
 
 
 @dataclass
+class Selection:
+    """What enumeration decided before any embedding: the ids to embed and what it skipped."""
+
+    total: int
+    todo: list[str]
+    skipped_empty: int = 0
+    skipped_unchanged: int = 0
+    skipped_missing: int = 0
+
+    @property
+    def skipped(self) -> int:
+        return self.skipped_empty + self.skipped_unchanged + self.skipped_missing
+
+
+def select_memories(
+    ids: Sequence[str],
+    graph: GraphStore,
+    vectors: VectorStore,
+    provider: EmbeddingProvider,
+    force: bool,
+    page: int = SELECT_PAGE,
+) -> Selection:
+    """Keep the ids that need a vector. ``force`` keeps them all (the embed step still skips
+    empty content); otherwise a page at a time, a memory is skipped when it has no content or
+    its point's stamp says this provider/model/dim already embedded this content."""
+    if force:
+        return Selection(len(ids), list(ids))
+    selection = Selection(len(ids), [])
+    for start in range(0, len(ids), page):
+        part = ids[start : start + page]
+        contents = graph.fetch_contents(part)
+        stamps = vectors.payloads(part, keys=[CHECK_KEY])
+        for mid in part:
+            if mid not in contents:
+                selection.skipped_missing += 1
+            elif not has_content(contents[mid]):
+                selection.skipped_empty += 1
+            elif stamp_is_current(
+                stamps.get(mid), contents[mid], provider.provider, provider.model, provider.dim
+            ):
+                selection.skipped_unchanged += 1
+            else:
+                selection.todo.append(mid)
+    return selection
+
+
+def plan_reembed(
+    graph: GraphStore,
+    vectors: VectorStore,
+    provider: EmbeddingProvider,
+    limit: int | None,
+    force: bool,
+) -> Selection:
+    """Enumerate and select in one read phase, with the cyclic GC paused (see gc_pause)."""
+    with cyclic_gc_paused():
+        ids = enumerate_ids(graph, limit)
+        return select_memories(ids, graph, vectors, provider, force)
+
+
+@dataclass
 class EmbeddedChunk:
     index: int
     total: int
@@ -58,7 +122,6 @@ class EmbeddedChunk:
     vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     hashes: list[str] = field(default_factory=list)  # hash of the content each vector came from
     skipped_empty: list[str] = field(default_factory=list)
-    skipped_unchanged: list[str] = field(default_factory=list)
     skipped_missing: list[str] = field(default_factory=list)  # deleted since enumeration
     failed: dict[str, str] = field(default_factory=dict)
     tokens: int | None = None
@@ -70,29 +133,22 @@ def embed_chunk(
     index: int,
     ids: Sequence[str],
     graph: GraphStore,
-    vectors: VectorStore,
     provider: EmbeddingProvider,
     batch_size: int,
-    force: bool,
 ) -> EmbeddedChunk:
+    """Embed the current content of ``ids`` (already selected); memories deleted or emptied
+    since the selection are skipped, a batch the provider refuses fails only its ids."""
     started = time.perf_counter()
     out = EmbeddedChunk(index, len(ids), provider.provider, provider.model, provider.dim)
     contents = graph.fetch_contents(ids)
-    stamps = {} if force else vectors.payloads(ids, keys=[CHECK_KEY])
     todo: list[tuple[str, str]] = []
     for mid in ids:
         if mid not in contents:
             out.skipped_missing.append(mid)
-            continue
-        content = contents[mid]
-        if not has_content(content):
+        elif not has_content(contents[mid]):
             out.skipped_empty.append(mid)
-        elif not force and stamp_is_current(
-            stamps.get(mid), content, provider.provider, provider.model, provider.dim
-        ):
-            out.skipped_unchanged.append(mid)
         else:
-            todo.append((mid, content))
+            todo.append((mid, contents[mid]))
     batches = [
         ([m for m, _ in todo[i : i + batch_size]], [c for _, c in todo[i : i + batch_size]])
         for i in range(0, len(todo), batch_size)
@@ -125,7 +181,6 @@ class UpsertedChunk:
     skipped: int
     failed: dict[str, str]
     skipped_empty: int
-    skipped_unchanged: int
     skipped_missing: int
     tokens: int | None
     requests: int
@@ -164,10 +219,7 @@ def upsert_chunk(chunk: EmbeddedChunk, graph: GraphStore, vectors: VectorStore,
             ]
             vectors.upsert(ids, chunk.vectors[present], payloads)
             written += len(ids)
-    skipped = (
-        len(chunk.skipped_empty) + len(chunk.skipped_unchanged) + len(chunk.skipped_missing)
-        + len(vanished)
-    )
+    skipped = len(chunk.skipped_empty) + len(chunk.skipped_missing) + len(vanished)
     return UpsertedChunk(
         index=chunk.index,
         total=chunk.total,
@@ -175,7 +227,6 @@ def upsert_chunk(chunk: EmbeddedChunk, graph: GraphStore, vectors: VectorStore,
         skipped=skipped,
         failed=dict(chunk.failed),
         skipped_empty=len(chunk.skipped_empty),
-        skipped_unchanged=len(chunk.skipped_unchanged),
         skipped_missing=len(chunk.skipped_missing) + len(vanished),
         tokens=chunk.tokens,
         requests=chunk.requests,
@@ -184,11 +235,12 @@ def upsert_chunk(chunk: EmbeddedChunk, graph: GraphStore, vectors: VectorStore,
     )
 
 
-def summarize(results: Sequence[UpsertedChunk], total: int, batch_size: int,
+def summarize(results: Sequence[UpsertedChunk], selection: Selection, batch_size: int,
               seconds: float | None = None) -> dict[str, Any]:
     """The job's summary in the reference's shape, extended; checks that the counts add up."""
+    total = selection.total
     processed = sum(r.processed for r in results)
-    skipped = sum(r.skipped for r in results)
+    skipped = selection.skipped + sum(r.skipped for r in results)
     failed_ids = [mid for r in sorted(results, key=lambda r: r.index) for mid in r.failed]
     failed = len(failed_ids)
     if processed + skipped + failed != total:
@@ -208,9 +260,9 @@ def summarize(results: Sequence[UpsertedChunk], total: int, batch_size: int,
         "batch_size": batch_size,
         "metadata_preserved": True,
         "failed_ids": failed_ids[:FAILED_IDS_SHOWN],
-        "skipped_empty": sum(r.skipped_empty for r in results),
-        "skipped_unchanged": sum(r.skipped_unchanged for r in results),
-        "skipped_missing": sum(r.skipped_missing for r in results),
+        "skipped_empty": selection.skipped_empty + sum(r.skipped_empty for r in results),
+        "skipped_unchanged": selection.skipped_unchanged,
+        "skipped_missing": selection.skipped_missing + sum(r.skipped_missing for r in results),
         "provider_requests": sum(r.requests for r in results),
         "tokens": sum(tokens) if tokens else None,
         "embed_seconds": round(sum(r.embed_seconds for r in results), 3),

@@ -41,9 +41,8 @@ class ReembedConfig(dg.Config):
 
 @dataclass(frozen=True)
 class ReembedPlan:
-    ids: list[str]
+    selection: reembed.Selection
     batch_size: int
-    force: bool
     started_at: float
 
 
@@ -52,7 +51,6 @@ class ChunkSpec:
     index: int
     ids: list[str]
     batch_size: int
-    force: bool
 
 
 @dg.op
@@ -63,32 +61,46 @@ def enumerate_memories(
     qdrant: QdrantResource,
     embeddings: EmbeddingsResource,
 ) -> dg.Output[ReembedPlan]:
-    """Check the collection's size against the provider, then list the memories to visit."""
+    """Check the collection's size against the provider, list the memories, and keep those
+    that need a vector (all of them with ``force``)."""
     started = time.perf_counter()
     with retry_store_outages():
         provider = embeddings.get_provider()
-        created = qdrant.get_store().ensure_collection(provider.dim)
+        store = qdrant.get_store()
+        created = store.ensure_collection(provider.dim)
         with falkordb.get_store() as graph:
             graph.ensure_indexes()
-            ids = reembed.enumerate_ids(graph, config.limit)
+            selection = reembed.plan_reembed(graph, store, provider, config.limit, config.force)
     seconds = time.perf_counter() - started
     context.log.info(
-        f"{len(ids)} memories to visit (limit={config.limit}, force={config.force}, "
+        f"{selection.total} memories: {len(selection.todo)} to embed, "
+        f"{selection.skipped_unchanged} unchanged, {selection.skipped_empty} without content "
+        f"(limit={config.limit}, force={config.force}, "
         f"provider={provider.provider}:{provider.model} {provider.dim}-d"
         f"{', collection created' if created else ''})"
     )
-    plan = ReembedPlan(ids, config.batch_size, config.force, time.time())
-    return dg.Output(plan, metadata={"count": len(ids), "seconds": round(seconds, 3)})
+    plan = ReembedPlan(selection, config.batch_size, time.time())
+    return dg.Output(
+        plan,
+        metadata={
+            "count": selection.total,
+            "to_embed": len(selection.todo),
+            "unchanged": selection.skipped_unchanged,
+            "without_content": selection.skipped_empty,
+            "seconds": round(seconds, 3),
+        },
+    )
 
 
 @dg.op(out=dg.DynamicOut(ChunkSpec))
 def batch_memories(context: dg.OpExecutionContext, plan: ReembedPlan):
-    """Fan out per chunk (tens of steps at most); API batches happen inside each step."""
-    chunks = reembed.plan_chunks(plan.ids, plan.batch_size) or [[]]
-    context.log.info(f"{len(plan.ids)} memories in {len(chunks)} chunks")
+    """Fan out per chunk (tens of steps at most; none when nothing needs a vector). API
+    batches happen inside each step."""
+    chunks = reembed.plan_chunks(plan.selection.todo, plan.batch_size)
+    context.log.info(f"{len(plan.selection.todo)} memories to embed in {len(chunks)} chunks")
     for index, ids in enumerate(chunks):
         yield dg.DynamicOutput(
-            ChunkSpec(index, ids, plan.batch_size, plan.force), mapping_key=f"chunk_{index:03d}"
+            ChunkSpec(index, ids, plan.batch_size), mapping_key=f"chunk_{index:03d}"
         )
 
 
@@ -97,19 +109,17 @@ def embed_chunk(
     context: dg.OpExecutionContext,
     spec: ChunkSpec,
     falkordb: FalkorDBResource,
-    qdrant: QdrantResource,
     embeddings: EmbeddingsResource,
 ) -> dg.Output[reembed.EmbeddedChunk]:
     with fail_fast_unless_transient(), falkordb.get_store() as graph:
         chunk = reembed.embed_chunk(
-            spec.index, spec.ids, graph, qdrant.get_store(), embeddings.get_provider(),
-            spec.batch_size, spec.force,
-        )  # fmt: skip
+            spec.index, spec.ids, graph, embeddings.get_provider(), spec.batch_size
+        )
     for mid, error in list(chunk.failed.items())[:1]:
         context.log.warning(f"chunk {spec.index}: {len(chunk.failed)} memories failed ({error})")
     context.log.info(
         f"chunk {spec.index}: embedded {len(chunk.ids)} in {chunk.requests} requests, "
-        f"unchanged {len(chunk.skipped_unchanged)}, empty {len(chunk.skipped_empty)}, "
+        f"empty {len(chunk.skipped_empty)}, gone {len(chunk.skipped_missing)}, "
         f"failed {len(chunk.failed)}, {chunk.seconds:.2f}s"
     )
     return dg.Output(
@@ -117,7 +127,7 @@ def embed_chunk(
         metadata={
             "embedded": len(chunk.ids),
             "failed": len(chunk.failed),
-            "skipped": len(chunk.skipped_unchanged) + len(chunk.skipped_empty),
+            "skipped": len(chunk.skipped_empty) + len(chunk.skipped_missing),
             "requests": chunk.requests,
             "tokens": chunk.tokens or 0,
             "seconds": round(chunk.seconds, 3),
@@ -154,7 +164,7 @@ def summarize_reembed(
 ) -> dg.Output[dict]:
     """Check processed + skipped + failed = total, then report and record the materialization."""
     summary = reembed.summarize(
-        results, len(plan.ids), plan.batch_size, seconds=time.time() - plan.started_at
+        results, plan.selection, plan.batch_size, seconds=time.time() - plan.started_at
     )
     context.log.info(
         "re-embed {status}: processed={processed} skipped={skipped} failed={failed} "

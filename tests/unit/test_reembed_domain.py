@@ -19,7 +19,7 @@ def test_memories_deleted_mid_run_are_counted_skipped_not_failed(graph, vector_s
     rows = load_sample(graph, 30)
     ids = [r["id"] for r in rows] + [new_id()]  # one id that never existed
     vector_store.ensure_collection(256)
-    chunk = reembed.embed_chunk(0, ids, graph, vector_store, local_provider(), 8, force=False)
+    chunk = reembed.embed_chunk(0, ids, graph, local_provider(), 8)
     assert chunk.skipped_missing == [ids[-1]] and len(chunk.ids) == 30
 
     gone = rows[3]["id"]
@@ -27,7 +27,7 @@ def test_memories_deleted_mid_run_are_counted_skipped_not_failed(graph, vector_s
     result = reembed.upsert_chunk(chunk, graph, vector_store, window=7)  # several windows
     assert (result.processed, result.skipped, result.skipped_missing) == (29, 2, 2)
     assert gone not in vector_store.payloads(ids)
-    summary = reembed.summarize([result], total=31, batch_size=8)
+    summary = reembed.summarize([result], reembed.Selection(31, ids), batch_size=8)
     assert (summary["processed"], summary["skipped"], summary["failed"]) == (29, 2, 0)
 
 
@@ -35,11 +35,61 @@ def test_counts_that_do_not_add_up_fail_loudly(graph, vector_store):
     load_sample(graph, 5)
     ids = list(graph.memory_ids())
     vector_store.ensure_collection(256)
-    chunk = reembed.embed_chunk(0, ids, graph, vector_store, local_provider(), 8, force=True)
+    chunk = reembed.embed_chunk(0, ids, graph, local_provider(), 8)
     result = reembed.upsert_chunk(chunk, graph, vector_store)
     try:
-        reembed.summarize([result], total=9, batch_size=8)  # a chunk that never ran
+        reembed.summarize([result], reembed.Selection(9, ids), batch_size=8)  # a chunk lost
     except reembed.CountMismatchError as exc:
         assert "5 + skipped 0 + failed 0 != total 9" in str(exc)
     else:
         raise AssertionError("expected CountMismatchError")
+
+
+def test_selection_keeps_only_memories_without_a_current_vector(graph, vector_store):
+    provider = local_provider()
+    rows = load_sample(graph, 12)
+    ids = [r["id"] for r in rows]
+    vector_store.ensure_collection(provider.dim)
+    first = reembed.select_memories(ids, graph, vector_store, provider, force=False, page=5)
+    assert (first.todo, first.skipped) == (ids, 0)  # no points yet
+    chunk = reembed.embed_chunk(0, ids, graph, provider, 8)
+    reembed.upsert_chunk(chunk, graph, vector_store)
+
+    changed, emptied, deleted = ids[1], ids[4], ids[7]
+    graph.query("MATCH (m:Memory {id: $id}) SET m.content = 'rewritten text'", {"id": changed})
+    graph.query("MATCH (m:Memory {id: $id}) SET m.content = '  '", {"id": emptied})
+    graph.query("MATCH (m:Memory {id: $id}) DELETE m", {"id": deleted})
+    again = reembed.select_memories(ids, graph, vector_store, provider, force=False, page=5)
+    assert again.todo == [changed]
+    assert (again.skipped_unchanged, again.skipped_empty, again.skipped_missing) == (9, 1, 1)
+    assert again.total == 12 and again.skipped + len(again.todo) == 12
+
+    forced = reembed.select_memories(ids, graph, vector_store, provider, force=True)
+    assert (forced.todo, forced.skipped) == (ids, 0)  # the embed step skips empty/deleted
+
+
+def test_cyclic_gc_pause_restores_the_collector():
+    import gc
+
+    from automem_pipelines.domain.gc_pause import cyclic_gc_paused
+
+    assert gc.isenabled()
+    with cyclic_gc_paused():
+        assert not gc.isenabled()
+        with cyclic_gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the inner block does not re-enable early
+    assert gc.isenabled()
+    try:
+        with cyclic_gc_paused():
+            raise ValueError("boom")
+    except ValueError:
+        pass
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with cyclic_gc_paused():
+            pass
+        assert not gc.isenabled()  # left as it was found
+    finally:
+        gc.enable()
