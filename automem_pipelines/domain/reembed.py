@@ -203,22 +203,24 @@ def upsert_chunk(chunk: EmbeddedChunk, graph: GraphStore, vectors: VectorStore,
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-prefetch") as pool:
         pending = pool.submit(graph.fetch_properties, [chunk.ids[r] for r in windows[0]]) if windows else None
         for n, rows in enumerate(windows):
-            props = pending.result()
-            if n + 1 < len(windows):
-                pending = pool.submit(graph.fetch_properties, [chunk.ids[r] for r in windows[n + 1]])
-            present = [r for r in rows if chunk.ids[r] in props]
-            vanished += [chunk.ids[r] for r in rows if chunk.ids[r] not in props]
-            if not present:
-                continue
-            ids = [chunk.ids[r] for r in present]
-            existing = vectors.payloads(ids)
-            payloads = [
-                merged_payload(existing.get(mid), props[mid],
-                               make_stamps(chunk.hashes[r], chunk.provider, chunk.model, chunk.dim))
-                for r, mid in zip(present, ids)
-            ]
-            vectors.upsert(ids, chunk.vectors[present], payloads)
-            written += len(ids)
+            with cyclic_gc_paused():  # a window's temporaries die with it (see gc_pause)
+                props = pending.result()
+                if n + 1 < len(windows):
+                    pending = pool.submit(graph.fetch_properties, [chunk.ids[r] for r in windows[n + 1]])
+                present = [r for r in rows if chunk.ids[r] in props]
+                vanished += [chunk.ids[r] for r in rows if chunk.ids[r] not in props]
+                if not present:
+                    continue
+                ids = [chunk.ids[r] for r in present]
+                existing = vectors.payloads(ids)
+                payloads = [
+                    merged_payload(existing.get(mid), props[mid],
+                                   make_stamps(chunk.hashes[r], chunk.provider, chunk.model, chunk.dim))
+                    for r, mid in zip(present, ids)
+                ]
+                vectors.upsert(ids, chunk.vectors[present], payloads)
+                written += len(ids)
+                del props, existing, payloads
     skipped = len(chunk.skipped_empty) + len(chunk.skipped_missing) + len(vanished)
     return UpsertedChunk(
         index=chunk.index,
