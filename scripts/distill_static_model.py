@@ -2,8 +2,9 @@
 
 Distils sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0) into a static
 token-embedding table with model2vec, then writes PROVENANCE.md next to it.
-The result loads with ``model2vec.StaticModel.from_pretrained(DIR)`` and needs
-neither torch nor network at run time.
+The project reads the result with ``automem_pipelines.domain.static_model`` (same
+vectors as ``model2vec.StaticModel.from_pretrained(DIR)``) and needs neither torch nor
+network at run time.
 
 The distillation itself needs torch, so run it from a scratch venv OUTSIDE the
 repo (never the project's runtime venv). Install torch first and pinned, so pip
@@ -79,7 +80,8 @@ def main() -> int:
         f"""# minilm-l6-static: provenance
 
 A static (model2vec) embedding model distilled from `{SOURCE_MODEL}`.
-Loaded at run time with `model2vec.StaticModel.from_pretrained(<this folder>)`; no torch, no network.
+Read at run time by `automem_pipelines/domain/static_model.py` (same vectors as
+`model2vec.StaticModel.from_pretrained(<this folder>)`, checked by `tests/unit/test_static_model.py`); no torch, no network.
 
 | field | value |
 | --- | --- |

@@ -55,21 +55,20 @@ def check_batch(texts: Sequence[str], vectors: np.ndarray, dim: int) -> np.ndarr
 
 
 class LocalStaticProvider:
-    """The shipped model2vec model distilled from all-MiniLM-L6-v2 (256-d, CPU, no torch)."""
+    """The shipped static model distilled from all-MiniLM-L6-v2 (256-d, CPU, no torch)."""
 
     provider = "local"
     max_concurrency = 1  # CPU-bound; numpy already uses the cores it can
 
     def __init__(self, model: str = "minilm-l6-static", model_dir: Path = LOCAL_MODEL_DIR):
-        from model2vec import StaticModel
+        from .static_model import StaticModel
 
         self.model = model
-        self._model = StaticModel.from_pretrained(str(model_dir))
-        self.dim = int(self._model.dim)
+        self._model = StaticModel(model_dir)
+        self.dim = self._model.dim
 
     def embed(self, texts: Sequence[str]) -> EmbeddedBatch:
-        vectors = self._model.encode(list(texts), show_progress_bar=False, use_multiprocessing=False)
-        return EmbeddedBatch(check_batch(texts, vectors, self.dim))
+        return EmbeddedBatch(check_batch(texts, self._model.encode(list(texts)), self.dim))
 
 
 _local_lock = threading.Lock()
