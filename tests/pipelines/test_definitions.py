@@ -34,3 +34,18 @@ def test_incremental_schedule_is_off_by_default_and_its_config_is_valid(make_set
     run_config = data.run_requests[0].run_config
     assert run_config == reembed_run_config(force=False)
     assert dg.validate_run_config(job, run_config)
+
+
+def test_loading_the_location_leaves_the_collector_on_and_its_objects_frozen():
+    """In a fresh interpreter, as a run worker loads it: the GC is back on after the load, and
+    what the load built is frozen out of later full collections."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import gc, automem_pipelines.definitions as d; "
+        "assert d.defs is not None; print(gc.isenabled(), gc.get_freeze_count())"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    enabled, frozen = out.stdout.split()
+    assert enabled == "True" and int(frozen) > 100_000
