@@ -35,6 +35,7 @@ from ..stores.graph import MAX_IDS_PER_QUERY, GraphStore
 from ..stores.vectors import VectorStore, dimension_message
 from . import reembed
 from .embeddings import EmbeddingProvider
+from .gc_pause import cyclic_gc_paused
 from .memory import STAMP_KEYS, has_content, node_props_for_write, payload_from_node
 
 KINDS = ("missing", "orphaned", "stale_vector", "payload_drift")
@@ -282,7 +283,22 @@ def detect(
     scroll_page: int = SCROLL_PAGE,
     graph_page: int = GRAPH_PAGE,
 ) -> DriftReport:
-    """Compare both stores completely. Reads only; never writes to either store."""
+    """Compare both stores completely. Reads only; never writes to either store.
+
+    Runs with the cyclic GC paused (see gc_pause): the pages read here die by refcount, and
+    with local mode's collection in the heap every full collection would walk all of it."""
+    with cyclic_gc_paused():
+        return _detect(graph, vectors, spec, excluded_types, scroll_page, graph_page)
+
+
+def _detect(
+    graph: GraphStore,
+    vectors: VectorStore,
+    spec: EmbeddingSpec,
+    excluded_types: Sequence[str],
+    scroll_page: int,
+    graph_page: int,
+) -> DriftReport:
     index = index_graph(graph, excluded_types, graph_page)
     excluded_set = set(excluded_types)
     report = DriftReport(
