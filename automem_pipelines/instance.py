@@ -8,6 +8,8 @@ from pathlib import Path
 from .constants import QDRANT_LOCAL_TAG_VALUE, TAG_QDRANT_LOCK
 from .settings import Settings
 
+DEQUEUE_INTERVAL_SECONDS = 1  # how often the daemon starts queued runs
+
 DAGSTER_YAML = f"""\
 # Written by automem-pipelines; edit freely, it is not overwritten.
 telemetry:
@@ -16,7 +18,7 @@ run_coordinator:
   module: dagster.core.run_coordinator
   class: QueuedRunCoordinator
   config:
-    dequeue_interval_seconds: 1
+    dequeue_interval_seconds: {DEQUEUE_INTERVAL_SECONDS}
     # qdrant-client local mode allows one process at a time: runs that open the embedded
     # store (tagged {TAG_QDRANT_LOCK}={QDRANT_LOCAL_TAG_VALUE}) run one at a time.
     tag_concurrency_limits:

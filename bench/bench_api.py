@@ -8,7 +8,10 @@
    always runs in-process (one process may open the store), so its figure is compared with
    the in-process no-op. A bare GraphQL submit of the re-embed job itself (same config) shows
    how much of the figure is the API and how much the job's own work. Every variant polls run
-   status every 0.2 s.
+   status every 0.2 s. Before each submission the script waits a random 0–1 s (not measured):
+   the daemon dequeues once a second, and without that wait each position in the interleaved
+   order met the daemon's tick at a nearly fixed phase, which biased one variant against
+   another by up to 0.5 s (the API's re-embed came out 0.82–1.15× the same job submitted bare).
 2. Throughput: C concurrent clients for S seconds on `GET /enrichment/status` and on
    `GET /health` (p50/p95/p99 latency, requests/s), with the API's default 1 s status cache
    and with the cache off.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import statistics
 import sys
@@ -41,6 +45,7 @@ from automem_pipelines.constants import (  # noqa: E402
 )
 from automem_pipelines.domain.memory import node_props_for_write  # noqa: E402
 from automem_pipelines.domain.sample import sample_memories  # noqa: E402
+from automem_pipelines.instance import DEQUEUE_INTERVAL_SECONDS  # noqa: E402
 from automem_pipelines.run_config import reembed_run_config  # noqa: E402
 from automem_pipelines.settings import Settings  # noqa: E402
 from automem_pipelines.stack import running_stack, start_api  # noqa: E402
@@ -143,6 +148,7 @@ def main() -> None:
     parser.add_argument("--memories", type=int, default=10)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seed", type=int, default=1, help="for the random pre-submit waits")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="amb-"))
@@ -190,12 +196,21 @@ def main() -> None:
 
             api_runs, bare_reembed, noop_inproc, noop_default = [], [], [], []
             reembed_config = reembed_run_config(force=True)
+            rng = random.Random(args.seed)
+
+            def dephase() -> None:  # see the module docstring
+                time.sleep(rng.uniform(0.0, DEQUEUE_INTERVAL_SECONDS))
+
             for _ in range(args.runs):  # interleaved, so drift in machine load hits all of them
+                dephase()
                 api_runs.append(api_reembed_seconds(api))
+                dephase()
                 bare_reembed.append(
                     bare_seconds(client, reembed_config, REEMBED_JOB, CODE_LOCATION_NAME)
                 )
+                dephase()
                 noop_inproc.append(bare_seconds(client, IN_PROCESS))
+                dephase()
                 noop_default.append(bare_seconds(client, {}))
 
             loads = {}
