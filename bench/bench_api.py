@@ -32,6 +32,7 @@ import threading
 import time
 from pathlib import Path
 
+import dagster as dg
 import requests
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
@@ -89,6 +90,7 @@ def bare_seconds(
     run_config: dict,
     job: str = NOOP_JOB,
     location: str = BENCH_LOCATION_NAME,
+    run_ids: list[str] | None = None,
 ) -> float:
     """Submit over GraphQL directly and poll until the run ends (no API in between)."""
     started = time.perf_counter()
@@ -104,7 +106,32 @@ def bare_seconds(
     elapsed = time.perf_counter() - started
     if status != "SUCCESS":
         raise RuntimeError(f"{job} run {run_id} ended {status}")
+    if run_ids is not None:
+        run_ids.append(run_id)
     return elapsed
+
+
+PHASES = ("queued", "worker start (spawn + dagster)", "code location load", "run (steps)")
+
+
+def run_phases(instance, run_id: str) -> dict[str, float]:
+    """Where a run's time went, from its own event log: queued → starting → the worker's first
+    engine event → RUN_START → RUN_SUCCESS."""
+    first: dict[str, float] = {}
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None:
+            continue
+        kind = event.event_type_value
+        if kind == "ENGINE_EVENT" and "PIPELINE_STARTING" not in first:
+            continue  # engine events before the launch belong to the queue
+        first.setdefault(kind, record.timestamp)
+    return dict(zip(PHASES, (
+        first["PIPELINE_STARTING"] - first["PIPELINE_ENQUEUED"],
+        first["ENGINE_EVENT"] - first["PIPELINE_STARTING"],
+        first["PIPELINE_START"] - first["ENGINE_EVENT"],
+        first["PIPELINE_SUCCESS"] - first["PIPELINE_START"],
+    )))  # fmt: skip
 
 
 def load(url: str, clients: int, seconds: float) -> dict:
@@ -195,6 +222,8 @@ def main() -> None:
             bare_seconds(client, {})
 
             api_runs, bare_reembed, noop_inproc, noop_default = [], [], [], []
+            reembed_ids: list[str] = []
+            noop_ids: list[str] = []
             reembed_config = reembed_run_config(force=True)
             rng = random.Random(args.seed)
 
@@ -205,13 +234,19 @@ def main() -> None:
                 dephase()
                 api_runs.append(api_reembed_seconds(api))
                 dephase()
-                bare_reembed.append(
-                    bare_seconds(client, reembed_config, REEMBED_JOB, CODE_LOCATION_NAME)
-                )
+                bare_reembed.append(bare_seconds(
+                    client, reembed_config, REEMBED_JOB, CODE_LOCATION_NAME, reembed_ids
+                ))  # fmt: skip
                 dephase()
-                noop_inproc.append(bare_seconds(client, IN_PROCESS))
+                noop_inproc.append(bare_seconds(client, IN_PROCESS, run_ids=noop_ids))
                 dephase()
                 noop_default.append(bare_seconds(client, {}))
+
+            with dg.DagsterInstance.from_config(str(stack.dagster_home)) as instance:
+                phases = {
+                    label: [run_phases(instance, run_id) for run_id in ids]
+                    for label, ids in (("reembed", reembed_ids), ("noop", noop_ids))
+                }
 
             loads = {}
             for name, base in (("cache 1 s", api), ("cache off", uncached)):
@@ -235,6 +270,13 @@ def main() -> None:
         print(
             f"| {label} | {executor} | {med(values):.2f} | {min(values):.2f} | {max(values):.2f} |"
         )
+    print(f"\nWhere the bare runs' time went (median of {args.runs}, seconds, from each run's event log)\n")
+    print("| phase | re-embed job, in-process | no-op job, in-process | difference |")
+    print("|---|---|---|---|")
+    for phase in PHASES:
+        a = med([p[phase] for p in phases["reembed"]])
+        b = med([p[phase] for p in phases["noop"]])
+        print(f"| {phase} | {a:.2f} | {b:.2f} | {a - b:+.2f} |")
     print(f"\nAPI overhead, API re-embed / bare GraphQL re-embed: "
           f"{med(api_runs) / med(bare_reembed):.2f}")  # fmt: skip
     print(f"ratio API re-embed / bare no-op in-process: {med(api_runs) / med(noop_inproc):.2f} "
