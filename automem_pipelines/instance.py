@@ -14,6 +14,14 @@ DAGSTER_YAML = f"""\
 # Written by automem-pipelines; edit freely, it is not overwritten.
 telemetry:
   enabled: false
+# Run workers are forked from a process that has already imported the code location instead
+# of starting a fresh interpreter per run (automem_pipelines/run_workers.py); delete this block
+# to go back to Dagster's default launcher.
+run_launcher:
+  module: automem_pipelines.run_workers
+  class: PreforkRunLauncher
+  config:
+    preload_modules: [automem_pipelines.definitions]
 run_coordinator:
   module: dagster.core.run_coordinator
   class: QueuedRunCoordinator

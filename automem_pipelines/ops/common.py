@@ -20,13 +20,22 @@ TRANSIENT = (GraphUnavailableError, VectorStoreUnavailableError)
 @contextmanager
 def fail_fast_unless_transient() -> Iterator[None]:
     """Let store outages through to the RetryPolicy; turn other errors into a Failure that
-    is not retried (retrying a bad config or a dimension mismatch helps nobody)."""
+    is not retried (retrying a bad config or a dimension mismatch helps nobody).
+
+    Termination too: Dagster turns an interrupt of a step that has a RetryPolicy into a retry
+    (meant for preempted pods), so "Terminate" on a re-embed would re-run the step and finish
+    the run. Here an interrupt fails the step without retry and the run ends canceled; a later
+    run (force=false) picks up where it stopped."""
     try:
         yield
     except TRANSIENT:
         raise
     except dg.Failure:
         raise
+    except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt) as exc:
+        raise dg.Failure(
+            description="interrupted: the run is being terminated", allow_retries=False
+        ) from exc
     except Exception as exc:  # noqa: BLE001
         raise dg.Failure(description=f"{type(exc).__name__}: {exc}", allow_retries=False) from exc
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -18,6 +19,7 @@ from dagster_graphql import DagsterGraphQLClient
 from automem_pipelines.constants import REEMBED_JOB, TAG_QDRANT_LOCK
 from automem_pipelines.definitions import build_resources
 from automem_pipelines.run_config import reembed_run_config
+from automem_pipelines.run_workers import WORKER_PID_TAG
 from automem_pipelines.settings import Settings
 from automem_pipelines.stack import running_stack
 from automem_pipelines.stores import falkordb_server, vectors
@@ -56,6 +58,9 @@ def test_runs_launched_over_graphql_reembed_and_never_overlap(stack):
     with dg.DagsterInstance.from_config(str(running.dagster_home)) as instance:
         records = {r.dagster_run.run_id: r for r in instance.get_run_records(dg.RunsFilter(run_ids=[first, second]))}
         assert records[first].dagster_run.tags[TAG_QDRANT_LOCK] == "local"
+        # both ran in workers forked from the pre-imported worker server, not spawned ones
+        pids = {r.dagster_run.tags[WORKER_PID_TAG] for r in records.values()}
+        assert len(pids) == 2
         a, b = sorted(records.values(), key=lambda r: r.start_time)
         assert a.end_time <= b.start_time  # one local-mode run at a time
 
@@ -63,5 +68,38 @@ def test_runs_launched_over_graphql_reembed_and_never_overlap(stack):
     try:
         assert store.count() == 400
         assert set(store.payloads([r["id"] for r in rows])) == {r["id"] for r in rows}
+    finally:
+        vectors.forget(res["qdrant"].vector_config())
+
+
+def test_a_running_run_is_terminated_and_a_rerun_finishes_the_job(stack):
+    settings, client, running = stack
+    res = build_resources(settings, from_env=False)
+    with res["falkordb"].get_store() as graph:
+        load_sample(graph, 8_000, seed=11)  # a forced run over them takes several seconds
+    run_id = submit(client, REEMBED_JOB, reembed_run_config(batch_size=256, force=True), {"automem/trigger": "test"})
+    with dg.DagsterInstance.from_config(str(running.dagster_home)) as instance:
+        deadline = time.monotonic() + 120
+        while instance.get_run_by_id(run_id).status != dg.DagsterRunStatus.STARTED:
+            assert time.monotonic() < deadline, "the run never started"
+            time.sleep(0.1)
+        time.sleep(1.0)  # inside its steps
+        assert client.terminate_run(run_id) is None
+        assert wait_for_run(client, run_id, timeout=120) == dg.DagsterRunStatus.CANCELED
+        pid = int(instance.get_run_by_id(run_id).tags[WORKER_PID_TAG])
+    deadline = time.monotonic() + 30
+    while True:  # the worker exits (and the server reaps it) right after reporting the cancel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "the terminated run's worker is still running"
+        time.sleep(0.1)
+
+    rerun = submit(client, REEMBED_JOB, reembed_run_config(batch_size=256), {"automem/trigger": "test"})
+    assert wait_for_run(client, rerun) == dg.DagsterRunStatus.SUCCESS
+    store = res["qdrant"].get_store()
+    try:
+        assert store.count() == 8_400  # the 400 of the first test and all 8,000
     finally:
         vectors.forget(res["qdrant"].vector_config())
