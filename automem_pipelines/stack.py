@@ -208,32 +208,37 @@ def serve_forever(
     settings: Settings, host: str, port: int, extra: list[tuple[str, list[str]]] = (),
     api: tuple[str, int] | None = None,
 ) -> None:  # fmt: skip
-    """Foreground: start everything, print where it is, stop it all on SIGINT/SIGTERM.
+    """Foreground: start everything, print where it is, stop it all on SIGINT/SIGTERM
+    (also when they arrive while it is still starting).
 
     api: (host, port) for the admin API, or None to leave it out."""
-    stack = start_stack(settings, host=host, port=port)
-    if api is not None:
-        start_api(stack, *api)
-        print(f"Admin API: http://{api[0]}:{api[1]}  (OpenAPI at /docs)")
-    for name, args in extra:
-        stack.add(name, subprocess.Popen(args, start_new_session=True))
     stop = {"now": False}
 
     def handler(signum, frame):  # noqa: ARG001
         stop["now"] = True
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-    print(f"Dagster UI: {stack.url}  (DAGSTER_HOME={stack.dagster_home}); Ctrl-C stops everything")
+    stack: Stack | None = None
     try:
+        stack = start_stack(settings, host=host, port=port)
+        if api is not None:
+            start_api(stack, *api)
+            print(f"Admin API: http://{api[0]}:{api[1]}  (OpenAPI at /docs)")
+        for name, args in extra:
+            stack.add(name, subprocess.Popen(args, start_new_session=True))
+        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, handler)
+        print(f"Dagster UI: {stack.url}  (DAGSTER_HOME={stack.dagster_home}); Ctrl-C stops everything")
         while not stop["now"]:
             for name, proc in stack.processes.items():
                 if proc.poll() is not None:
                     print(f"{name} exited with {proc.returncode}; stopping", file=sys.stderr)
                     stop["now"] = True
             time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C while starting: stop what has started, below
     finally:
-        stack.stop()
+        if stack is not None:
+            stack.stop()
         if settings.falkordb_embedded:
             falkordb_server.stop(settings.data_dir)
         print("stack stopped")

@@ -54,14 +54,15 @@ def test_runs_still_start_the_default_way_when_the_worker_server_cannot():
     env = {**os.environ, "AUTOMEM_DATA_DIR": str(root)}
     env.pop("DAGSTER_HOME", None)
     settings = Settings.from_env(env)
-    home = dagster_home(Settings.from_env({"AUTOMEM_DATA_DIR": str(root)}))
-    home.mkdir(parents=True)
-    broken = DAGSTER_YAML.replace("[automem_pipelines.definitions]", "[automem_no_such_module_for_tests]")
-    assert broken != DAGSTER_YAML
-    (home / "dagster.yaml").write_text(broken)  # the stack keeps an existing dagster.yaml
-    port = free_port()
-    saved = os.environ.pop("DAGSTER_HOME", None)
+    saved = os.environ.pop("DAGSTER_HOME", None)  # an earlier test's stack exported its own
     try:
+        home = dagster_home(settings)
+        assert home.is_relative_to(root)
+        home.mkdir(parents=True)
+        broken = DAGSTER_YAML.replace("[automem_pipelines.definitions]", "[automem_no_such_module_for_tests]")
+        assert broken != DAGSTER_YAML
+        (home / "dagster.yaml").write_text(broken)  # the stack keeps an existing dagster.yaml
+        port = free_port()
         with running_stack(settings, port=port, env=env) as running:
             res = build_resources(settings, from_env=False)
             with res["falkordb"].get_store() as graph:
@@ -75,6 +76,7 @@ def test_runs_still_start_the_default_way_when_the_worker_server_cannot():
                 messages = [r.message for r in instance.all_logs(run_id)]
                 assert any("Pre-forked run worker unavailable" in m for m in messages)
     finally:
+        os.environ.pop("DAGSTER_HOME", None)  # running_stack exported this test's home
         if saved is not None:
             os.environ["DAGSTER_HOME"] = saved
         vectors.close_all()
