@@ -218,7 +218,8 @@ def _run_worker(request: dict[str, Any], answer_fd: int) -> None:
     """In the forked child: execute the run as `dagster api execute_run` does, then exit."""
     code = 1
     try:
-        os.setsid()  # its own session: the daemon's Ctrl-C does not reach a running run
+        # Same process group as the daemon (like Dagster's spawned workers, which share the
+        # code server's): stopping the stack interrupts running runs instead of orphaning them.
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         os.close(answer_fd)
