@@ -93,7 +93,13 @@ def test_ctrl_c_while_the_stack_is_starting_stops_what_started():
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.1)
         proc.send_signal(signal.SIGINT)  # the webserver and the API are not up yet
-        output, _ = proc.communicate(timeout=90)
+        try:
+            output, _ = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            tree = subprocess.run(["ps", "-ef", "--forest"], capture_output=True, text=True).stdout
+            os.killpg(proc.pid, signal.SIGKILL)
+            output, _ = proc.communicate(timeout=30)
+            pytest.fail(f"still running 90 s after Ctrl-C; it said:\n{output[-3000:]}\n{tree[-6000:]}")
         assert proc.returncode == 0, output
         assert "stack stopped" in output and "Traceback" not in output
         assert not falkordb_server.is_running(root)
