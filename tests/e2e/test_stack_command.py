@@ -76,36 +76,3 @@ def test_stack_command_starts_everything_and_stops_cleanly():
         falkordb_server.stop(root)
         shutil.rmtree(root, ignore_errors=True)
 
-
-def test_ctrl_c_while_the_stack_is_starting_stops_what_started():
-    root = Path(tempfile.mkdtemp(prefix="ams-"))
-    env = {
-        k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("OPENAI")
-    }
-    env.update({"AUTOMEM_DATA_DIR": str(root), "ENRICHMENT_SENSOR_ENABLED": "false"})
-    command = [str(Path(sys.executable).parent / "automem-pipelines"), "stack",
-               "--port", str(free_port()), "--api-port", str(free_port())]  # fmt: skip
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)  # fmt: skip
-    try:
-        deadline = time.monotonic() + START_LIMIT
-        while not falkordb_server.is_running(root):  # it has begun starting things
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGINT)  # the webserver and the API are not up yet
-        try:
-            output, _ = proc.communicate(timeout=90)
-        except subprocess.TimeoutExpired:
-            tree = subprocess.run(["ps", "-ef", "--forest"], capture_output=True, text=True).stdout
-            os.killpg(proc.pid, signal.SIGKILL)
-            output, _ = proc.communicate(timeout=30)
-            pytest.fail(f"still running 90 s after Ctrl-C; it said:\n{output[-3000:]}\n{tree[-6000:]}")
-        assert proc.returncode == 0, output
-        assert "stack stopped" in output and "Traceback" not in output
-        assert not falkordb_server.is_running(root)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        falkordb_server.stop(root)
-        shutil.rmtree(root, ignore_errors=True)
