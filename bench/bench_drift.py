@@ -42,6 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from automem_pipelines.domain import drift  # noqa: E402
+from bench._common import rss_mb  # noqa: E402
 from automem_pipelines.domain.memory import (  # noqa: E402
     content_hash,
     make_stamps,
@@ -59,14 +60,6 @@ from automem_pipelines.stores.vectors import (  # noqa: E402
 
 SPEC = drift.EmbeddingSpec("local", "minilm-l6-static", 256)
 EXCLUDED = ("MetaPattern",)
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 class PeakRSS:
