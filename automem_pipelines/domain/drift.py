@@ -3,17 +3,19 @@
 Detection reads both stores completely, in bounded pages on each side, and compares them by
 id *and* content:
 
-* the graph is walked in node-id ranges (``GraphStore.scan``); for every memory we keep only a
-  digest: its payload keys, a 16-byte hash of the payload it should have, and the sha256 of its
-  content (about 200 bytes per memory, never the memory itself);
-* Qdrant is scrolled with payloads (no vectors) in large pages, and each point is checked
-  against that digest as it arrives, then forgotten.
+* the graph is walked in node-id ranges (``GraphStore.scan``) reading only the compared
+  payload fields (``memory.PAYLOAD_FIELDS``); for every memory we keep only a 16-byte hash of
+  those fields as its payload should hold them, and the sha256 of its content (about 100
+  bytes per memory, never the memory itself);
+* Qdrant is scrolled with those payload keys and the stamps (no vectors) in large pages, and
+  each point is checked against that digest as it arrives, then forgotten.
 
 Kinds: ``missing`` (memory with content, no point), ``orphaned`` (point, no memory),
-``stale_vector`` (the point's stamp no longer matches the content or the configured
-embedding), ``payload_drift`` (the vector is current but the payload disagrees with the node)
-and ``dimension_mismatch`` (a store-level finding). Memory types in RECALL_EXCLUDED_TYPES are
-left out of the accounting, as AutoMem does.
+``stale_vector`` (not current by the one rule, ``vector_state``), ``payload_drift`` (the vector
+is current but a compared field disagrees with the node: node-only properties and fields
+AutoMem never reads back are never drift), and the store-level ``dimension_mismatch`` and
+``identity_mismatch`` (the collection's identity record names another embedding). Memory types
+in RECALL_EXCLUDED_TYPES are left out of the accounting, as AutoMem does.
 
 Repair reuses the re-embed path for ``missing`` and ``stale_vector`` (same payload merge and
 stamps), rewrites drifted payloads from the graph without embedding, and restores orphans into
@@ -34,9 +36,13 @@ from typing import Any
 from ..stores.graph import MAX_IDS_PER_QUERY, GraphStore
 from ..stores.vectors import VectorStore, dimension_message
 from . import reembed
+from . import identity as identity_mod
 from .embeddings import EmbeddingProvider
 from .gc_pause import cyclic_gc_paused
-from .memory import STAMP_KEYS, has_content, node_props_for_write, payload_from_node
+from .memory import COMPARED_FIELDS, has_content, node_props_for_write, payload_from_node
+from .vector_state import (
+    STATE_KEYS, EmbeddingIdentity, VectorState, raw_content_digest, sha256_hash, vector_state,
+)  # fmt: skip
 
 KINDS = ("missing", "orphaned", "stale_vector", "payload_drift")
 SAMPLE_SIZE = 10
@@ -47,31 +53,11 @@ SCROLL_PAGE = 10_000
 GRAPH_PAGE = 5_000  # node-id range per graph query; below FalkorDB's 10,000-row result cap
 REPAIR_CHUNK = 1_000  # memories per repair round trip (fetch, embed, upsert)
 
-# Properties are read as columns: the FalkorDB client decodes columns far faster than a whole
-# property map (properties(m) is 2x slower). The columns are the keys :Memory nodes actually
-# have (one cheap DISTINCT query; every absent column still costs reply parsing), or, when
-# there are too many, the properties AutoMem's nodes carry (§3 of the reference). A node with
-# any other property (size(keys(m)) says so) is fetched again whole, so nothing is left
-# uncompared.
-MAX_COLUMNS = 64
-KNOWN_KEYS = (
-    "content", "tags", "tag_prefixes", "importance", "timestamp", "type", "confidence",
-    "t_valid", "t_invalid", "updated_at", "last_accessed", "metadata", "processed",
-    "enriched", "enriched_at", "summary", "relevance_score", "archived", "archived_at",
-    "cluster_size",
-)  # fmt: skip
-# Stamp fields that decide whether a vector is current (embedded_at only informs).
-_STAMP_CHECK = ("content_hash", "embedding_provider", "embedding_model", "embedding_dim")
+# Only the compared fields are read (memory.PAYLOAD_FIELDS), as columns: the FalkorDB client
+# decodes columns far faster than a whole property map, and no other property can be drift.
+GRAPH_COLUMNS = COMPARED_FIELDS
+SCROLL_KEYS = tuple(dict.fromkeys((*COMPARED_FIELDS, *STATE_KEYS)))
 _ABSENT = "\x00absent"  # stands for "the point has no such key" in a payload digest
-
-
-@dataclass(frozen=True)
-class EmbeddingSpec:
-    """The configured embedding, as the stamps record it (no provider is needed to know it)."""
-
-    provider: str
-    model: str
-    dim: int
 
 
 # -- canonical digests ------------------------------------------------------------------------
@@ -96,22 +82,25 @@ def digest(value: Any) -> bytes:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 
 
-def content_digest(content: str) -> bytes:
-    return hashlib.sha256(content.encode("utf-8")).digest()
+content_digest = raw_content_digest
 
 
 def expected_payload(props: dict[str, Any]) -> dict[str, Any]:
-    """The payload fields a point must carry for this node, as ``payload_from_node`` writes
-    them; stamps and the id (it is the point id) are not payload drift."""
+    """The compared payload fields a point must carry for this node (memory.PAYLOAD_FIELDS:
+    those AutoMem reads back), as ``payload_from_node`` writes them."""
     payload = payload_from_node(props)
-    for key in (*STAMP_KEYS, "id"):
-        payload.pop(key, None)
-    return payload
+    return {k: payload[k] for k in COMPARED_FIELDS if k in payload}
 
 
-def payload_fields_digest(payload: dict[str, Any], keys: Sequence[str]) -> bytes:
-    """Digest of the point's values for the node's keys; keys only the point has are ignored."""
-    return digest({k: payload.get(k, _ABSENT) for k in keys})
+def payload_fields_digest(payload: dict[str, Any]) -> bytes:
+    """Digest of the point's values for the compared fields (absent ones included as absent);
+    every other key of the payload is ignored."""
+    return digest({k: payload.get(k, _ABSENT) for k in COMPARED_FIELDS})
+
+
+def expected_digest(props: dict[str, Any]) -> bytes:
+    expected = expected_payload(props)
+    return digest({k: expected.get(k, _ABSENT) for k in COMPARED_FIELDS})
 
 
 def canonical_id(value: Any) -> str | None:
@@ -123,20 +112,13 @@ def canonical_id(value: Any) -> str | None:
         return None
 
 
-def vector_is_current(payload: dict[str, Any], content: bytes, spec: EmbeddingSpec) -> bool:
-    """Stamped point: hash, provider, model and dimension must all match. Unstamped point
-    (written by AutoMem itself, which records nothing): current when its payload ``content`` is
-    the node's content, since AutoMem embeds exactly that text; we cannot tell which model made
-    it, and re-embedding a whole AutoMem store on the first check would be the wrong default."""
-    if any(k in payload for k in _STAMP_CHECK):
-        return (
-            payload.get("content_hash") == "sha256:" + content.hex()
-            and payload.get("embedding_provider") == spec.provider
-            and payload.get("embedding_model") == spec.model
-            and payload.get("embedding_dim") == spec.dim
-        )
-    text = payload.get("content")
-    return isinstance(text, str) and content_digest(text) == content
+def vector_is_current(payload: dict[str, Any], content: bytes, identity: EmbeddingIdentity,
+                      trust_unstamped: bool = True) -> bool:  # fmt: skip
+    """The one rule (``vector_state``), from a raw content digest: a current or adoptable point
+    is current here (an unstamped AutoMem point with the node's content is the collection
+    model's vector unless the collection's identity record says otherwise)."""
+    state = vector_state(payload, sha256_hash(content), identity, trust_unstamped)
+    return state in (VectorState.CURRENT, VectorState.ADOPTABLE)
 
 
 # -- detection --------------------------------------------------------------------------------
@@ -159,6 +141,9 @@ class DriftReport:
     excluded_qdrant: int = 0
     no_content: list[str] = field(default_factory=list)  # memories that cannot have a vector
     invalid_ids: list[str] = field(default_factory=list)  # graph ids that cannot be point ids
+    identity_configured: dict[str, Any] = field(default_factory=dict)
+    identity_recorded: dict[str, Any] | None = None  # the collection's record (identity.py)
+    identity_mismatch: bool = False  # the record names another embedding (store-level)
     graph_seconds: float = 0.0
     vector_seconds: float = 0.0
     compare_seconds: float = 0.0
@@ -186,6 +171,11 @@ class DriftReport:
         for kind in KINDS:
             out[f"{kind}_sample"] = sorted(getattr(self, kind))[:SAMPLE_SIZE]
         out["dimension_mismatch"] = self.dimension_mismatch
+        out["identity_mismatch"] = self.identity_mismatch
+        out["embedding_identity"] = {
+            "configured": self.identity_configured,
+            "recorded": self.identity_recorded,
+        }
         out["collection_dim"] = self.collection_dim
         out["vector_size"] = self.vector_size
         out["excluded_types"] = list(self.excluded_types)
@@ -205,9 +195,9 @@ class DriftReport:
 
 @dataclass
 class GraphIndex:
-    """Per memory: (payload keys, payload digest, content digest or None); keyed by point id."""
+    """Per memory: (compared-fields digest, content digest or None); keyed by point id."""
 
-    nodes: dict[str, tuple[tuple[str, ...], bytes, bytes | None]]
+    nodes: dict[str, tuple[bytes, bytes | None]]
     raw_ids: dict[str, str]  # point id → graph id, only where the two are spelled differently
     excluded: set[str]
     excluded_count: int
@@ -215,61 +205,35 @@ class GraphIndex:
     seconds: float
 
 
-def property_columns(graph: GraphStore) -> tuple[str, ...]:
-    rows = graph.query(
-        f"MATCH (m:Memory) UNWIND keys(m) AS k RETURN DISTINCT k LIMIT {MAX_COLUMNS + 2}"
-    )
-    keys = sorted(k for (k,) in rows if isinstance(k, str) and k != "id" and "`" not in k)
-    return tuple(keys) if len(rows) <= MAX_COLUMNS + 1 else KNOWN_KEYS
-
-
-def _graph_columns(columns: Sequence[str] = KNOWN_KEYS) -> str:
-    return "m.id, size(keys(m))" + "".join(f", m.`{k}`" for k in columns)
+def _graph_columns(columns: Sequence[str] = GRAPH_COLUMNS) -> str:
+    return "m.id" + "".join(f", m.`{k}`" for k in columns)
 
 
 def index_graph(graph: GraphStore, excluded_types: Sequence[str], page: int = GRAPH_PAGE) -> GraphIndex:
-    """Read every :Memory node in node-id ranges and keep a digest of each."""
+    """Read every :Memory node's compared fields in node-id ranges and keep a digest of each."""
     started = time.perf_counter()
     excluded_set = set(excluded_types)
-    nodes: dict[str, tuple[tuple[str, ...], bytes, bytes | None]] = {}
+    nodes: dict[str, tuple[bytes, bytes | None]] = {}
     raw_ids: dict[str, str] = {}
     excluded: set[str] = set()
     invalid: list[str] = []
-    keysets: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per distinct key set
-    incomplete: list[str] = []
-
-    def add(raw_id: Any, props: dict[str, Any]) -> None:
-        pid = canonical_id(raw_id)
-        if pid is None:
-            invalid.append(str(raw_id))
-            return
-        if pid != raw_id:
-            raw_ids[pid] = str(raw_id)
-        if props.get("type") in excluded_set:
-            excluded.add(pid)
-            return
-        expected = expected_payload(props)
-        keys = tuple(sorted(expected))
-        keys = keysets.setdefault(keys, keys)
-        content = props.get("content")
-        nodes[pid] = (keys, digest(expected), content_digest(content) if has_content(content) else None)
-
-    columns = property_columns(graph)
-    for row in graph.scan(_graph_columns(columns), page=page):
-        raw_id, nkeys, values = row[0], row[1], row[2:]
+    for row in graph.scan(_graph_columns(), page=page):
+        raw_id, values = row[0], row[1:]
         if raw_id is None:
             invalid.append("<node without id>")
             continue
-        props = {k: v for k, v in zip(columns, values) if v is not None}
-        if len(props) + 1 < nkeys:  # it has properties beyond the known ones
-            incomplete.append(raw_id)
+        pid = canonical_id(raw_id)
+        if pid is None:
+            invalid.append(str(raw_id))
             continue
-        props["id"] = raw_id
-        add(raw_id, props)
-    for start in range(0, len(incomplete), MAX_IDS_PER_QUERY):
-        part = incomplete[start : start + MAX_IDS_PER_QUERY]
-        for raw_id, props in graph.fetch_properties(part).items():
-            add(raw_id, props)
+        if pid != raw_id:
+            raw_ids[pid] = str(raw_id)
+        props = {k: v for k, v in zip(GRAPH_COLUMNS, values) if v is not None}
+        if props.get("type") in excluded_set:
+            excluded.add(pid)
+            continue
+        content = props.get("content")
+        nodes[pid] = (expected_digest(props), content_digest(content) if has_content(content) else None)
     return GraphIndex(
         nodes, raw_ids, excluded, len(excluded), invalid, time.perf_counter() - started
     )
@@ -278,7 +242,7 @@ def index_graph(graph: GraphStore, excluded_types: Sequence[str], page: int = GR
 def detect(
     graph: GraphStore,
     vectors: VectorStore,
-    spec: EmbeddingSpec,
+    identity: EmbeddingIdentity,
     excluded_types: Sequence[str],
     scroll_page: int = SCROLL_PAGE,
     graph_page: int = GRAPH_PAGE,
@@ -288,13 +252,13 @@ def detect(
     Runs with the cyclic GC paused (see gc_pause): the pages read here die by refcount, and
     with local mode's collection in the heap every full collection would walk all of it."""
     with cyclic_gc_paused():
-        return _detect(graph, vectors, spec, excluded_types, scroll_page, graph_page)
+        return _detect(graph, vectors, identity, excluded_types, scroll_page, graph_page)
 
 
 def _detect(
     graph: GraphStore,
     vectors: VectorStore,
-    spec: EmbeddingSpec,
+    identity: EmbeddingIdentity,
     excluded_types: Sequence[str],
     scroll_page: int,
     graph_page: int,
@@ -302,7 +266,7 @@ def _detect(
     index = index_graph(graph, excluded_types, graph_page)
     excluded_set = set(excluded_types)
     report = DriftReport(
-        vector_size=spec.dim,
+        vector_size=identity.dim,
         excluded_types=list(excluded_types),
         excluded_falkordb=index.excluded_count,
         invalid_ids=index.invalid_ids,
@@ -312,10 +276,15 @@ def _detect(
     nodes = index.nodes
     report.collection_dim = vectors.collection_dim()
     report.collection_exists = report.collection_dim is not None
+    record = identity_mod.read_record(vectors) if report.collection_exists else None
+    report.identity_configured = identity.as_dict()
+    report.identity_recorded = record.as_dict() if record else None
+    report.identity_mismatch = record is not None and record.identity != identity
+    trust = identity_mod.trust_unstamped(record, identity)
     compare = 0.0
     started = time.perf_counter()
     if report.collection_exists:
-        for records in vectors.scroll(page=scroll_page, with_payload=True):
+        for records in vectors.scroll(page=scroll_page, with_payload=SCROLL_KEYS):
             t0 = time.perf_counter()
             for rec in records:
                 pid = str(rec.id)
@@ -329,15 +298,15 @@ def _detect(
                         report.qdrant_count += 1
                     continue
                 report.qdrant_count += 1
-                keys, fields_digest, content = node
+                fields_digest, content = node
                 gid = index.raw_ids.get(pid, pid)
-                if content is not None and not vector_is_current(payload, content, spec):
+                if content is not None and not vector_is_current(payload, content, identity, trust):
                     report.stale_vector.append(gid)
-                elif payload_fields_digest(payload, keys) != fields_digest:
+                elif payload_fields_digest(payload) != fields_digest:
                     report.payload_drift.append(gid)
             compare += time.perf_counter() - t0
     t0 = time.perf_counter()
-    for pid, (_keys, _digest, content) in nodes.items():  # no point was found for these
+    for pid, (_digest, content) in nodes.items():  # no point was found for these
         gid = index.raw_ids.get(pid, pid)
         (report.missing if content is not None else report.no_content).append(gid)
     compare += time.perf_counter() - t0
@@ -385,8 +354,8 @@ def repair_vectors(
     only its batch's ids; store errors propagate (the step is retried, writes are idempotent)."""
     started = time.perf_counter()
     result = RepairResult(kind, total=len(ids))
-    if ids:
-        vectors.ensure_collection(provider.dim)  # raises DimensionMismatchError
+    if ids:  # raises DimensionMismatchError / EmbeddingIdentityError before any write
+        identity_mod.check_identity(vectors, provider)
     for index, part in enumerate(_chunks(ids, chunk_size)):
         embedded = reembed.embed_chunk(index, part, graph, provider, batch_size)
         written = reembed.upsert_chunk(embedded, graph, vectors)
@@ -404,20 +373,24 @@ def repair_vectors(
 def repair_payloads(
     ids: Sequence[str], graph: GraphStore, vectors: VectorStore, chunk_size: int = REPAIR_CHUNK
 ) -> RepairResult:
-    """Merge the graph's fields into each drifted point's payload (no embedding, no provider).
-    Keys only the point has survive; stamps are left as they are."""
+    """Write the graph's compared fields into each drifted point's payload (no embedding, no
+    provider): merged, and a compared field the node no longer has is removed. Every other key
+    survives; stamps are left as they are."""
     started = time.perf_counter()
     result = RepairResult("payload_drift", total=len(ids))
     for part in _chunks(ids, chunk_size):
         props = graph.fetch_properties(part)
-        present = vectors.retrieve([canonical_id(m) or m for m in props], with_payload=False)
+        present = vectors.payloads([canonical_id(m) or m for m in props], keys=list(COMPARED_FIELDS))
         updates: dict[str, dict[str, Any]] = {}
+        removals: dict[str, list[str]] = {}
         for mid in part:
             pid = canonical_id(mid) or mid
             if mid not in props or pid not in present:
                 result.skipped += 1
                 continue
-            updates[pid] = payload_from_node(props[mid])
+            updates[pid] = expected_payload(props[mid])
+            removals[pid] = [k for k in COMPARED_FIELDS if k in present[pid] and k not in updates[pid]]
+        vectors.delete_payload_keys(removals)
         vectors.set_payloads(updates)
         result.repaired += len(updates)
     result.seconds = time.perf_counter() - started

@@ -20,10 +20,12 @@ from ..constants import (
     VECTOR_ASSET_KEY,
 )
 from ..domain import drift
+from ..domain.identity import mismatch_message as identity_mismatch_message
+from ..domain.vector_state import EmbeddingIdentity
 from ..domain.params import check_batch_size
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
 from ..resources.sync import SyncPolicyResource
-from .common import STORE_RETRY_POLICY, fail_fast_unless_transient
+from .common import STORE_RETRY_POLICY, configured_identity, fail_fast_unless_transient
 
 
 class DriftSyncConfig(dg.Config):
@@ -61,17 +63,13 @@ class SyncPlan:
     started_at: float
 
 
-def _spec(embeddings: EmbeddingsResource) -> drift.EmbeddingSpec:
-    """The configured embedding, read from configuration: detection never loads a provider."""
-    return drift.EmbeddingSpec(embeddings.provider, embeddings.model, embeddings.vector_size)
-
-
 def _count_metadata(report: drift.DriftReport) -> dict:
     meta: dict = {
         "falkordb_count": report.falkordb_count,
         "qdrant_count": report.qdrant_count,
         **report.counts(),
         "dimension_mismatch": report.dimension_mismatch,
+        "identity_mismatch": report.identity_mismatch,
         "no_content_count": len(report.no_content),
     }
     if report.collection_dim is not None:
@@ -92,7 +90,9 @@ def detect_drift(
     check_batch_size_or_fail(config.batch_size)
     started = time.time()
     with fail_fast_unless_transient(), falkordb.get_store() as graph:
-        report = drift.detect(graph, qdrant.get_store(), _spec(embeddings), sync.excluded_types)
+        report = drift.detect(
+            graph, qdrant.get_store(), configured_identity(embeddings), sync.excluded_types
+        )
     findings = report.findings()
     meta = _count_metadata(report)
     context.log_event(
@@ -115,7 +115,7 @@ def detect_drift(
 
 @dg.op
 def check_dimension(context: dg.OpExecutionContext, plan: SyncPlan, qdrant: QdrantResource) -> SyncPlan:
-    """dimension_mismatch → refuse every repair (a dry run only reports it). A separate step,
+    """dimension_mismatch or identity_mismatch → refuse every repair (a dry run only reports it). A separate step,
     so that the detection step and its observation succeed and stay visible."""
     report = plan.report
     if report.dimension_mismatch and not plan.dry_run:
@@ -126,6 +126,16 @@ def check_dimension(context: dg.OpExecutionContext, plan: SyncPlan, qdrant: Qdra
         )
     if report.dimension_mismatch:
         context.log.warning(report.dimension_message(qdrant.collection))
+    if report.identity_mismatch:
+        recorded = report.identity_recorded or {}
+        message = identity_mismatch_message(
+            qdrant.collection, EmbeddingIdentity(**report.identity_configured),
+            f"its recorded identity is {recorded.get('provider')}:{recorded.get('model')} "
+            f"({recorded.get('dim')}-d, {recorded.get('status')})",
+        )  # fmt: skip
+        if not plan.dry_run:
+            raise dg.Failure(description="refusing to repair: " + message, allow_retries=False)
+        context.log.warning(message)
     return plan
 
 
