@@ -326,6 +326,7 @@ class RepairResult:
     requests: int = 0
     tokens: int | None = None
     seconds: float = 0.0
+    pending_links: list[str] = field(default_factory=list)  # written; enriched before a vector
 
     def check(self) -> None:
         if self.repaired + self.skipped + len(self.failed) != self.total:
@@ -359,6 +360,7 @@ def repair_vectors(
     for index, part in enumerate(_chunks(ids, chunk_size)):
         embedded = reembed.embed_chunk(index, part, graph, provider, batch_size)
         written = reembed.upsert_chunk(embedded, graph, vectors)
+        result.pending_links.extend(written.pending_links)
         result.repaired += written.processed
         result.skipped += written.skipped
         result.failed.update(written.failed)

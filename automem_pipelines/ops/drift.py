@@ -19,13 +19,17 @@ from ..constants import (
     SUMMARY_METADATA_KEY,
     VECTOR_ASSET_KEY,
 )
-from ..domain import drift
+from ..domain import drift, enrichment
+from ..domain.identity import check_identity
 from ..domain.identity import mismatch_message as identity_mismatch_message
 from ..domain.vector_state import EmbeddingIdentity
 from ..domain.params import check_batch_size
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
+from ..resources.nlp import EnrichmentResource
 from ..resources.sync import SyncPolicyResource
-from .common import STORE_RETRY_POLICY, configured_identity, fail_fast_unless_transient
+from .common import (
+    STORE_RETRY_POLICY, configured_identity, fail_fast_unless_transient, retry_store_outages,
+)  # fmt: skip
 
 
 class DriftSyncConfig(dg.Config):
@@ -114,9 +118,17 @@ def detect_drift(
 
 
 @dg.op
-def check_dimension(context: dg.OpExecutionContext, plan: SyncPlan, qdrant: QdrantResource) -> SyncPlan:
-    """dimension_mismatch or identity_mismatch → refuse every repair (a dry run only reports it). A separate step,
-    so that the detection step and its observation succeed and stay visible."""
+def check_dimension(
+    context: dg.OpExecutionContext,
+    plan: SyncPlan,
+    qdrant: QdrantResource,
+    embeddings: EmbeddingsResource,
+) -> SyncPlan:
+    """The collection must be the configured embedding's before a sync writes (a dry run only
+    reports): dimension_mismatch or a recorded identity_mismatch refuse every repair, and a
+    collection whose identity was never checked is checked now (identity.py: a few texts
+    embedded once, then recorded). A separate step, so that the detection step and its
+    observation succeed and stay visible."""
     report = plan.report
     if report.dimension_mismatch and not plan.dry_run:
         raise dg.Failure(
@@ -136,6 +148,10 @@ def check_dimension(context: dg.OpExecutionContext, plan: SyncPlan, qdrant: Qdra
         if not plan.dry_run:
             raise dg.Failure(description="refusing to repair: " + message, allow_retries=False)
         context.log.warning(message)
+    elif not plan.dry_run and report.collection_exists and report.identity_recorded is None:
+        with retry_store_outages():
+            check = check_identity(qdrant.get_store(), embeddings.get_provider())
+        context.log.info(f"collection identity: {check.describe()}")
     return plan
 
 
@@ -156,6 +172,7 @@ def repair_vectors(
     falkordb: FalkorDBResource,
     qdrant: QdrantResource,
     embeddings: EmbeddingsResource,
+    nlp: EnrichmentResource,
 ) -> dg.Output[list[drift.RepairResult]]:
     """missing and stale_vector → embed and upsert through the re-embed path."""
     report = plan.report
@@ -170,6 +187,12 @@ def repair_vectors(
                     continue
                 result = drift.repair_vectors(kind, ids, graph, vectors, provider, plan.batch_size)
                 results.append(result)
+                linked = enrichment.link_pending(
+                    graph, vectors, result.pending_links, nlp.options(), EmbeddingIdentity.of(provider)
+                )
+                if linked:
+                    context.log.info(f"{kind}: SIMILAR_TO links made for {linked} memories "
+                                     "enriched before their vector")  # fmt: skip
                 context.log.info(
                     f"{kind}: repaired {result.repaired}, skipped {result.skipped}, failed "
                     f"{len(result.failed)} of {result.total} in {result.requests} provider "
