@@ -352,7 +352,18 @@ def create_app(config: ApiConfig, launcher: DagsterLauncher | None = None) -> Fa
 def _install_error_handlers(app: FastAPI) -> None:
     # Every message leaves through redactor.message: configured secrets replaced, run ids
     # (any UUID) cut to 8 characters, length bounded; user values inside are clipped already.
-    safe = app.state.redactor.message
+    # Other string fields of an error (field names, run errors) have the secrets scrubbed.
+    redactor: Redactor = app.state.redactor
+    safe = redactor.message
+
+    def safe_extra(value: Any) -> Any:
+        if isinstance(value, str):
+            return redactor.scrub(value)
+        if isinstance(value, list):
+            return [safe_extra(v) for v in value]
+        if isinstance(value, dict):
+            return {k: safe_extra(v) for k, v in value.items()}
+        return value
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError):
@@ -361,7 +372,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         audit.setdefault(
             "outcome", f"rejected: {message}" if exc.status_code < 500 else f"error: {message}"
         )
-        return error_response(exc.status_code, message, exc.headers, exc.extra)
+        return error_response(exc.status_code, message, exc.headers, safe_extra(exc.extra))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):

@@ -48,11 +48,16 @@ def shorten_uuids(text: str) -> str:
 
 
 def _forms(secret: str) -> set[str]:
+    """The secret as text, URL-quoted (minimally and every byte), JSON and repr-escaped.
+    Arbitrary mixes of encoded and plain characters are not covered: logs never hold raw
+    query strings, which is where those come from."""
     percent = quote(secret, safe="")
+    every_byte = "".join(f"%{b:02X}" for b in secret.encode())
     return {
         secret,
         percent,
-        percent.lower(),  # hex digits may come in either case
+        every_byte,
+        every_byte.lower(),  # hex digits may come in either case
         quote_plus(secret, safe=""),
         quote(secret),
         json.dumps(secret)[1:-1],
