@@ -280,6 +280,9 @@ def serve_forever(
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGTERM, handler)
         print(f"Dagster UI: {stack.url}  (DAGSTER_HOME={stack.dagster_home}); Ctrl-C stops everything")
+        if not is_loopback(host):
+            print(f"WARNING: the Dagster webserver listens on {host} with no authentication: "
+                  "anyone who reaches it can launch and terminate runs", file=sys.stderr)  # fmt: skip
         while not stop["now"]:
             for name, proc in stack.processes.items():
                 if proc.poll() is not None:
