@@ -206,8 +206,8 @@ def check_id(index: int, value: str, redactor: Redactor) -> None:
             )
     if redactor.contains_secret(value):
         raise ids_error(
-            f"ids[{index}] contains a configured API or admin token; tokens are never stored "
-            "in a run"
+            f"ids[{index}] contains a configured credential (an API, admin or service token); "
+            "credentials are never stored in a run"
         )
 
 

@@ -188,3 +188,19 @@ except ValueError:
     for line in ("error log [redacted]", "access /x?api_key=[redacted]",
                  "library said [redacted]", "ValueError: [redacted]"):  # fmt: skip
         assert line in output, output
+
+
+@pytest.mark.parametrize(
+    "request_kwargs",
+    [{"json": {"ids": ["m1", API_TOKEN]}}, {"json": {"ids": f"m1,x{ADMIN_TOKEN}x"}},
+     {"params": {"ids": f"m1,{API_TOKEN}"}}, {"json": {"ids": ["sk-provider-key-123456"]}}],
+    ids=["list", "comma string", "query", "provider key"],
+)  # fmt: skip
+def test_an_id_holding_a_configured_credential_is_refused(make_client, request_kwargs):
+    client, launcher = make_client(settings_env={"OPENAI_API_KEY": "sk-provider-key-123456"})
+    response = client.post("/enrichment/reprocess", headers=ADMIN, **request_kwargs)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["field"] == "ids" and "contains a configured credential" in body["message"]
+    assert API_TOKEN not in response.text and "sk-provider" not in response.text
+    assert launcher.submits == []

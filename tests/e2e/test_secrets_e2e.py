@@ -71,8 +71,9 @@ class Scenario:
     dagster_environ: dict[int, bytes] = field(default_factory=dict)
 
 
-def send(port: int, method: str, target: str, headers: dict[str, str], body: bytes) -> Answer:
+def send(port: int, probe: Probe) -> Answer:
     """One request, the target exactly as given (http.client does not re-encode it)."""
+    method, target, headers, body = probe.method, probe.target, probe.headers, probe.body
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
         conn.putrequest(method, target, skip_accept_encoding=True)
@@ -83,10 +84,9 @@ def send(port: int, method: str, target: str, headers: dict[str, str], body: byt
             conn.putheader("Content-Length", str(len(body)))
         conn.endheaders(body or None)
         response = conn.getresponse()
-        return Answer(Probe("", method, target), response.status,
-                      response.getheader("x-request-id"), response.read())  # fmt: skip
+        return Answer(probe, response.status, response.getheader("x-request-id"), response.read())
     except (ConnectionError, http.client.HTTPException):
-        return Answer(Probe("", method, target), None, None, b"")
+        return Answer(probe, None, None, b"")
     finally:
         conn.close()
 
@@ -154,10 +154,7 @@ def scenario() -> Iterator[Scenario]:
             for name in ("webserver", "daemon"):
                 found.dagster_environ.update(_group_environ(stack.processes[name].pid))
 
-            for probe in probes(API_TOKEN, ADMIN_TOKEN, ids[0]):
-                answer = send(api_port, probe.method, probe.target, probe.headers, probe.body)
-                answer.probe = probe
-                found.answers.append(answer)
+            found.answers = [send(api_port, p) for p in probes(API_TOKEN, ADMIN_TOKEN, ids[0])]
 
             # Ids with a NUL byte, in the three accepted forms: 400 naming ids, and no run.
             admin = {"Authorization": f"Bearer {API_TOKEN}", "X-Admin-Token": ADMIN_TOKEN}
@@ -168,7 +165,7 @@ def scenario() -> Iterator[Scenario]:
                 ("body string", "/enrichment/reprocess", json.dumps({"ids": ",".join(bad)}).encode()),
                 ("query", "/enrichment/reprocess?ids=" + quote(",".join(bad), safe=","), b""),
             ]:  # fmt: skip
-                answer = send(api_port, "POST", target, admin, body)
+                answer = send(api_port, Probe(form, "POST", target, admin, body))
                 found.bad_id_answers.append((form, answer.status, json.loads(answer.body)))
             found.runs_after_bad_ids = len(_all_runs(stack.dagster_home))
 
@@ -227,11 +224,11 @@ def test_the_runs_finished_and_their_tags_and_config_hold_no_token(scenario: Sce
         assert not leaks_in(json.dumps(run).encode(), SECRETS), run
 
 
-def test_webserver_listens_on_loopback_only(scenario: Scenario):
+def test_webserver_and_api_listen_on_loopback_only(scenario: Scenario):
     loopback_v4 = "0100007F"  # 127.0.0.1 as /proc/net/tcp writes it
-    web = scenario.listening[scenario.webserver_port]
-    assert web == {loopback_v4}, web
-    assert all(address == loopback_v4 for address in web)
+    for port, addresses in scenario.listening.items():
+        assert addresses == {loopback_v4}, (port, addresses)
+    assert scenario.webserver_port in scenario.listening
 
 
 def test_dagster_processes_never_get_the_api_tokens(scenario: Scenario):
