@@ -39,12 +39,14 @@ from . import reembed
 from . import identity as identity_mod
 from .embeddings import EmbeddingProvider
 from .gc_pause import cyclic_gc_paused
-from .memory import COMPARED_FIELDS, has_content, node_props_for_write, payload_from_node
+from .memory import (
+    COMPARED_FIELDS, has_content, id_problem, node_props_for_write, payload_from_node, shown_id,
+)  # fmt: skip
 from .vector_state import (
     STATE_KEYS, EmbeddingIdentity, VectorState, raw_content_digest, sha256_hash, vector_state,
 )  # fmt: skip
 
-KINDS = ("missing", "orphaned", "stale_vector", "payload_drift")
+KINDS = ("missing", "orphaned", "stale_vector", "payload_drift", "duplicate_id")
 SAMPLE_SIZE = 10
 FAILED_IDS_SHOWN = 10
 # Local-mode Qdrant sorts every point id on each scroll page (O(N log N) per page), so pages
@@ -133,6 +135,7 @@ class DriftReport:
     orphaned: list[str] = field(default_factory=list)
     stale_vector: list[str] = field(default_factory=list)
     payload_drift: list[str] = field(default_factory=list)
+    duplicate_id: list[str] = field(default_factory=list)  # ids several nodes share: never merged
     collection_exists: bool = True
     collection_dim: int | None = None
     vector_size: int = 0
@@ -195,13 +198,13 @@ class DriftReport:
 
 @dataclass
 class GraphIndex:
-    """Per memory: (compared-fields digest, content digest or None); keyed by point id."""
+    """Per memory: (compared-fields digest, content digest or None); keyed by its id."""
 
     nodes: dict[str, tuple[bytes, bytes | None]]
-    raw_ids: dict[str, str]  # point id → graph id, only where the two are spelled differently
     excluded: set[str]
     excluded_count: int
     invalid_ids: list[str]
+    duplicate_ids: list[str]  # shared by several nodes: left out of the comparison
     seconds: float
 
 
@@ -210,32 +213,34 @@ def _graph_columns(columns: Sequence[str] = GRAPH_COLUMNS) -> str:
 
 
 def index_graph(graph: GraphStore, excluded_types: Sequence[str], page: int = GRAPH_PAGE) -> GraphIndex:
-    """Read every :Memory node's compared fields in node-id ranges and keep a digest of each."""
+    """Read every :Memory node's compared fields in node-id ranges and keep a digest of each.
+    Nodes whose id cannot be a point id are reported as invalid, ids several nodes share as
+    duplicates; neither is compared (which node would the point belong to?)."""
     started = time.perf_counter()
     excluded_set = set(excluded_types)
     nodes: dict[str, tuple[bytes, bytes | None]] = {}
-    raw_ids: dict[str, str] = {}
     excluded: set[str] = set()
     invalid: list[str] = []
+    duplicates: set[str] = set()
     for row in graph.scan(_graph_columns(), page=page):
-        raw_id, values = row[0], row[1:]
-        if raw_id is None:
-            invalid.append("<node without id>")
+        mid, values = row[0], row[1:]
+        if id_problem(mid) is not None:
+            invalid.append(shown_id(mid))
             continue
-        pid = canonical_id(raw_id)
-        if pid is None:
-            invalid.append(str(raw_id))
+        if mid in nodes or mid in excluded:
+            duplicates.add(mid)
             continue
-        if pid != raw_id:
-            raw_ids[pid] = str(raw_id)
         props = {k: v for k, v in zip(GRAPH_COLUMNS, values) if v is not None}
         if props.get("type") in excluded_set:
-            excluded.add(pid)
+            excluded.add(mid)
             continue
         content = props.get("content")
-        nodes[pid] = (expected_digest(props), content_digest(content) if has_content(content) else None)
+        nodes[mid] = (expected_digest(props), content_digest(content) if has_content(content) else None)
+    for mid in duplicates:
+        nodes.pop(mid, None)
+        excluded.discard(mid)
     return GraphIndex(
-        nodes, raw_ids, excluded, len(excluded), invalid, time.perf_counter() - started
+        nodes, excluded, len(excluded), invalid, sorted(duplicates), time.perf_counter() - started
     )
 
 
@@ -270,10 +275,12 @@ def _detect(
         excluded_types=list(excluded_types),
         excluded_falkordb=index.excluded_count,
         invalid_ids=index.invalid_ids,
+        duplicate_id=index.duplicate_ids,
         graph_seconds=index.seconds,
     )
-    report.falkordb_count = len(index.nodes)
+    report.falkordb_count = len(index.nodes) + len(index.duplicate_ids)
     nodes = index.nodes
+    duplicates = set(index.duplicate_ids)
     report.collection_dim = vectors.collection_dim()
     report.collection_exists = report.collection_dim is not None
     record = identity_mod.read_record(vectors) if report.collection_exists else None
@@ -290,6 +297,9 @@ def _detect(
                 pid = str(rec.id)
                 payload = rec.payload or {}
                 node = nodes.pop(pid, None)
+                if node is None and pid in duplicates:
+                    report.qdrant_count += 1  # its memory exists, twice: reported as such
+                    continue
                 if node is None:
                     if pid in index.excluded or payload.get("type") in excluded_set:
                         report.excluded_qdrant += 1
@@ -299,16 +309,14 @@ def _detect(
                     continue
                 report.qdrant_count += 1
                 fields_digest, content = node
-                gid = index.raw_ids.get(pid, pid)
                 if content is not None and not vector_is_current(payload, content, identity, trust):
-                    report.stale_vector.append(gid)
+                    report.stale_vector.append(pid)
                 elif payload_fields_digest(payload) != fields_digest:
-                    report.payload_drift.append(gid)
+                    report.payload_drift.append(pid)
             compare += time.perf_counter() - t0
     t0 = time.perf_counter()
     for pid, (_digest, content) in nodes.items():  # no point was found for these
-        gid = index.raw_ids.get(pid, pid)
-        (report.missing if content is not None else report.no_content).append(gid)
+        (report.missing if content is not None else report.no_content).append(pid)
     compare += time.perf_counter() - t0
     report.vector_seconds = time.perf_counter() - started - compare
     report.compare_seconds = compare

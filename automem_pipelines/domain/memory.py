@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +42,26 @@ def utc_now_iso() -> str:
 
 def content_hash(content: str) -> str:
     return "sha256:" + hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
+def id_problem(value: Any) -> str | None:
+    """Why a node's id cannot be its point's id, or None when it can. Point id = memory id, and
+    Qdrant spells UUIDs lowercase with hyphens (AutoMem's ids are ``str(uuid4())``): any other
+    value or spelling would never match its point again."""
+    if value is None:
+        return "no id"
+    if not isinstance(value, str):
+        return f"id is a {type(value).__name__}, not a UUID string"
+    try:
+        canonical = str(uuid.UUID(value))
+    except ValueError:
+        return "id is not a UUID"
+    return None if canonical == value else "id is not in the lowercase hyphenated UUID form"
+
+
+def shown_id(value: Any) -> str:
+    """An id as reports show it (a node without id, or a non-string id, included)."""
+    return "<node without id>" if value is None else value if isinstance(value, str) else repr(value)
 
 
 def has_content(content: Any) -> bool:

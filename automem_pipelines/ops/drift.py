@@ -109,7 +109,8 @@ def detect_drift(
     context.log.info(
         "drift: falkordb={falkordb_count} qdrant={qdrant_count} missing={missing_count} "
         "orphaned={orphaned_count} stale_vector={stale_vector_count} "
-        "payload_drift={payload_drift_count} dimension_mismatch={dimension_mismatch} "
+        "payload_drift={payload_drift_count} duplicate_id={duplicate_id_count} "
+        "invalid_id={invalid_id_count} dimension_mismatch={dimension_mismatch} "
         "({detect_seconds})".format(**findings)
     )
     plan = SyncPlan(report, config.batch_size, config.dry_run, config.recover_orphans, started)

@@ -174,3 +174,37 @@ def test_graph_read_handles_unexpected_types_and_unknown_keys(graph):
         fields, _ = index.nodes[node["id"]]
         assert fields == drift.expected_digest(node)
     assert index.nodes[odd_types["id"]][1] is None  # a number is not content to embed
+
+
+def bad_rows(graph) -> dict[str, str]:
+    """Nodes no point can belong to: no id, not a UUID, an integer, another spelling, and one
+    id shared by two nodes with different content. Returns the duplicated id and a good one."""
+    dup, good = str(uuid.uuid4()), str(uuid.uuid4())
+    graph.ensure_indexes()
+    graph.upsert_memories([{"id": good, "content": "a fine memory", "tags": []}])
+    for cypher in (
+        "CREATE (:Memory {content: 'no id at all'})",
+        "CREATE (:Memory {id: 'not-a-uuid', content: 'x'})",
+        "CREATE (:Memory {id: '12345', content: 'y'})",
+        "CREATE (:Memory {id: 42, content: 'an integer id'})",
+        f"CREATE (:Memory {{id: '{str(uuid.uuid4()).upper()}', content: 'shouting'}})",
+        f"CREATE (:Memory {{id: '{dup}', content: 'first of two'}})",
+        f"CREATE (:Memory {{id: '{dup}', content: 'second of two'}})",
+    ):
+        graph.query(cypher)
+    return {"dup": dup, "good": good}
+
+
+def test_invalid_and_duplicate_ids_are_reported_never_compared_or_merged(graph, vector_store):
+    ids = bad_rows(graph)
+    vector_store.ensure_collection(256)
+    stamps = make_stamps(content_hash("first of two"), SPEC.provider, SPEC.model, SPEC.dim)
+    vector_store.upsert([ids["dup"]], np.ones((1, 256), np.float32), [{"content": "first of two", **stamps}])
+    report = drift.detect(graph, vector_store, SPEC, [])
+    findings = report.findings()
+    assert findings["duplicate_id_count"] == 1 and findings["duplicate_id_sample"] == [ids["dup"]]
+    assert findings["invalid_id_count"] == 5
+    assert set(findings["invalid_id_sample"]) >= {"<node without id>", "not-a-uuid", "12345", "42"}
+    assert report.missing == [ids["good"]]  # the good memory is still found missing
+    assert not report.orphaned and not report.stale_vector and not report.payload_drift
+    assert (report.falkordb_count, report.qdrant_count) == (2, 1)
