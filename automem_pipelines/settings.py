@@ -21,7 +21,6 @@ OPENAI_DEFAULT_MODEL = "text-embedding-3-small"
 OPENAI_SMALL_MAX_DIM = 1536  # text-embedding-3-small cannot produce more (AutoMem upgrades)
 OPENAI_LARGE_MAX_DIM = 3072
 REMOTE_DEFAULT_DIM = 1024  # AutoMem's VECTOR_SIZE default
-OPENAI_DEFAULT_DIM = REMOTE_DEFAULT_DIM
 VOYAGE_DEFAULT_MODEL = "voyage-4"
 VOYAGE_DEFAULT_BASE_URL = "https://api.voyageai.com/v1"
 VOYAGE_DIMENSIONS = (256, 512, 1024, 2048)
