@@ -269,7 +269,8 @@ def test_count_mismatch_fails_the_batch(remote):
 def test_hang_is_a_timeout_error_after_retries(remote):
     server, make = remote
     sleeps = []
-    p = make(server, timeout=0.3, max_retries=1, sleep=sleeps.append)
+    # 1 s: far above a normal answer here even on a loaded machine; a hang never answers.
+    p = make(server, timeout=1.0, max_retries=1, sleep=sleeps.append)
     p.embed(["warm-up"])
     server.reset()
     server.script(Fault.hang(), Fault.hang())
@@ -280,7 +281,7 @@ def test_hang_is_a_timeout_error_after_retries(remote):
 
 def test_retries_recover_after_a_hang(remote):
     server, make = remote
-    p = make(server, timeout=0.3, max_retries=2, sleep=lambda s: None)
+    p = make(server, timeout=1.0, max_retries=2, sleep=lambda s: None)
     p.embed(["warm-up"])
     server.script(Fault.hang())
     assert p.embed(["x"]).vectors.shape == (1, p.dim)
