@@ -141,10 +141,11 @@ def cmd_falkordb(args: argparse.Namespace) -> None:
 
 
 def cmd_stack(args: argparse.Namespace) -> None:
-    from .stack import serve_forever
+    from .stack import allow_remote_from_env, serve_forever
 
     api = None if args.no_api else (args.api_host, args.api_port)
-    serve_forever(_settings(), args.host, args.port, api=api)
+    allow_remote = args.allow_remote_webserver or allow_remote_from_env()
+    serve_forever(_settings(), args.host, args.port, api=api, allow_remote_webserver=allow_remote)
 
 
 def _reembed_args(p: argparse.ArgumentParser) -> None:
@@ -193,8 +194,12 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(func=cmd_falkordb)
 
     p = sub.add_parser("stack", help="run FalkorDB + dagster-webserver + dagster-daemon + admin API")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="webserver bind address; loopback only unless --allow-remote-webserver")  # fmt: skip
     p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--allow-remote-webserver", action="store_true",
+                   help="let the webserver (no authentication of its own) listen beyond loopback "
+                   "(also AUTOMEM_ALLOW_REMOTE_WEBSERVER=true)")  # fmt: skip
     p.add_argument("--api-host", default="127.0.0.1", help="admin API bind address")
     p.add_argument("--api-port", type=int, default=8001, help="admin API port")
     p.add_argument("--no-api", action="store_true", help="do not start the admin API")

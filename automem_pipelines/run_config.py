@@ -17,12 +17,17 @@ ENRICHMENT_CONFIG_OP = "select_memories"  # the enrichment job's first op takes 
 
 
 def reembed_run_config(
-    batch_size: int = DEFAULT_BATCH_SIZE, limit: int | None = None, force: bool = False
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    limit: int | None = None,
+    force: bool = False,
+    replace_model_in_place: bool = False,
 ) -> dict[str, Any]:
     config: dict[str, Any] = {
         "batch_size": check_batch_size(batch_size),
         "force": check_bool("force", force),
     }
+    if check_bool("replace_model_in_place", replace_model_in_place):
+        config["replace_model_in_place"] = True
     if check_limit(limit) is not None:
         config["limit"] = limit
     return {"ops": {REEMBED_CONFIG_OP: {"config": config}}}

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import dagster as dg
 
+from ..domain.vector_state import EmbeddingIdentity
 from ..stores.graph import GraphUnavailableError
 from ..stores.vectors import VectorStoreUnavailableError
 
@@ -53,3 +54,9 @@ def retry_store_outages(max_retries: int = 3, seconds_to_wait: float = 2.0) -> I
 
 def rate(count: int, seconds: float) -> float:
     return round(count / seconds, 1) if seconds > 0 else 0.0
+
+
+def configured_identity(embeddings) -> EmbeddingIdentity:
+    """The configured embedding (EMBEDDING_PROVIDER/EMBEDDING_MODEL/VECTOR_SIZE), read from
+    configuration: readers that only compare stamps never load a provider."""
+    return EmbeddingIdentity(embeddings.provider, embeddings.model, embeddings.vector_size)

@@ -19,11 +19,17 @@ from ..constants import (
     SUMMARY_METADATA_KEY,
     VECTOR_ASSET_KEY,
 )
-from ..domain import drift
+from ..domain import drift, enrichment
+from ..domain.identity import check_identity
+from ..domain.identity import mismatch_message as identity_mismatch_message
+from ..domain.vector_state import EmbeddingIdentity
 from ..domain.params import check_batch_size
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
+from ..resources.nlp import EnrichmentResource
 from ..resources.sync import SyncPolicyResource
-from .common import STORE_RETRY_POLICY, fail_fast_unless_transient
+from .common import (
+    STORE_RETRY_POLICY, configured_identity, fail_fast_unless_transient, retry_store_outages,
+)  # fmt: skip
 
 
 class DriftSyncConfig(dg.Config):
@@ -61,17 +67,13 @@ class SyncPlan:
     started_at: float
 
 
-def _spec(embeddings: EmbeddingsResource) -> drift.EmbeddingSpec:
-    """The configured embedding, read from configuration: detection never loads a provider."""
-    return drift.EmbeddingSpec(embeddings.provider, embeddings.model, embeddings.vector_size)
-
-
 def _count_metadata(report: drift.DriftReport) -> dict:
     meta: dict = {
         "falkordb_count": report.falkordb_count,
         "qdrant_count": report.qdrant_count,
         **report.counts(),
         "dimension_mismatch": report.dimension_mismatch,
+        "identity_mismatch": report.identity_mismatch,
         "no_content_count": len(report.no_content),
     }
     if report.collection_dim is not None:
@@ -92,7 +94,9 @@ def detect_drift(
     check_batch_size_or_fail(config.batch_size)
     started = time.time()
     with fail_fast_unless_transient(), falkordb.get_store() as graph:
-        report = drift.detect(graph, qdrant.get_store(), _spec(embeddings), sync.excluded_types)
+        report = drift.detect(
+            graph, qdrant.get_store(), configured_identity(embeddings), sync.excluded_types
+        )
     findings = report.findings()
     meta = _count_metadata(report)
     context.log_event(
@@ -105,7 +109,8 @@ def detect_drift(
     context.log.info(
         "drift: falkordb={falkordb_count} qdrant={qdrant_count} missing={missing_count} "
         "orphaned={orphaned_count} stale_vector={stale_vector_count} "
-        "payload_drift={payload_drift_count} dimension_mismatch={dimension_mismatch} "
+        "payload_drift={payload_drift_count} duplicate_id={duplicate_id_count} "
+        "invalid_id={invalid_id_count} dimension_mismatch={dimension_mismatch} "
         "({detect_seconds})".format(**findings)
     )
     plan = SyncPlan(report, config.batch_size, config.dry_run, config.recover_orphans, started)
@@ -114,9 +119,17 @@ def detect_drift(
 
 
 @dg.op
-def check_dimension(context: dg.OpExecutionContext, plan: SyncPlan, qdrant: QdrantResource) -> SyncPlan:
-    """dimension_mismatch → refuse every repair (a dry run only reports it). A separate step,
-    so that the detection step and its observation succeed and stay visible."""
+def check_dimension(
+    context: dg.OpExecutionContext,
+    plan: SyncPlan,
+    qdrant: QdrantResource,
+    embeddings: EmbeddingsResource,
+) -> SyncPlan:
+    """The collection must be the configured embedding's before a sync writes (a dry run only
+    reports): dimension_mismatch or a recorded identity_mismatch refuse every repair, and a
+    collection whose identity was never checked is checked now (identity.py: a few texts
+    embedded once, then recorded). A separate step, so that the detection step and its
+    observation succeed and stay visible."""
     report = plan.report
     if report.dimension_mismatch and not plan.dry_run:
         raise dg.Failure(
@@ -126,6 +139,20 @@ def check_dimension(context: dg.OpExecutionContext, plan: SyncPlan, qdrant: Qdra
         )
     if report.dimension_mismatch:
         context.log.warning(report.dimension_message(qdrant.collection))
+    if report.identity_mismatch:
+        recorded = report.identity_recorded or {}
+        message = identity_mismatch_message(
+            qdrant.collection, EmbeddingIdentity(**report.identity_configured),
+            f"its recorded identity is {recorded.get('provider')}:{recorded.get('model')} "
+            f"({recorded.get('dim')}-d, {recorded.get('status')})",
+        )  # fmt: skip
+        if not plan.dry_run:
+            raise dg.Failure(description="refusing to repair: " + message, allow_retries=False)
+        context.log.warning(message)
+    elif not plan.dry_run and report.collection_exists and report.identity_recorded is None:
+        with retry_store_outages():
+            check = check_identity(qdrant.get_store(), embeddings.get_provider())
+        context.log.info(f"collection identity: {check.describe()}")
     return plan
 
 
@@ -146,6 +173,7 @@ def repair_vectors(
     falkordb: FalkorDBResource,
     qdrant: QdrantResource,
     embeddings: EmbeddingsResource,
+    nlp: EnrichmentResource,
 ) -> dg.Output[list[drift.RepairResult]]:
     """missing and stale_vector → embed and upsert through the re-embed path."""
     report = plan.report
@@ -160,6 +188,12 @@ def repair_vectors(
                     continue
                 result = drift.repair_vectors(kind, ids, graph, vectors, provider, plan.batch_size)
                 results.append(result)
+                linked = enrichment.link_pending(
+                    graph, vectors, result.pending_links, nlp.options(), EmbeddingIdentity.of(provider)
+                )
+                if linked:
+                    context.log.info(f"{kind}: SIMILAR_TO links made for {linked} memories "
+                                     "enriched before their vector")  # fmt: skip
                 context.log.info(
                     f"{kind}: repaired {result.repaired}, skipped {result.skipped}, failed "
                     f"{len(result.failed)} of {result.total} in {result.requests} provider "
