@@ -226,31 +226,36 @@ def check_identity(
 def verify_points(
     vectors: VectorStore, provider: EmbeddingProvider, ids: list[str], check: IdentityCheck,
     sample_size: int = SAMPLE_SIZE,
-) -> int:
+) -> tuple[int, set[str]]:
     """Before adopting unstamped points that the identity check did not itself sample (they
-    arrived after the identity was recorded): embed a spread sample of them and compare, so
-    points another model wrote since are never adopted. Returns the texts embedded; raises
-    EmbeddingIdentityError on a mismatch."""
+    arrived after the identity was recorded): embed a spread sample of them (all of them when
+    they are few) and compare, so points another model wrote since are never adopted blindly.
+    Returns (texts embedded, ids checked and found to be another model's: re-embed them).
+    Raises EmbeddingIdentityError when the sample is mostly another model's."""
     if not ids:
-        return 0
+        return 0, set()
     step = max(1, len(ids) // sample_size)
     picked = ids[::step][:sample_size]
     records = vectors.retrieve(picked, with_payload=["content"], with_vectors=True)
     usable = [r for r in records.values()
               if isinstance((r.payload or {}).get("content"), str) and _sample_vector(r) is not None]  # fmt: skip
     if not usable:
-        return 0
+        return 0, set()
     fresh = provider.embed([r.payload["content"] for r in usable]).vectors
     cosines = _cosines([_sample_vector(r) for r in usable], fresh)
-    share = sum(c >= SAME_MODEL_MIN_COSINE for c in cosines) / len(cosines)
-    if share < SAME_MODEL_MIN_SHARE:
+    far = {str(r.id) for r, c in zip(usable, cosines) if c < SAME_MODEL_MIN_COSINE}
+    # Every newcomer checked: the few of another model are simply embedded again, unless most
+    # are (then AutoMem is configured with another model: refuse). Only a sample checked: the
+    # unchecked ones are adopted, so the sample must agree as the first check's does.
+    checked_all = len(usable) == len(ids)
+    if len(far) / len(usable) > (0.5 if checked_all else 1 - SAME_MODEL_MIN_SHARE):
         found = (
             f"{len(ids)} points without stamps appeared after its identity was recorded, and "
-            f"re-embedding {len(usable)} of them gives vectors far from the stored ones (median "
-            f"cosine {round(statistics.median(cosines), 6)}): were they written with another model?"
+            f"re-embedding {len(usable)} of their stored texts gives vectors far from the stored "
+            f"ones for {len(far)} of them: were they written with another model?"
         )
         raise EmbeddingIdentityError(mismatch_message(vectors.collection, check.configured, found))
-    return len(usable)
+    return len(usable), far
 
 
 def _other_model(

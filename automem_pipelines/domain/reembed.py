@@ -162,9 +162,12 @@ def plan_reembed(
     selection.replacing = check.record.status == identity_mod.REPLACING
     selection.identity_texts = check.provider_texts
     if selection._adoptable and check.provider_texts == 0:
-        selection.identity_texts = identity_mod.verify_points(
+        selection.identity_texts, far = identity_mod.verify_points(
             vectors, provider, list(selection._adoptable), check
         )
+        for mid in far:  # checked, and another model's: embedded again, never adopted
+            del selection._adoptable[mid]
+            selection.todo.append(mid)
     adopt(vectors, selection, configured)
     return selection
 
