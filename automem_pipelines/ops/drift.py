@@ -23,7 +23,7 @@ from ..domain import drift
 from ..domain.params import check_batch_size
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
 from ..resources.sync import SyncPolicyResource
-from .common import STORE_RETRY_POLICY, fail_fast_unless_transient
+from .common import fail_fast_unless_transient
 
 
 class DriftSyncConfig(dg.Config):
@@ -79,7 +79,7 @@ def _count_metadata(report: drift.DriftReport) -> dict:
     return meta
 
 
-@dg.op(retry_policy=STORE_RETRY_POLICY)
+@dg.op
 def detect_drift(
     context: dg.OpExecutionContext,
     config: DriftSyncConfig,
@@ -139,7 +139,7 @@ def _result_metadata(results: list[drift.RepairResult]) -> dict:
     return meta
 
 
-@dg.op(retry_policy=STORE_RETRY_POLICY)
+@dg.op
 def repair_vectors(
     context: dg.OpExecutionContext,
     plan: SyncPlan,
@@ -170,7 +170,7 @@ def repair_vectors(
     return dg.Output(results, metadata=_result_metadata(results))
 
 
-@dg.op(retry_policy=STORE_RETRY_POLICY)
+@dg.op
 def repair_payloads(
     context: dg.OpExecutionContext,
     plan: SyncPlan,
@@ -190,7 +190,7 @@ def repair_payloads(
     return dg.Output(results, metadata=_result_metadata(results))
 
 
-@dg.op(retry_policy=STORE_RETRY_POLICY)
+@dg.op
 def recover_orphans(
     context: dg.OpExecutionContext,
     plan: SyncPlan,

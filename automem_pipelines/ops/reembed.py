@@ -11,7 +11,7 @@ from ..constants import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, SUMMARY_METADATA_KEY
 from ..domain import reembed
 from ..domain.params import check_batch_size, check_limit
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
-from .common import STORE_RETRY_POLICY, fail_fast_unless_transient, rate, retry_store_outages
+from .common import fail_fast_unless_transient, interrupts_at_checkpoints, rate, retry_store_outages
 
 
 class ReembedConfig(dg.Config):
@@ -104,7 +104,7 @@ def batch_memories(context: dg.OpExecutionContext, plan: ReembedPlan):
         )
 
 
-@dg.op(retry_policy=STORE_RETRY_POLICY)
+@dg.op
 def embed_chunk(
     context: dg.OpExecutionContext,
     spec: ChunkSpec,
@@ -136,15 +136,17 @@ def embed_chunk(
     )
 
 
-@dg.op(retry_policy=STORE_RETRY_POLICY)
+@dg.op
 def upsert_chunk(
     context: dg.OpExecutionContext,
     chunk: reembed.EmbeddedChunk,
     falkordb: FalkorDBResource,
     qdrant: QdrantResource,
 ) -> dg.Output[reembed.UpsertedChunk]:
-    with fail_fast_unless_transient(), falkordb.get_store() as graph:
-        result = reembed.upsert_chunk(chunk, graph, qdrant.get_store())
+    # An interrupt (Terminate, Ctrl-C of the stack) ends the step between two write windows.
+    with fail_fast_unless_transient(), interrupts_at_checkpoints() as checkpoint, \
+            falkordb.get_store() as graph:
+        result = reembed.upsert_chunk(chunk, graph, qdrant.get_store(), checkpoint=checkpoint)
     context.log.info(
         f"chunk {chunk.index}: wrote {result.processed} points in {result.seconds:.2f}s"
     )
