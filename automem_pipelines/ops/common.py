@@ -78,6 +78,12 @@ def interrupts_at_checkpoints() -> Iterator[Callable[[], None]]:
         signal.signal(signum, hold)
     try:
         yield checkpoint
+    except BaseException as exc:
+        # e.g. a store error because the stack is shutting down: the interrupt still wins,
+        # or the step would be retried after it
+        if received and not isinstance(exc, dg.DagsterExecutionInterruptedError):
+            raise dg.DagsterExecutionInterruptedError() from exc
+        raise
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -115,6 +115,16 @@ def test_an_interrupt_during_the_last_window_is_raised_when_the_body_ends():
         checkpoint()
 
 
+def test_an_error_after_a_held_interrupt_ends_the_step_as_an_interrupt():
+    """E.g. the stack stops FalkorDB while the interrupted window is still being written: the
+    store error must not turn into a retry of the step."""
+    with pytest.raises(dg.DagsterExecutionInterruptedError) as raised:
+        with fail_fast_unless_transient(), interrupts_at_checkpoints():
+            os.kill(os.getpid(), signal.SIGINT)
+            raise VectorStoreUnavailableError("store closed")
+    assert isinstance(raised.value.__cause__, VectorStoreUnavailableError)
+
+
 class _InterruptedDuringSecondWrite:
     """The real store; SIGINT to ourselves in the middle of the second window's write."""
 
