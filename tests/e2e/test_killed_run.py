@@ -41,6 +41,7 @@ from tests.support.drills import (
 )
 
 pytestmark = pytest.mark.slow
+MEMORIES = 4000
 ADMIN = {"Authorization": f"Bearer {API_TOKEN}", "X-Admin-Token": ADMIN_TOKEN}
 
 
@@ -79,14 +80,14 @@ def _count(settings: Settings) -> int:
 def test_a_killed_worker_fails_its_run_frees_the_api_and_a_rerun_finishes(stack):
     settings, _env, running, instance, api = stack
     with build_resources(settings, from_env=False)["falkordb"].get_store() as graph:
-        load_sample(graph, 6000)
+        load_sample(graph, MEMORIES)
     client = DagsterGraphQLClient("127.0.0.1", port_number=int(running.url.rsplit(":", 1)[1]))
     run_id = submit(client, REEMBED_JOB, reembed_run_config(batch_size=256, force=True), {"automem/trigger": "test"})
     wait_for_step(instance, run_id, "upsert_chunk[chunk_000]")
     wait_for_points(settings, 500)
     kill_worker(instance, run_id)
     written = local_points(settings)
-    assert 500 <= written < 6000
+    assert 500 <= written < MEMORIES
 
     assert wait_for_end(instance, run_id) == dg.DagsterRunStatus.FAILURE
     assert any("Detected run worker status FAILED" in m and "is not running" in m
@@ -97,7 +98,7 @@ def test_a_killed_worker_fails_its_run_frees_the_api_and_a_rerun_finishes(stack)
     assert answer.status_code == 202, answer.text
     rerun = answer.json()["run_id"]
     assert wait_for_end(instance, rerun) == dg.DagsterRunStatus.SUCCESS
-    assert _count(settings) == 6000
+    assert _count(settings) == MEMORIES
 
 
 def test_a_killed_cli_run_is_failed_by_a_daemon_that_did_not_start_it_and_a_rerun_completes(stack):
@@ -107,7 +108,7 @@ def test_a_killed_cli_run_is_failed_by_a_daemon_that_did_not_start_it_and_a_reru
            "DAGSTER_HOME": str(running.dagster_home)}  # fmt: skip
     settings = Settings.from_env(env)
     with build_resources(settings, from_env=False)["falkordb"].get_store() as graph:
-        rows = load_sample(graph, 6000, seed=3)
+        rows = load_sample(graph, MEMORIES, seed=3)
     proc = subprocess.Popen([sys.executable, "-m", "automem_pipelines.cli", "reembed", "--batch-size", "256"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
@@ -126,12 +127,12 @@ def test_a_killed_cli_run_is_failed_by_a_daemon_that_did_not_start_it_and_a_reru
     store = build_resources(settings, from_env=False)["qdrant"].get_store()
     try:
         written_before = store.count()
-        assert 500 <= written_before < 6000
+        assert 500 <= written_before < MEMORIES
         summary = summary_of(run_reembed(settings, batch_size=256))
         assert summary["failed"] == 0
-        assert summary["processed"] == 6000 - written_before
+        assert summary["processed"] == MEMORIES - written_before
         assert summary["skipped_unchanged"] == written_before
-        assert store.count() == 6000
+        assert store.count() == MEMORIES
         assert set(store.payloads([r["id"] for r in rows])) == {r["id"] for r in rows}
     finally:
         vectors.forget(build_resources(settings, from_env=False)["qdrant"].vector_config())
