@@ -34,6 +34,7 @@ def run_job(settings: Settings, job_name: str, run_config: dict) -> dict:
     from .constants import SUMMARY_OPS
     from .definitions import build_definitions
     from .instance import ensure_dagster_home
+    from .run_workers import worker_tags
     from .runs import failure_messages
 
     ensure_dagster_home(settings)
@@ -41,7 +42,10 @@ def run_job(settings: Settings, job_name: str, run_config: dict) -> dict:
     run_config = {**run_config, "loggers": {"console": {"config": {"log_level": "INFO"}}}}
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
-            run_config=run_config, instance=instance, tags={TAG_TRIGGER: "cli"}, raise_on_error=False
+            run_config=run_config, instance=instance, raise_on_error=False,
+            # this process is the run's worker: the daemon's run monitoring fails the run if
+            # it dies, and Terminate interrupts it
+            tags={TAG_TRIGGER: "cli", **worker_tags()},
         )
     if not result.success:
         raise SystemExit(f"{job_name} run failed:\n" + "\n".join(failure_messages(result)[-3:]))

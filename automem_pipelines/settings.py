@@ -93,6 +93,9 @@ class Settings:
     # Re-embed schedule.
     reembed_schedule_cron: str
     reembed_schedule_enabled: bool
+    # Run monitoring (the daemon): how often it checks that every running run still has its
+    # worker; a run whose worker died ends FAILURE within about this many seconds.
+    run_monitoring_poll_seconds: int
 
     @property
     def falkordb_embedded(self) -> bool:
@@ -423,6 +426,7 @@ def _parse(env: Mapping[str, str]) -> Settings:
         sync_auto_repair=r.boolean("SYNC_AUTO_REPAIR", True),
         reembed_schedule_cron=r.text("REEMBED_SCHEDULE_CRON", "0 3 * * *"),
         reembed_schedule_enabled=r.boolean("REEMBED_SCHEDULE_ENABLED", False),
+        run_monitoring_poll_seconds=r.integer("RUN_MONITORING_POLL_SECONDS", 30, 1, 600),
     )
     if r.errors:
         raise SettingsError("invalid configuration:\n  " + "\n  ".join(r.errors))

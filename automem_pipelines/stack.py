@@ -93,7 +93,12 @@ class Stack:
         self.processes[name] = proc
 
     def stop(self, timeout: float = 20.0) -> None:
-        """SIGINT every process (newest first), then SIGKILL what is left after timeout."""
+        """SIGINT every process group (newest first), then SIGKILL what is left after timeout.
+
+        Run workers are in the daemon's process group (Dagster's spawned ones in the
+        webserver's, with its code server) and finish their current write window after the
+        daemon has exited: the stop waits for the whole groups, so nothing stops the stores
+        under a worker that is still writing."""
         for proc in reversed(list(self.processes.values())):
             if proc.poll() is None:
                 _signal_group(proc, signal.SIGINT)
@@ -105,6 +110,11 @@ class Stack:
             except subprocess.TimeoutExpired:
                 _signal_group(proc, signal.SIGKILL)
                 proc.wait(5)
+        for proc in self.processes.values():
+            while _group_alive(proc) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _group_alive(proc):
+                _signal_group(proc, signal.SIGKILL)
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
@@ -112,6 +122,18 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
         os.killpg(proc.pid, sig)
     except ProcessLookupError:
         pass
+
+
+def _group_alive(proc: subprocess.Popen) -> bool:
+    """Whether any process is left in the group the process led (its pid, which is not reused
+    while the group has members)."""
+    try:
+        os.killpg(proc.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _bin(name: str) -> str:

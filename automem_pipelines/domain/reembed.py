@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -251,12 +251,14 @@ class UpsertedChunk:
 
 
 def upsert_chunk(chunk: EmbeddedChunk, graph: GraphStore, vectors: VectorStore,
-                 window: int = WRITE_WINDOW) -> UpsertedChunk:
+                 window: int = WRITE_WINDOW,
+                 checkpoint: Callable[[], None] | None = None) -> UpsertedChunk:
     """Write a chunk's vectors with payload = existing payload ⊕ fresh node properties ⊕ stamps.
 
     Works through the chunk in windows; the next window's node properties are read from the
     graph while the current one is written, so graph reads hide behind Qdrant writes.
     Store errors propagate (the step is retried); nothing here calls the provider.
+    ``checkpoint`` is called before each window; it may raise to stop between two windows.
     """
     started = time.perf_counter()
     windows = [list(range(i, min(i + window, len(chunk.ids)))) for i in range(0, len(chunk.ids), window)]
@@ -266,6 +268,8 @@ def upsert_chunk(chunk: EmbeddedChunk, graph: GraphStore, vectors: VectorStore,
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-prefetch") as pool:
         pending = pool.submit(graph.fetch_properties, [chunk.ids[r] for r in windows[0]]) if windows else None
         for n, rows in enumerate(windows):
+            if checkpoint is not None:
+                checkpoint()
             with cyclic_gc_paused():  # a window's temporaries die with it (see gc_pause)
                 props = pending.result()
                 if n + 1 < len(windows):

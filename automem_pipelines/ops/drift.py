@@ -27,9 +27,7 @@ from ..domain.params import check_batch_size
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
 from ..resources.nlp import EnrichmentResource
 from ..resources.sync import SyncPolicyResource
-from .common import (
-    STORE_RETRY_POLICY, configured_identity, fail_fast_unless_transient, retry_store_outages,
-)  # fmt: skip
+from .common import configured_identity, fail_fast_unless_transient, retry_store_outages
 
 
 class DriftSyncConfig(dg.Config):
@@ -81,7 +79,7 @@ def _count_metadata(report: drift.DriftReport) -> dict:
     return meta
 
 
-@dg.op(retry_policy=STORE_RETRY_POLICY)
+@dg.op
 def detect_drift(
     context: dg.OpExecutionContext,
     config: DriftSyncConfig,
@@ -166,7 +164,7 @@ def _result_metadata(results: list[drift.RepairResult]) -> dict:
     return meta
 
 
-@dg.op(retry_policy=STORE_RETRY_POLICY)
+@dg.op
 def repair_vectors(
     context: dg.OpExecutionContext,
     plan: SyncPlan,
@@ -204,7 +202,7 @@ def repair_vectors(
     return dg.Output(results, metadata=_result_metadata(results))
 
 
-@dg.op(retry_policy=STORE_RETRY_POLICY)
+@dg.op
 def repair_payloads(
     context: dg.OpExecutionContext,
     plan: SyncPlan,
@@ -224,7 +222,7 @@ def repair_payloads(
     return dg.Output(results, metadata=_result_metadata(results))
 
 
-@dg.op(retry_policy=STORE_RETRY_POLICY)
+@dg.op
 def recover_orphans(
     context: dg.OpExecutionContext,
     plan: SyncPlan,

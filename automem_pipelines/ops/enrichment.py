@@ -11,7 +11,7 @@ from ..domain import enrichment
 from ..domain.enrichment_status import record_run
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
 from ..resources.nlp import EnrichmentResource
-from .common import STORE_RETRY_POLICY, configured_identity, fail_fast_unless_transient, rate
+from .common import configured_identity, fail_fast_unless_transient, rate
 
 BATCH_SIZE = 500  # memories per step; NLP and writes are batched inside the step
 
@@ -54,7 +54,7 @@ def batch_enrichment(context: dg.OpExecutionContext, plan: EnrichmentPlan):
         yield dg.DynamicOutput(BatchSpec(index, ids, plan.forced), mapping_key=f"batch_{index:03d}")
 
 
-@dg.op(retry_policy=STORE_RETRY_POLICY)
+@dg.op
 def enrich_batch(
     context: dg.OpExecutionContext,
     spec: BatchSpec,
@@ -103,7 +103,7 @@ def enrich_batch(
     )
 
 
-@dg.op(retry_policy=STORE_RETRY_POLICY)
+@dg.op
 def summarize_enrichment(
     context: dg.OpExecutionContext,
     plan: EnrichmentPlan,

@@ -15,7 +15,8 @@ from ..domain.params import check_batch_size, check_limit
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
 from ..resources.nlp import EnrichmentResource
 from .common import (
-    STORE_RETRY_POLICY, configured_identity, fail_fast_unless_transient, rate, retry_store_outages,
+    configured_identity, fail_fast_unless_transient, interrupts_at_checkpoints, rate,
+    retry_store_outages,
 )  # fmt: skip
 
 
@@ -120,7 +121,7 @@ def batch_memories(context: dg.OpExecutionContext, plan: ReembedPlan):
         )
 
 
-@dg.op(retry_policy=STORE_RETRY_POLICY)
+@dg.op
 def embed_chunk(
     context: dg.OpExecutionContext,
     spec: ChunkSpec,
@@ -152,7 +153,7 @@ def embed_chunk(
     )
 
 
-@dg.op(retry_policy=STORE_RETRY_POLICY)
+@dg.op
 def upsert_chunk(
     context: dg.OpExecutionContext,
     chunk: reembed.EmbeddedChunk,
@@ -160,9 +161,11 @@ def upsert_chunk(
     qdrant: QdrantResource,
     nlp: EnrichmentResource,
 ) -> dg.Output[reembed.UpsertedChunk]:
-    with fail_fast_unless_transient(), falkordb.get_store() as graph:
+    # An interrupt (Terminate, Ctrl-C of the stack) ends the step between two write windows.
+    with fail_fast_unless_transient(), interrupts_at_checkpoints() as checkpoint, \
+            falkordb.get_store() as graph:
         store = qdrant.get_store()
-        result = reembed.upsert_chunk(chunk, graph, store)
+        result = reembed.upsert_chunk(chunk, graph, store, checkpoint=checkpoint)
         linked = enrichment.link_pending(
             graph, store, result.pending_links, nlp.options(),
             EmbeddingIdentity(chunk.provider, chunk.model, chunk.dim),
