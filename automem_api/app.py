@@ -68,7 +68,7 @@ from .schemas import (
     body_schema,
     error_responses,
 )
-from .stores import GraphAccess, qdrant_server_count
+from .stores import GraphAccess, embedding_identity, qdrant_server_view
 
 TRIGGER = "api"
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -710,17 +710,20 @@ def _add_routes(app: FastAPI) -> None:
             vector_count = sync_summary.get("qdrant_count")
             vector_source = "last_drift_sync" if vector_count is not None else None
             basis = (sync_summary.get("falkordb_count"), vector_count)
+            recorded = (sync_summary.get("embedding_identity") or {}).get("recorded")
+            identity = embedding_identity(settings, recorded, "last_drift_sync" if sync_summary else None)
         else:
             try:
-                vector_count = qdrant_server_count(settings)
+                vector_count, recorded = qdrant_server_view(settings)
                 qdrant, vector_source = "connected", "qdrant"
             except Exception:  # noqa: BLE001 - any failure means "not reachable" here
-                vector_count, qdrant, vector_source = None, "disconnected", None
+                vector_count, qdrant, vector_source, recorded = None, "disconnected", None, None
             basis = (memory_count, vector_count)
+            identity = embedding_identity(settings, recorded, "qdrant" if qdrant == "connected" else None)
         sync_status = _sync_status(*basis)
         degraded = (
             falkordb != "connected" or qdrant == "disconnected" or not dagster_ok
-            or sync_status == "drift_detected"
+            or sync_status == "drift_detected" or identity["match"] is False
         )  # fmt: skip
         return {
             "status": "degraded" if degraded else "healthy",
@@ -733,6 +736,7 @@ def _add_routes(app: FastAPI) -> None:
                 "memory_count": "falkordb" if memory_count is not None else None,
                 "vector_count": vector_source,
             },  # fmt: skip
+            "embedding_identity": identity,
             "dagster": "reachable" if dagster_ok else "unreachable",
             "last_drift_sync": last_sync,
             "api": {

@@ -37,8 +37,8 @@ from ..stores.vectors import VectorStore
 from .entities import entity_tags, extract_entities, summarize
 from .identity import read_record, trust_unstamped
 from .memory import (
-    SIMILAR_PENDING, content_hash, dump_metadata, mirror_of, parse_metadata, parse_tags,
-    tag_prefixes,
+    SIMILAR_PENDING, content_hash, dump_metadata, id_problem, mirror_of, parse_metadata,
+    parse_tags, split_usable_ids, tag_prefixes,
 )  # fmt: skip
 from .vector_state import STATE_KEYS, EmbeddingIdentity, VectorState, vector_state
 from .nlp import EntityModel
@@ -89,6 +89,7 @@ class BatchResult:
     skipped_processed: list[str] = field(default_factory=list)
     skipped_failed: list[str] = field(default_factory=list)  # marked failed; non-forced run
     missing: list[str] = field(default_factory=list)
+    invalid: list[str] = field(default_factory=list)  # ids that cannot be a memory's (or shared)
     failed: dict[str, str] = field(default_factory=dict)  # this attempt's error per memory
     exhausted: list[str] = field(default_factory=list)  # marked failed by this batch
     no_vector: list[str] = field(default_factory=list)  # semantic step skipped
@@ -108,7 +109,8 @@ class BatchResult:
 
     @property
     def skipped(self) -> int:
-        return len(self.skipped_processed) + len(self.skipped_failed) + len(self.missing)
+        return (len(self.skipped_processed) + len(self.skipped_failed) + len(self.missing)
+                + len(self.invalid))
 
 
 @dataclass
@@ -469,6 +471,17 @@ def _record_failures(graph: GraphStore, failures: dict[str, str], props: dict[st
 # -- the batch ----------------------------------------------------------------------------
 
 
+def shared_ids(graph: GraphStore, ids: Sequence[str]) -> set[str]:
+    """The ids among these that several nodes share (never enriched: which node is meant?)."""
+    if not ids:
+        return set()
+    rows = graph.query(
+        "MATCH (m:Memory) WHERE m.id IN $ids WITH m.id AS id, count(m) AS n WHERE n > 1 RETURN id",
+        {"ids": list(ids)},
+    )
+    return {r[0] for r in rows}
+
+
 def enrich_batch(
     graph: GraphStore,
     vectors: VectorStore | None,
@@ -486,11 +499,16 @@ def enrich_batch(
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     now_iso = now.isoformat()
-    unique = list(dict.fromkeys(ids))
-    result = BatchResult(index, unique, forced, model.name, model.rule_only)
+    requested = list(dict.fromkeys(ids))
+    result = BatchResult(index, requested, forced, model.name, model.rule_only)
+    unique, invalid, _ = split_usable_ids(requested)
     stop = _timed(result, "graph_read_seconds")
+    shared = shared_ids(graph, unique)
+    if shared:
+        unique = [m for m in unique if m not in shared]
     props = graph.fetch_properties(unique)
     stop()
+    result.invalid = invalid + sorted(shared)
     work: list[_Work] = []
     failures: dict[str, str] = {}
     for mid in unique:
@@ -611,8 +629,12 @@ def link_pending(
 
 # -- what the sensor and the status read ----------------------------------------------------
 
+# Nodes whose id cannot be a point id are never awaited: the string-of-36 test keeps nodes
+# without id, integer ids and most junk out in the query (FalkorDB has no regex); the few
+# left are dropped by memory.id_problem.
 AWAITING_WHERE = (
-    f"coalesce(m.{FAILED}, false) = false "
+    "m.id IS NOT NULL AND toString(m.id) = m.id AND size(m.id) = 36 "
+    f"AND coalesce(m.{FAILED}, false) = false "
     f"AND (coalesce(m.processed, false) = false OR coalesce(m.{RETRY_FORCED}, false) = true) "
     "AND NOT coalesce(m.type, '') IN $excluded"
 )
@@ -640,7 +662,7 @@ def find_candidates(
         {"excluded": list(excluded_types), "busy": list(busy), "limit": int(limit),
          "now": time.time() if now is None else now},
     )  # fmt: skip
-    return [Candidate(r[0], int(r[1]), bool(r[2]), r[3] or "") for r in rows if r[0]]
+    return [Candidate(r[0], int(r[1]), bool(r[2]), r[3] or "") for r in rows if id_problem(r[0]) is None]
 
 
 def count_awaiting(graph: GraphStore, excluded_types: Sequence[str] = ()) -> int:
@@ -676,6 +698,8 @@ def summarize_batches(results: Sequence[BatchResult], expected: int, forced: boo
         "skipped_processed": sum(len(r.skipped_processed) for r in results),
         "skipped_failed": sum(len(r.skipped_failed) for r in results),
         "missing_ids": [m for r in ordered for m in r.missing],
+        "skipped_invalid_id": sum(len(r.invalid) for r in results),
+        "invalid_ids": [m for r in ordered for m in r.invalid][:10],
         "failed_ids": failed_ids[:10],
         "exhausted_ids": [m for r in ordered for m in r.exhausted][:10],
         "no_vector": sum(len(r.no_vector) for r in results),

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -62,6 +64,25 @@ def id_problem(value: Any) -> str | None:
 def shown_id(value: Any) -> str:
     """An id as reports show it (a node without id, or a non-string id, included)."""
     return "<node without id>" if value is None else value if isinstance(value, str) else repr(value)
+
+
+def split_usable_ids(ids: Iterable[Any]) -> tuple[list[str], list[str], list[str]]:
+    """(usable ids in order, invalid ones as reports show them, ids several nodes share).
+    A shared id is not usable either: which node would its point belong to?"""
+    seen: Counter[str] = Counter()
+    order: list[str] = []
+    invalid: list[str] = []
+    for value in ids:
+        if id_problem(value) is not None:
+            invalid.append(shown_id(value))
+            continue
+        if value not in seen:
+            order.append(value)
+        seen[value] += 1
+    shared = [mid for mid in order if seen[mid] > 1]
+    if shared:
+        order = [mid for mid in order if seen[mid] == 1]
+    return order, invalid, shared
 
 
 def has_content(content: Any) -> bool:

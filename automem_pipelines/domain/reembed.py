@@ -22,7 +22,9 @@ from ..stores.vectors import VectorStore
 from .embeddings import EmbeddingProvider, embed_batches
 from .gc_pause import cyclic_gc_paused
 from . import identity as identity_mod
-from .memory import CHECK_KEY, SIMILAR_PENDING, content_hash, has_content, make_stamps, merged_payload
+from .memory import (
+    CHECK_KEY, SIMILAR_PENDING, content_hash, has_content, make_stamps, merged_payload, split_usable_ids,
+)  # fmt: skip
 from .vector_state import STATE_KEYS, EmbeddingIdentity, VectorState, vector_state
 
 MAX_CHUNKS = 32  # dynamic steps stay in the tens whatever the store size
@@ -64,6 +66,9 @@ class Selection:
     skipped_unchanged: int = 0
     skipped_missing: int = 0
     adopted: int = 0  # unstamped points of the collection's model: stamps written, no embedding
+    invalid_ids: list[str] = field(default_factory=list)  # nodes whose id cannot be a point id
+    duplicate_ids: list[str] = field(default_factory=list)  # ids several nodes share
+    duplicate_nodes: int = 0  # the nodes behind them
     identity_texts: int = 0  # texts the identity check embedded (0 once it is recorded)
     identity: str = ""  # what the identity check found, for the log and the summary
     replacing: bool = False  # re-embedding in place with another model (see identity.py)
@@ -71,7 +76,8 @@ class Selection:
 
     @property
     def skipped(self) -> int:
-        return self.skipped_empty + self.skipped_unchanged + self.skipped_missing + self.adopted
+        return (self.skipped_empty + self.skipped_unchanged + self.skipped_missing + self.adopted
+                + len(self.invalid_ids) + self.duplicate_nodes)
 
 
 def select_memories(
@@ -145,8 +151,13 @@ def plan_reembed(
     check = identity_mod.check_identity(vectors, provider, replace_in_place)
     configured = check.configured
     with cyclic_gc_paused():
-        ids = enumerate_ids(graph, limit)
+        found = enumerate_ids(graph, limit)
+        ids, invalid, shared = split_usable_ids(found)
         selection = select_memories(ids, graph, vectors, configured, force, check.trust_unstamped)
+    selection.total = len(found)
+    selection.invalid_ids = invalid
+    selection.duplicate_ids = shared
+    selection.duplicate_nodes = len(found) - len(ids) - len(invalid)
     selection.identity = check.describe()
     selection.replacing = check.record.status == identity_mod.REPLACING
     selection.identity_texts = check.provider_texts
@@ -317,6 +328,10 @@ def summarize(results: Sequence[UpsertedChunk], selection: Selection, batch_size
         "skipped_unchanged": selection.skipped_unchanged,
         "skipped_missing": selection.skipped_missing + sum(r.skipped_missing for r in results),
         "adopted": selection.adopted,
+        "skipped_invalid_id": len(selection.invalid_ids),
+        "invalid_ids": selection.invalid_ids[:FAILED_IDS_SHOWN],
+        "skipped_duplicate_id": selection.duplicate_nodes,
+        "duplicate_ids": selection.duplicate_ids[:FAILED_IDS_SHOWN],
         "identity": selection.identity,
         "identity_check_texts": selection.identity_texts,
         "provider_requests": sum(r.requests for r in results) + (1 if selection.identity_texts else 0),
