@@ -8,7 +8,7 @@ vectors far from them. Every server (OpenAI, Voyage, Ollama) computes its vector
     P = numpy.random.default_rng(seed).standard_normal((256, dim)).astype(float32)
 
 with the project's shipped 256-d static model. That is how the vectors of the AutoMem fixture
-store (``/work/shared/fixtures/automem-0.16.1-store``) were made, with seed ``1234 + dim``: the
+store (``tests/fixtures/automem-0.16.1-store``) were made, with seed ``1234 + dim``: the
 models AutoMem uses by default (``text-embedding-3-small``, ``voyage-4``, ``nomic-embed-text``)
 play that model at any dimension, so a server reproduces AutoMem's stored vectors. Any other
 model name gets a seed derived from its name, so "another model of the same dimension" gives
@@ -17,12 +17,9 @@ vectors far from those (a random projection per model).
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import threading
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -75,35 +72,3 @@ def model_vectors(
 ) -> np.ndarray:
     return project(texts, dim, model_seed(model, dim, seeds))
 
-
-FIXTURE_STORE_NAME = "automem-0.16.1-store"
-
-
-def fixture_store_dir() -> Path:
-    """The AutoMem 0.16.1 fixture store: in the repo's tests/fixtures if it is copied there,
-    else in the shared/ folder beside the checkout (as on the machines and in CI)."""
-    repo = Path(__file__).resolve().parents[2]
-    candidates = [
-        repo / "tests" / "fixtures" / FIXTURE_STORE_NAME,
-        repo.parent / "shared" / "fixtures" / FIXTURE_STORE_NAME,
-        Path("/work/shared/fixtures") / FIXTURE_STORE_NAME,
-    ]
-    for path in candidates:
-        if (path / "points.jsonl").is_file():
-            return path
-    raise FileNotFoundError(
-        f"the AutoMem fixture store {FIXTURE_STORE_NAME!r} is in none of: "
-        + ", ".join(str(p) for p in candidates)
-    )
-
-
-def fixture_points() -> tuple[list[str], list[str], np.ndarray]:
-    """(ids, contents, vectors) of the fixture store's Qdrant points."""
-    ids, contents, rows = [], [], []
-    with open(fixture_store_dir() / "points.jsonl") as f:
-        for line in f:
-            point = json.loads(line)
-            ids.append(point["id"])
-            contents.append(point["payload"]["content"])
-            rows.append(np.frombuffer(base64.b64decode(point["vector_f32le_b64"]), "<f4"))
-    return ids, contents, np.vstack(rows)

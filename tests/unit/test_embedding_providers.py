@@ -16,7 +16,8 @@ from automem_pipelines.domain.embeddings import (
 from automem_pipelines.definitions import build_resources
 from automem_pipelines.resources import EmbeddingsResource
 from automem_pipelines.settings import Settings
-from tests.support.embedding_models import fixture_points, model_vectors, project
+from tests.support.automem_fixture import read_fixture
+from tests.support.embedding_models import model_vectors, project
 from tests.support.ollama_server import LEGACY_SCALE, OllamaServer
 from tests.support.openai_server import Fault
 from tests.support.voyage_server import VoyageEmbeddingsServer
@@ -80,7 +81,10 @@ def legacy_ollama(legacy_ollama_server):
 
 @pytest.fixture(scope="module")
 def fixture_store():
-    return fixture_points()
+    """(ids, contents, vectors) of the points AutoMem 0.16.1 wrote."""
+    points = read_fixture().points
+    return ([p["id"] for p in points], [p["payload"]["content"] for p in points],
+            np.vstack([p["vector"] for p in points]))
 
 
 # -- the local model -------------------------------------------------------------------
