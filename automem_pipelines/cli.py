@@ -48,6 +48,10 @@ def run_job(settings: Settings, job_name: str, run_config: dict) -> dict:
             tags={TAG_TRIGGER: "cli", **worker_tags()},
         )
     if not result.success:
+        try:  # a run failed by its failure threshold still has its summary: show it
+            print(json.dumps(result.output_for_node(SUMMARY_OPS[job_name]), indent=2))
+        except Exception:  # noqa: BLE001 - the run failed before its summary
+            pass
         raise SystemExit(f"{job_name} run failed:\n" + "\n".join(failure_messages(result)[-3:]))
     return result.output_for_node(SUMMARY_OPS[job_name])
 

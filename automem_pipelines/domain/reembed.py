@@ -218,7 +218,7 @@ def embed_chunk(
     rows: list[np.ndarray] = []
     tokens: int | None = None
     for outcome in embed_batches(provider, batches):
-        out.requests += 1
+        out.requests += outcome.requests
         if outcome.result is None:
             for mid in outcome.ids:
                 out.failed[mid] = outcome.error or "embedding failed"

@@ -23,7 +23,8 @@ from ..domain import drift, enrichment
 from ..domain.identity import check_identity
 from ..domain.identity import mismatch_message as identity_mismatch_message
 from ..domain.vector_state import EmbeddingIdentity
-from ..domain.params import check_batch_size
+from ..domain.outcome import DEFAULT_FAILURE_THRESHOLD, apply_threshold
+from ..domain.params import check_batch_size, check_failure_threshold
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
 from ..resources.nlp import EnrichmentResource
 from ..resources.sync import SyncPolicyResource
@@ -38,6 +39,12 @@ class DriftSyncConfig(dg.Config):
         False,
         description="Detect and report only: nothing is written to either store and no "
         "embedding provider is used.",
+    )
+    failure_threshold: float = Field(
+        DEFAULT_FAILURE_THRESHOLD,
+        description="The run fails when at least this share of the memories it attempted "
+        "failed (above 0, at most 1; 1.0 = only when every attempt failed). Store outages fail "
+        "the run whatever this says.",
     )
     recover_orphans: bool = Field(
         False,
@@ -63,6 +70,7 @@ class SyncPlan:
     dry_run: bool
     recover_orphans: bool
     started_at: float
+    failure_threshold: float = DEFAULT_FAILURE_THRESHOLD
 
 
 def _count_metadata(report: drift.DriftReport) -> dict:
@@ -90,6 +98,10 @@ def detect_drift(
 ) -> dg.Output[SyncPlan]:
     """Compare both stores completely; record an observation of the collection's drift."""
     check_batch_size_or_fail(config.batch_size)
+    try:
+        check_failure_threshold(config.failure_threshold)
+    except ValueError as exc:
+        raise dg.Failure(description=f"invalid run config: {exc}", allow_retries=False) from None
     started = time.time()
     with fail_fast_unless_transient(), falkordb.get_store() as graph:
         report = drift.detect(
@@ -111,7 +123,8 @@ def detect_drift(
         "invalid_id={invalid_id_count} dimension_mismatch={dimension_mismatch} "
         "({detect_seconds})".format(**findings)
     )
-    plan = SyncPlan(report, config.batch_size, config.dry_run, config.recover_orphans, started)
+    plan = SyncPlan(report, config.batch_size, config.dry_run, config.recover_orphans, started,
+                    config.failure_threshold)  # fmt: skip
     seconds = {f"seconds_{k}": v for k, v in findings["detect_seconds"].items()}
     return dg.Output(plan, metadata={**meta, **seconds})
 
@@ -245,20 +258,24 @@ def recover_orphans(
     return dg.Output(results, metadata=_result_metadata(results))
 
 
-@dg.op
+@dg.op(out=dg.Out(dict))
 def summarize_sync(
     context: dg.OpExecutionContext,
     plan: SyncPlan,
     vector_results: list[drift.RepairResult],
     payload_results: list[drift.RepairResult],
     orphan_results: list[drift.RepairResult],
-) -> dg.Output[dict]:
+):
     """Check repaired + skipped + failed per kind, report, and record what was written."""
     results = [*vector_results, *payload_results, *orphan_results]
     summary = drift.summarize(
         plan.report, results, plan.dry_run, plan.recover_orphans, plan.batch_size,
         seconds=time.time() - plan.started_at,
     )  # fmt: skip
+    failure = None
+    if summary["status"] == "complete":
+        failure = apply_threshold(summary, summary["synced"] + summary["failed"], summary["failed"],
+                                  plan.failure_threshold, "repair")  # fmt: skip
     line = (
         "sync {status}: missing={missing_count} orphaned={orphaned_count} "
         "stale_vector={stale_vector_count} payload_drift={payload_drift_count}"
@@ -290,4 +307,6 @@ def summarize_sync(
                     metadata={"orphans_recovered": recovered},
                 )
             )
-    return dg.Output(summary, metadata=metadata)
+    yield dg.Output(summary, metadata=metadata)
+    if failure:  # after the summary is recorded: the API and the UI still show it
+        raise dg.Failure(description=f"drift sync failed: {failure}", allow_retries=False)

@@ -11,7 +11,8 @@ from ..constants import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, SUMMARY_METADATA_KEY
 from ..domain import enrichment, reembed
 from ..domain.identity import finish_replacement
 from ..domain.vector_state import EmbeddingIdentity
-from ..domain.params import check_batch_size, check_limit
+from ..domain.outcome import DEFAULT_FAILURE_THRESHOLD, apply_threshold
+from ..domain.params import check_batch_size, check_failure_threshold, check_limit
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
 from ..resources.nlp import EnrichmentResource
 from .common import (
@@ -33,6 +34,12 @@ class ReembedConfig(dg.Config):
         description="Re-embed every memory with content, even when its point already holds "
         "a vector of this provider/model/dimension for the same content.",
     )
+    failure_threshold: float = Field(
+        DEFAULT_FAILURE_THRESHOLD,
+        description="The run fails when at least this share of the memories it attempted "
+        "failed (above 0, at most 1; 1.0 = only when every attempt failed). Store outages fail "
+        "the run whatever this says.",
+    )
     replace_model_in_place: bool = Field(
         False,
         description="The collection's vectors were made by another embedding model than the "
@@ -46,6 +53,11 @@ class ReembedConfig(dg.Config):
     def _batch_size(cls, value: int) -> int:
         return check_batch_size(value)
 
+    @field_validator("failure_threshold")
+    @classmethod
+    def _failure_threshold(cls, value: float) -> float:
+        return check_failure_threshold(value)
+
     @field_validator("limit")
     @classmethod
     def _limit(cls, value: int | None) -> int | None:
@@ -58,6 +70,7 @@ class ReembedPlan:
     batch_size: int
     started_at: float
     whole_store: bool = True  # no limit: a replacement in place can finish with this run
+    failure_threshold: float = DEFAULT_FAILURE_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -94,7 +107,8 @@ def enumerate_memories(
         f"provider={provider.provider}:{provider.model} {provider.dim}-d); collection identity: "
         f"{selection.identity}, {selection.identity_texts} texts embedded to check it"
     )
-    plan = ReembedPlan(selection, config.batch_size, time.time(), config.limit is None)
+    plan = ReembedPlan(selection, config.batch_size, time.time(), config.limit is None,
+                       config.failure_threshold)  # fmt: skip
     return dg.Output(
         plan,
         metadata={
@@ -184,18 +198,20 @@ def upsert_chunk(
     )
 
 
-@dg.op
+@dg.op(out=dg.Out(dict))
 def summarize_reembed(
     context: dg.OpExecutionContext,
     plan: ReembedPlan,
     results: list[reembed.UpsertedChunk],
     qdrant: QdrantResource,
     embeddings: EmbeddingsResource,
-) -> dg.Output[dict]:
+):
     """Check processed + skipped + failed = total, then report and record the materialization."""
     summary = reembed.summarize(
         results, plan.selection, plan.batch_size, seconds=time.time() - plan.started_at
     )
+    failure = apply_threshold(summary, summary["processed"] + summary["failed"], summary["failed"],
+                              plan.failure_threshold, "embed")  # fmt: skip
     if plan.selection.replacing and plan.whole_store and not summary["failed"]:
         identity = configured_identity(embeddings)
         with retry_store_outages():
@@ -218,4 +234,6 @@ def summarize_reembed(
             metadata=metadata,
         )
     )
-    return dg.Output(summary, metadata=metadata)
+    yield dg.Output(summary, metadata=metadata)
+    if failure:  # after the summary is recorded: the API and the UI still show it
+        raise dg.Failure(description=f"re-embed failed: {failure}", allow_retries=False)
