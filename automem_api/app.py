@@ -493,6 +493,13 @@ def _add_routes(app: FastAPI) -> None:
         if status == "SUCCESS" and outcome.summary is not None:
             audit_of(request)["outcome"] = f"success: {outcome.summary.get('status')}"
             return JSONResponse({**outcome.summary, "run_id": run_id, "request_id": request_id})
+        if status == "FAILURE" and (outcome.summary or {}).get("run_failed"):
+            # Failed by its failure threshold after finishing its work: AutoMem's fields as
+            # AutoMem answers provider failures (200, with failed counts and ids), plus the
+            # run's status and why it failed.
+            audit_of(request)["outcome"] = "run failure: failure threshold reached"
+            return JSONResponse({**outcome.summary, "run_id": run_id, "request_id": request_id,
+                                 "run_status": "failure"})  # fmt: skip
         if status == "SUCCESS":
             message = (
                 f"the {label} run {short_id(run_id)} succeeded but its summary could not be read"
