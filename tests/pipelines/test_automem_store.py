@@ -229,3 +229,30 @@ def similar_edges(graph, mid: str):
     out = sorted(b for (b,) in graph.query("MATCH (a:Memory {id: $id})-[:SIMILAR_TO]->(b) RETURN b.id", {"id": mid}))
     back = sorted(b for (b,) in graph.query("MATCH (a:Memory {id: $id})<-[:SIMILAR_TO]-(b) RETURN b.id", {"id": mid}))
     return (out, back) if out or back else ()
+
+
+@pytest.mark.parametrize("wire", ["voyage", "ollama"])
+def test_automems_other_providers_adopt_its_points_over_their_own_protocol(make_settings, wire):
+    """An AutoMem environment on Voyage or Ollama (here their wire protocols, playing the model
+    that wrote the fixture) selects the same provider, model and dimension, and adopts."""
+    from tests.support.ollama_server import OllamaServer
+    from tests.support.voyage_server import VoyageEmbeddingsServer
+
+    server = (VoyageEmbeddingsServer() if wire == "voyage" else OllamaServer(default_dim=DIM)).start()
+    try:
+        env = ({"VOYAGE_API_KEY": "voyage-test-key", "VOYAGE_BASE_URL": server.base_url}
+               if wire == "voyage" else {"OLLAMA_BASE_URL": server.base_url})  # fmt: skip
+        settings = make_settings(EMBEDDING_PROVIDER="auto", VECTOR_SIZE=str(DIM), **env)
+        assert settings.embedding_provider == wire
+        assert settings.embedding_model == ("voyage-4" if wire == "voyage" else "nomic-embed-text")
+        resources = build_resources(settings, from_env=False)
+        with resources["falkordb"].get_store() as graph:
+            vectors = resources["qdrant"].get_store()
+            load_fixture(graph, vectors)
+            summary = reembed_summary(run_reembed(settings, resources))
+            assert (summary["adopted"], summary["processed"], summary["failed"]) == (200, 0, 0)
+            assert 0 < provider_texts(server) <= 32
+            record = vectors.collection_metadata()[IDENTITY_KEY]
+            assert (record["provider"], record["status"]) == (wire, "verified")
+    finally:
+        server.stop()
