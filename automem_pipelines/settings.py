@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from .stores.falkordb_server import DEFAULT_START_TIMEOUT, START_TIMEOUT_ENV, START_TIMEOUT_RANGE
+
 T = TypeVar("T")
 
 LOCAL_MODEL_NAME = "minilm-l6-static"
@@ -71,6 +73,8 @@ class Settings:
     # Re-embed schedule.
     reembed_schedule_cron: str
     reembed_schedule_enabled: bool
+    # How long a start waits for the embedded FalkorDB server to load its data.
+    falkordb_start_timeout_seconds: float = DEFAULT_START_TIMEOUT
 
     @property
     def falkordb_embedded(self) -> bool:
@@ -233,6 +237,9 @@ def _parse(env: Mapping[str, str]) -> Settings:
         sync_auto_repair=r.boolean("SYNC_AUTO_REPAIR", True),
         reembed_schedule_cron=r.text("REEMBED_SCHEDULE_CRON", "0 3 * * *"),
         reembed_schedule_enabled=r.boolean("REEMBED_SCHEDULE_ENABLED", False),
+        falkordb_start_timeout_seconds=r.number(
+            START_TIMEOUT_ENV, DEFAULT_START_TIMEOUT, *START_TIMEOUT_RANGE
+        ),
     )
     if r.errors:
         raise SettingsError("invalid configuration:\n  " + "\n  ".join(r.errors))

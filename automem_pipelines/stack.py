@@ -136,7 +136,7 @@ def start_stack(
 
     extra_locations: more `load_from` entries (YAML list items), e.g. a benchmark fixture."""
     if settings.falkordb_embedded:
-        falkordb_server.ensure_running(settings.data_dir)
+        falkordb_server.ensure_running(settings.data_dir, timeout=settings.falkordb_start_timeout_seconds)
     home = ensure_dagster_home(settings)
     create_storages(home)
     workspace = home / "workspace.yaml"
