@@ -63,7 +63,7 @@ PERSISTENCE: tuple[str, ...] = (
     "--appendonly", "yes",
     "--appendfsync", "everysec",
     "--aof-use-rdb-preamble", "yes",
-    "--auto-aof-rewrite-percentage", "100",
+    "--auto-aof-rewrite-percentage", "50",
     "--auto-aof-rewrite-min-size", "8mb",
     "--save", "",
 )  # fmt: skip
