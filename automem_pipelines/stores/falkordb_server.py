@@ -16,7 +16,7 @@ in the log. Stopping signals only a process proven to be the data dir's server.
 
 **Compact persistence.** Append-only file (fsync every second) with an RDB preamble: a rewrite
 replaces the log by a snapshot plus the writes since, and runs whenever the log has grown by
-the snapshot's size again (``auto-aof-rewrite-percentage 100``, from 8 MB up). FalkorDB logs
+half its size after the last rewrite (``auto-aof-rewrite-percentage 50``, from 8 MB up). FalkorDB logs
 writes as their effects (``EFFECTS_THRESHOLD 0``), not as the Cypher text: replaying a logged
 query re-runs it, and while loading FalkorDB does not use its indexes, so every
 ``MATCH (m:Memory {id: ...})`` scanned all nodes (minutes for a day of enrichment); effects
