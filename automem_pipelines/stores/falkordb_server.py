@@ -34,7 +34,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,17 +123,24 @@ def paths_for(data_dir: Path) -> ServerPaths:
     return ServerPaths(Path(data_dir) / "falkordb")
 
 
+def _bytes(files: Iterable[Path]) -> int:
+    total = 0
+    for f in files:
+        try:
+            total += f.stat().st_size
+        except FileNotFoundError:  # removed by a rewrite meanwhile
+            pass
+    return total
+
+
+def _aof_bytes(paths: ServerPaths) -> int:
+    return _bytes(paths.aof_dir.glob("*")) if paths.aof_dir.is_dir() else 0
+
+
 def persistence_bytes(data_dir: Path) -> int:
     """Bytes on disk of the server's data: the append-only directory plus any dump.rdb."""
     paths = paths_for(data_dir)
-    files = list(paths.aof_dir.glob("*")) if paths.aof_dir.is_dir() else []
-    total = 0
-    for f in [*files, paths.rdb]:
-        try:
-            total += f.stat().st_size
-        except FileNotFoundError:
-            pass
-    return total
+    return _aof_bytes(paths) + _bytes([paths.rdb])
 
 
 def start_timeout_from_env(env: Mapping[str, str] | None = None) -> float:
@@ -329,7 +336,7 @@ class ServerStatus:
     loaded_perc: float | None = None
     eta_seconds: float | None = None
     read_bytes: int | None = None  # bytes the server process has read (while loading)
-    data_bytes: int | None = None  # bytes of its persistence files
+    data_bytes: int | None = None  # bytes of its append-only files (what it loads)
     detail: str = ""
 
     @property
@@ -368,10 +375,9 @@ def status(data_dir: Path, answer_timeout: float = 2.0) -> ServerStatus:
     answer, info = _ask(paths.socket, answer_timeout)
     pids = server_pids(paths)
     extra = f"{len(pids)} servers on one data dir" if len(pids) > 1 else ""
-    if answer == "ready":
-        pid = info.get("process_id")
-        if pid and pid not in pids:
-            pids.insert(0, int(pid))
+    if answer == "ready":  # the process that answered first
+        pid = int(info.get("process_id") or 0)
+        pids = ([pid] if pid else []) + [p for p in pids if p != pid]
         return ServerStatus(RUNNING, paths.socket, tuple(pids), detail=extra)
     if not pids:
         if answer == "absent":
@@ -380,11 +386,8 @@ def status(data_dir: Path, answer_timeout: float = 2.0) -> ServerStatus:
         state = LOADING if answer == "loading" else NOT_ANSWERING
         return ServerStatus(state, paths.socket, detail="server process not found in /proc")
     pid = pids[0]
-    cpu, rchar = _cpu_and_read(pid)
-    progress = {
-        "read_bytes": rchar if rchar >= 0 else None,
-        "data_bytes": persistence_bytes(data_dir),
-    }
+    _, rchar = _cpu_and_read(pid)
+    progress = {"read_bytes": rchar if rchar >= 0 else None, "data_bytes": _aof_bytes(paths) or None}
     if answer == "loading":
         perc = info.get("loading_loaded_perc")
         eta = info.get("loading_eta_seconds")
@@ -581,7 +584,7 @@ def stop(data_dir: Path, timeout: float = STOP_TIMEOUT) -> bool:
                 raise EmbeddedFalkorDBError(f"FalkorDB refused to shut down: {exc}") from exc
             finally:
                 client.close()
-            for pid in pids[1:]:  # a second server on the same dir (left by older versions)
+            for pid in pids[1:]:  # another server on the same dir (left by older versions)
                 _signal(pid, paths, signal.SIGTERM)
         else:
             for pid in pids:
