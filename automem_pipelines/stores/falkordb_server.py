@@ -16,13 +16,15 @@ in the log. Stopping signals only a process proven to be the data dir's server.
 
 **Compact persistence.** Append-only file (fsync every second) with an RDB preamble: a rewrite
 replaces the log by a snapshot plus the writes since, and runs whenever the log has grown by
-half its size after the last rewrite (``auto-aof-rewrite-percentage 50``, from 8 MB up). FalkorDB logs
-writes as their effects (``EFFECTS_THRESHOLD 0``), not as the Cypher text: replaying a logged
-query re-runs it, and while loading FalkorDB does not use its indexes, so every
-``MATCH (m:Memory {id: ...})`` scanned all nodes (minutes for a day of enrichment); effects
-replay at disk speed. The log's base is the snapshot, so no separate ``dump.rdb`` is written
-(``save ""``). A start that had to replay a long log (1 MiB, or a second of loading, e.g. a
-data dir written by an older version, which logged queries) rewrites it once.
+half its size after the last rewrite (``auto-aof-rewrite-percentage 50``, from 8 MB up; Redis's
+default of 64 MB left young stores never rewritten). The log's base is the snapshot, so no
+separate ``dump.rdb`` is written (``save ""``). FalkorDB logs writes as their effects
+(``EFFECTS_THRESHOLD 0``), not as the Cypher text: a replayed query runs again, and an index
+created in the replayed part of the log is built only when loading ends, so in a log that
+still holds its ``CREATE INDEX`` every later ``MATCH (m:Memory {id: ...})`` scans all nodes
+(minutes for a young store). Effects replay without running queries. A start that had to
+replay a long log (1 MiB, or a second of loading, e.g. a data dir written by an older
+version) rewrites it once.
 """
 
 from __future__ import annotations

@@ -35,7 +35,8 @@ def start_legacy(data_dir: Path, timeout: float = 600) -> Path:
 
 def write_churn(socket: Path, nodes: int, queries: int, rows: int = 500, graph: str = "g") -> None:
     """nodes :Memory nodes with an id index, then `queries` batched updates by id (the shape of
-    the enrichment write): each replayed query scans every node while the server loads."""
+    the enrichment write). Replayed from a log that still holds the CREATE INDEX, each update
+    scans every node (FalkorDB builds a replayed index only when loading ends)."""
     db = FalkorDB(unix_socket_path=str(socket))
     g = db.select_graph(graph)
     g.query("CREATE INDEX FOR (m:Memory) ON (m.id)")

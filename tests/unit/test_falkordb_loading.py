@@ -1,8 +1,9 @@
 """The embedded FalkorDB server while it loads a store whose log takes seconds to replay.
 
 The store is written the way older versions ran the server (writes logged as Cypher text,
-no rewrite policy; see tests/support/falkordb_stores.py): it is also what those versions
-left on disk, so these tests cover upgrading too. Each test starts from a copy of it.
+Redis's default rewrite policy, under whose 64 MB minimum a young store is never rewritten;
+see tests/support/falkordb_stores.py): it is also what those versions left on disk, so these
+tests cover upgrading too. Each test starts from a copy of it.
 """
 
 import os
