@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import threading
 import time
+import unicodedata
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -38,7 +41,7 @@ from automem_pipelines.run_config import enrichment_run_config, reembed_run_conf
 from automem_pipelines.stores.graph import GraphUnavailableError
 
 from . import __version__
-from .audit import ADMIN_PATHS, REDACTED_QUERY_KEYS, AuditLog
+from .audit import ADMIN_PATHS, AuditLog, recorded_body, recorded_query
 from .auth import (
     extract_admin_token,
     extract_api_token,
@@ -50,6 +53,7 @@ from .config import ApiConfig
 from .errors import ApiError, error_response
 from .launcher import DagsterLauncher, DagsterUnavailableError, LaunchError, RunInfo, RunOutcome
 from .ratelimit import SlidingWindowLimiter, retry_after_header
+from .redaction import Redactor, clip, echo, short_id
 from .schemas import (
     EnrichmentStatusBody,
     HealthBody,
@@ -64,17 +68,24 @@ from .schemas import (
     body_schema,
     error_responses,
 )
-from .stores import GraphAccess, qdrant_server_count
+from .stores import GraphAccess, embedding_identity, qdrant_server_view
 
 TRIGGER = "api"
 MAX_BODY_BYTES = 2 * 1024 * 1024
-MAX_ID_LENGTH = 256
+MAX_ID_LENGTH = 256  # characters per memory id (AutoMem's are 36-character UUIDs)
+MAX_LOGGED_PATH = 120
 MAX_LIMIT = 2**31 - 1  # Dagster's GraphQL Int; larger values would fail inside the run
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 RUN_ID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
 JOB_LABELS = {REEMBED_JOB: "re-embed", DRIFT_SYNC_JOB: "drift-sync", ENRICHMENT_JOB: "enrichment"}
+REEMBED_FIELDS = ("batch_size", "limit", "force", "wait")
+SYNC_FIELDS = ("batch_size", "dry_run", "recover_orphans", "wait")
+# Control (Cc), format (Cf: zero-width, bidi overrides) and lone surrogate (Cs) characters, and
+# the Unicode line/paragraph separators: nothing a memory id holds, all trouble in a run.
+FORBIDDEN_ID_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+access_log = logging.getLogger("automem_api.access")
 
 
 # -- small helpers ---------------------------------------------------------------------------
@@ -163,10 +174,11 @@ async def read_json_object(request: Request) -> dict[str, Any]:
 def reject_unknown(body: dict[str, Any], allowed: tuple[str, ...]) -> None:
     unknown = sorted(k for k in body if k not in allowed)
     if unknown:
+        shown = ", ".join(clip(k, 40) for k in unknown[:5]) + (", …" if len(unknown) > 5 else "")
         raise ApiError(
             400,
-            f"Unknown field(s): {', '.join(map(str, unknown))}; accepted: {', '.join(allowed)}",
-            extra={"field": unknown[0]},
+            f"Unknown field(s): {shown}; accepted: {', '.join(allowed)}",
+            extra={"field": clip(unknown[0], 40)},
         )
 
 
@@ -174,11 +186,40 @@ def param_error(exc: ParamError) -> ApiError:
     return ApiError(400, str(exc), extra={"field": exc.field})
 
 
-def parse_ids(body: dict[str, Any], query_ids: str | None, max_ids: int) -> list[str]:
-    """ids from the body (list of strings, or a comma string), else `?ids=a,b`."""
+def ids_error(message: str) -> ApiError:
+    return ApiError(400, message, extra={"field": "ids"})
+
+
+def check_id(index: int, value: str, redactor: Redactor) -> None:
+    """One stripped, non-empty id: bounded length, printable, not a configured secret."""
+    if len(value) > MAX_ID_LENGTH:
+        raise ids_error(
+            f"ids[{index}] is {len(value)} characters long; ids must be at most {MAX_ID_LENGTH} "
+            "characters each"
+        )
+    for position, char in enumerate(value):
+        if unicodedata.category(char) in FORBIDDEN_ID_CATEGORIES:
+            raise ids_error(
+                f"ids[{index}] contains a control character (U+{ord(char):04X} at position "
+                f"{position}); ids must be printable text without control, format or "
+                "line-separator characters"
+            )
+    if redactor.contains_secret(value):
+        raise ids_error(
+            f"ids[{index}] contains a configured credential (an API, admin or service token); "
+            "credentials are never stored in a run"
+        )
+
+
+def parse_ids(
+    body: dict[str, Any], query_ids: str | None, max_ids: int, redactor: Redactor | None = None
+) -> list[str]:
+    """ids from the body (list of strings, or a comma string), else `?ids=a,b`; stripped,
+    deduplicated and sorted as AutoMem answers them, every one checked (`check_id`)."""
+    redactor = redactor or Redactor(())
     value: Any = body.get("ids") if "ids" in body else query_ids
     if value is None:
-        raise ApiError(400, "No memory ids provided for reprocessing", extra={"field": "ids"})
+        raise ids_error("No memory ids provided for reprocessing")
     if isinstance(value, str):
         items = [part.strip() for part in value.split(",")]
         ids = [i for i in items if i]
@@ -186,45 +227,40 @@ def parse_ids(body: dict[str, Any], query_ids: str | None, max_ids: int) -> list
         ids = []
         for index, item in enumerate(value):
             if not isinstance(item, str) or not item.strip():
-                raise ApiError(
-                    400,
-                    f"ids[{index}] must be a non-empty string, got {item!r}",
-                    extra={"field": "ids"},
-                )
+                raise ids_error(f"ids[{index}] must be a non-empty string, got {echo(item)}")
             ids.append(item.strip())
     else:
-        raise ApiError(
-            400, "ids must be a list of strings or a comma-separated string", extra={"field": "ids"}
-        )
+        raise ids_error("ids must be a list of strings or a comma-separated string")
     if not ids:
-        raise ApiError(400, "No memory ids provided for reprocessing", extra={"field": "ids"})
-    too_long = next((i for i in ids if len(i) > MAX_ID_LENGTH), None)
-    if too_long is not None:
-        raise ApiError(
-            400, f"ids must be at most {MAX_ID_LENGTH} characters each", extra={"field": "ids"}
-        )
+        raise ids_error("No memory ids provided for reprocessing")
+    for index, item in enumerate(ids):
+        check_id(index, item, redactor)
     unique = sorted(set(ids))
     if len(unique) > max_ids:
-        raise ApiError(
-            400, f"at most {max_ids} ids per request, got {len(unique)}", extra={"field": "ids"}
-        )
+        raise ids_error(f"at most {max_ids} distinct ids per request, got {len(unique)}")
     return unique
 
 
-def _sanitized_query(request: Request) -> dict[str, str]:
-    return {
-        k: ("[redacted]" if k in REDACTED_QUERY_KEYS else v)
-        for k, v in request.query_params.items()
-    }
+def loggable_path(scope, redactor: Redactor) -> str:
+    """The route template when a route matched (never its values); else the decoded path,
+    secrets scrubbed, quoted (no control characters reach the log) and clipped. The query
+    string is never logged: `?…` only says there was one."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if not isinstance(path, str):
+        path = redactor.scrub(scope.get("path") or "")
+    path = clip(quote(path, safe="/[]{}:@!$&'()*+,;=-._~"), MAX_LOGGED_PATH)
+    return path + "?…" if scope.get("query_string") else path
 
 
 # -- middleware -------------------------------------------------------------------------------
 class RequestContextMiddleware:
     """Request id (X-Request-ID, echoed) for every request; the audit line for admin calls."""
 
-    def __init__(self, app, audit: AuditLog):
+    def __init__(self, app, audit: AuditLog, redactor: Redactor):
         self.app = app
         self.audit = audit
+        self.redactor = redactor
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -232,7 +268,8 @@ class RequestContextMiddleware:
             return
         state = scope.setdefault("state", {})
         given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if REQUEST_ID_RE.match(given) else uuid.uuid4().hex
+        safe = REQUEST_ID_RE.match(given) and not self.redactor.contains_secret(given)
+        request_id = given if safe else uuid.uuid4().hex
         state["request_id"] = request_id
         state["audit"] = {}
         status: dict[str, int] = {}
@@ -249,8 +286,17 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            code = status.get("code", 500)
             if scope.get("path") in ADMIN_PATHS:
-                self._write_audit(scope, state, status.get("code", 500))
+                self._write_audit(scope, state, code)
+            if access_log.isEnabledFor(logging.INFO):
+                client = scope.get("client")
+                access_log.info(
+                    '%s - "%s %s HTTP/%s" %d request_id=%s',
+                    f"{client[0]}:{client[1]}" if client else "-", scope.get("method"),
+                    loggable_path(scope, self.redactor), scope.get("http_version", "1.1"), code,
+                    request_id,
+                )  # fmt: skip
 
     def _write_audit(self, scope, state: dict[str, Any], code: int) -> None:
         request = Request(scope)
@@ -262,11 +308,11 @@ class RequestContextMiddleware:
             "request_id": state.get("request_id"),
             "token_fingerprint": fingerprint(extract_admin_token(request)),
             "api_token_fingerprint": fingerprint(extract_api_token(request)),
-            "query": _sanitized_query(request) or None,
+            "query": recorded_query(request.query_params.multi_items()),
             "parameters": audit.get("parameters"),
             "run_id": audit.get("run_id"),
             "status_code": code,
-            "outcome": audit.get("outcome") or ("ok" if code < 400 else "error"),
+            "outcome": clip(audit.get("outcome") or ("ok" if code < 400 else "error"), 400),
         }
         try:
             self.audit.write(entry)
@@ -287,34 +333,50 @@ def create_app(config: ApiConfig, launcher: DagsterLauncher | None = None) -> Fa
         ),
     )
     app.state.config = config
+    app.state.redactor = redactor = Redactor(config.secrets)
     app.state.launcher = launcher or DagsterLauncher(config)
     app.state.graph = GraphAccess(config.settings)
-    app.state.audit = AuditLog(config.audit_log_path)
+    app.state.audit = AuditLog(config.audit_log_path, redactor)
     app.state.limiter = SlidingWindowLimiter(config.admin_rate_limit)
     app.state.started = time.monotonic()
     app.state.job_locks = {job: asyncio.Lock() for job in (REEMBED_JOB, DRIFT_SYNC_JOB)}
     app.state.outcomes = OutcomeCache()
     app.state.health_cache = TtlCache(config.status_cache_seconds)
     app.state.status_cache = TtlCache(config.status_cache_seconds)
-    app.add_middleware(RequestContextMiddleware, audit=app.state.audit)
+    app.add_middleware(RequestContextMiddleware, audit=app.state.audit, redactor=redactor)
     _install_error_handlers(app)
     _add_routes(app)
     return app
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    # Every message leaves through redactor.message: configured secrets replaced, run ids
+    # (any UUID) cut to 8 characters, length bounded; user values inside are clipped already.
+    # Other string fields of an error (field names, run errors) have the secrets scrubbed.
+    redactor: Redactor = app.state.redactor
+    safe = redactor.message
+
+    def safe_extra(value: Any) -> Any:
+        if isinstance(value, str):
+            return redactor.scrub(value)
+        if isinstance(value, list):
+            return [safe_extra(v) for v in value]
+        if isinstance(value, dict):
+            return {k: safe_extra(v) for k, v in value.items()}
+        return value
+
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError):
+        message = safe(exc.message)
         audit = audit_of(request)
         audit.setdefault(
-            "outcome",
-            f"rejected: {exc.message}" if exc.status_code < 500 else f"error: {exc.message}",
+            "outcome", f"rejected: {message}" if exc.status_code < 500 else f"error: {message}"
         )
-        return error_response(exc.status_code, exc.message, exc.headers, exc.extra)
+        return error_response(exc.status_code, message, exc.headers, safe_extra(exc.extra))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
+        message = safe(exc.detail) if isinstance(exc.detail, str) else "HTTP error"
         return error_response(exc.status_code, message, getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
@@ -323,22 +385,23 @@ def _install_error_handlers(app: FastAPI) -> None:
         first = errors[0] if errors else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
         message = (
-            f"{where}: {first.get('msg', 'invalid value')}"
+            f"{clip(where, 40)}: {first.get('msg', 'invalid value')}"
             if where
             else first.get("msg", "invalid request")
         )
-        return error_response(400, message)
+        return error_response(400, safe(message))
 
     @app.exception_handler(DagsterUnavailableError)
     async def dagster_down(request: Request, exc: DagsterUnavailableError):
         audit_of(request).setdefault("outcome", "error: Dagster unavailable")
-        return error_response(503, f"{exc}; no run was started", {"Retry-After": "10"})
+        return error_response(503, safe(f"{exc}; no run was started"), {"Retry-After": "10"})
 
     @app.exception_handler(LaunchError)
     async def launch_error(request: Request, exc: LaunchError):
-        audit_of(request).setdefault("outcome", f"error: {exc.kind or 'launch'}: {exc.message}")
+        message = safe(exc.message)
+        audit_of(request).setdefault("outcome", f"error: {exc.kind or 'launch'}: {message}")
         return error_response(
-            exc.status_code, exc.message, extra={"dagster_error": exc.kind} if exc.kind else None
+            exc.status_code, message, extra={"dagster_error": exc.kind} if exc.kind else None
         )
 
     @app.exception_handler(GraphUnavailableError)
@@ -391,7 +454,8 @@ def _add_routes(app: FastAPI) -> None:
                 label = JOB_LABELS[job]
                 raise ApiError(
                     409,
-                    f"A {label} run is already {running.status.lower()}: {running.run_id}",
+                    f"A {label} run is already {running.status.lower()}: "
+                    f"{short_id(running.run_id)}",
                     extra={"run_id": running.run_id, "run_status": running.status.lower()},
                 )
             return await submit(request, job, run_config)
@@ -429,11 +493,20 @@ def _add_routes(app: FastAPI) -> None:
         if status == "SUCCESS" and outcome.summary is not None:
             audit_of(request)["outcome"] = f"success: {outcome.summary.get('status')}"
             return JSONResponse({**outcome.summary, "run_id": run_id, "request_id": request_id})
+        if status == "FAILURE" and (outcome.summary or {}).get("run_failed"):
+            # Failed by its failure threshold after finishing its work: AutoMem's fields as
+            # AutoMem answers provider failures (200, with failed counts and ids), plus the
+            # run's status and why it failed.
+            audit_of(request)["outcome"] = "run failure: failure threshold reached"
+            return JSONResponse({**outcome.summary, "run_id": run_id, "request_id": request_id,
+                                 "run_status": "failure"})  # fmt: skip
         if status == "SUCCESS":
-            message = f"the {label} run {run_id} succeeded but its summary could not be read"
+            message = (
+                f"the {label} run {short_id(run_id)} succeeded but its summary could not be read"
+            )
         else:
             reason = outcome.errors[-1] if outcome.errors else "no error message recorded"
-            message = f"the {label} run {run_id} ended {status.lower()}: {reason}"
+            message = f"the {label} run {short_id(run_id)} ended {status.lower()}: {reason}"
         audit_of(request)["outcome"] = f"run {status.lower()}"
         raise ApiError(
             500, message,
@@ -466,8 +539,8 @@ def _add_routes(app: FastAPI) -> None:
     )
     async def admin_reembed(request: Request):
         body = await read_json_object(request)
-        audit_of(request)["parameters"] = body
-        reject_unknown(body, ("batch_size", "limit", "force", "wait"))
+        audit_of(request)["parameters"] = recorded_body(body, REEMBED_FIELDS)
+        reject_unknown(body, REEMBED_FIELDS)
         try:
             wait = check_bool("wait", body.get("wait", False))
             params = {
@@ -506,8 +579,8 @@ def _add_routes(app: FastAPI) -> None:
     )
     async def admin_sync(request: Request):
         body = await read_json_object(request)
-        audit_of(request)["parameters"] = body
-        reject_unknown(body, ("batch_size", "dry_run", "recover_orphans", "wait"))
+        audit_of(request)["parameters"] = recorded_body(body, SYNC_FIELDS)
+        reject_unknown(body, SYNC_FIELDS)
         try:
             wait = check_bool("wait", body.get("wait", False))
             params = {
@@ -541,7 +614,7 @@ def _add_routes(app: FastAPI) -> None:
     ):
         body = await read_json_object(request)
         reject_unknown(body, ("ids",))
-        unique = parse_ids(body, ids, config.max_reprocess_ids)
+        unique = parse_ids(body, ids, config.max_reprocess_ids, app.state.redactor)
         audit_of(request)["parameters"] = {"count": len(unique), "ids": unique[:20]}
         try:
             run_config = enrichment_run_config(unique, forced=True)
@@ -566,10 +639,10 @@ def _add_routes(app: FastAPI) -> None:
     )
     async def admin_run(run_id: str):
         if not RUN_ID_RE.match(run_id):
-            raise ApiError(404, f"No run {run_id!r} was started through this API")
+            raise ApiError(404, f"No run {echo(short_id(run_id))} was started through this API")
         run = await run_in_threadpool(launcher.run, run_id)
         if run is None or run.tags.get(TAG_TRIGGER) != TRIGGER:
-            raise ApiError(404, f"No run {run_id!r} was started through this API")
+            raise ApiError(404, f"No run {short_id(run_id)} was started through this API")
         body: dict[str, Any] = {
             "run_id": run.run_id,
             "job": run.job,
@@ -644,17 +717,20 @@ def _add_routes(app: FastAPI) -> None:
             vector_count = sync_summary.get("qdrant_count")
             vector_source = "last_drift_sync" if vector_count is not None else None
             basis = (sync_summary.get("falkordb_count"), vector_count)
+            recorded = (sync_summary.get("embedding_identity") or {}).get("recorded")
+            identity = embedding_identity(settings, recorded, "last_drift_sync" if sync_summary else None)
         else:
             try:
-                vector_count = qdrant_server_count(settings)
+                vector_count, recorded = qdrant_server_view(settings)
                 qdrant, vector_source = "connected", "qdrant"
             except Exception:  # noqa: BLE001 - any failure means "not reachable" here
-                vector_count, qdrant, vector_source = None, "disconnected", None
+                vector_count, qdrant, vector_source, recorded = None, "disconnected", None, None
             basis = (memory_count, vector_count)
+            identity = embedding_identity(settings, recorded, "qdrant" if qdrant == "connected" else None)
         sync_status = _sync_status(*basis)
         degraded = (
             falkordb != "connected" or qdrant == "disconnected" or not dagster_ok
-            or sync_status == "drift_detected"
+            or sync_status == "drift_detected" or identity["match"] is False
         )  # fmt: skip
         return {
             "status": "degraded" if degraded else "healthy",
@@ -667,6 +743,7 @@ def _add_routes(app: FastAPI) -> None:
                 "memory_count": "falkordb" if memory_count is not None else None,
                 "vector_count": vector_source,
             },  # fmt: skip
+            "embedding_identity": identity,
             "dagster": "reachable" if dagster_ok else "unreachable",
             "last_drift_sync": last_sync,
             "api": {

@@ -2,6 +2,8 @@
 
 * API token (`AUTOMEM_API_TOKEN`): `Authorization: Bearer <t>`, else `X-API-Key`, else
   `?api_key=`; first present form wins (a wrong Bearer value does not fall through).
+  Query parameters are read as AutoMem's Flask reads them: names percent-decoded, `&` the only
+  separator, the first of repeated values.
   Required on every endpoint except `/health` when configured.
 * Admin token (`ADMIN_API_TOKEN`): `X-Admin-Token`, else `X-Admin-Api-Key`, else
   `?admin_token=`; checked after the API token on admin endpoints. Unconfigured → 403.
@@ -44,6 +46,12 @@ def tokens_equal(provided: str | None, expected: str) -> bool:
     return hmac.compare_digest(provided.encode("utf-8"), expected.encode("utf-8"))
 
 
+def first_query_value(request: Request, name: str) -> str | None:
+    """The first value of a repeated parameter, as AutoMem's `request.args.get` reads it."""
+    values = request.query_params.getlist(name)
+    return values[0] if values else None
+
+
 def extract_api_token(request: Request) -> str | None:
     authorization = request.headers.get("authorization")
     if authorization and authorization.lower().startswith("bearer "):
@@ -51,7 +59,7 @@ def extract_api_token(request: Request) -> str | None:
     header = request.headers.get("x-api-key")
     if header:
         return header.strip()
-    query = request.query_params.get("api_key")
+    query = first_query_value(request, "api_key")
     if query:
         return query.strip()
     return None
@@ -61,7 +69,7 @@ def extract_admin_token(request: Request) -> str | None:
     return (
         request.headers.get("x-admin-token")
         or request.headers.get("x-admin-api-key")
-        or request.query_params.get("admin_token")
+        or first_query_value(request, "admin_token")
         or None
     )
 

@@ -2,40 +2,44 @@
 
 Binds to 127.0.0.1 by default. On any other address without AUTOMEM_API_TOKEN it refuses
 to start unless --allow-unauthenticated (or AUTOMEM_API_ALLOW_UNAUTHENTICATED=true) says
-that an open API is intended. Query-string tokens are redacted from the access log.
+that an open API is intended.
+
+Logs never hold a token: uvicorn's own access log is off and the API writes its own
+(`automem_api.access`: client, method, route template, status, request id; never a query
+string), and every log handler scrubs the configured secrets from what it writes.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-import re
+import copy
 import sys
+from typing import Any
 
 from .config import ApiConfig, ApiConfigError, check_safe_bind
+from .redaction import Redactor, ScrubSecrets
 
-_TOKEN_IN_QUERY = re.compile(r"((?:^|[?&])(?:api_key|admin_token)=)[^&#\s]*", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    return _TOKEN_IN_QUERY.sub(r"\1[redacted]", text)
+ACCESS_LOGGER = "automem_api.access"
 
 
-class RedactTokens(logging.Filter):
-    """uvicorn.access records carry (client, method, path+query, http version, status)."""
+def log_config(redactor: Redactor, level: str = "info") -> dict[str, Any]:
+    """uvicorn's logging set-up, plus the API's access logger, with a scrubbing filter on
+    every handler."""
+    from uvicorn.config import LOGGING_CONFIG
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
-        elif isinstance(record.msg, str):
-            record.msg = redact(record.msg)
-        return True
-
-
-def install_log_redaction() -> None:
-    logger = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, RedactTokens) for f in logger.filters):
-        logger.addFilter(RedactTokens())
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"scrub_secrets": {"()": ScrubSecrets, "redactor": redactor}}
+    config["handlers"]["api_access"] = {
+        "formatter": "default", "class": "logging.StreamHandler", "stream": "ext://sys.stdout",
+    }  # fmt: skip
+    for handler in config["handlers"].values():
+        handler["filters"] = ["scrub_secrets"]
+    config["loggers"][ACCESS_LOGGER] = {
+        "handlers": ["api_access"], "level": level.upper(), "propagate": False,
+    }  # fmt: skip
+    # Any other library's warnings go through a filtered handler too (not the bare lastResort).
+    config["root"] = {"handlers": ["default"], "level": "WARNING"}
+    return config
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -70,11 +74,13 @@ def main(argv: list[str] | None = None) -> None:
 
     from .app import create_app
 
-    install_log_redaction()
     app = create_app(config)
     print(f"automem-api: serving on http://{config.host}:{config.port} "
           f"(Dagster {config.dagster_url}, audit log {config.audit_log_path})", flush=True)  # fmt: skip
-    uvicorn.run(app, host=config.host, port=config.port, log_level=args.log_level)
+    uvicorn.run(
+        app, host=config.host, port=config.port, log_level=args.log_level, access_log=False,
+        log_config=log_config(app.state.redactor, args.log_level),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

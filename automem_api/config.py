@@ -7,7 +7,6 @@ come from the pipelines' own `Settings`, so the API and the jobs agree on where 
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from urllib.parse import urlsplit
 
 from automem_pipelines.constants import CODE_LOCATION_NAME
 from automem_pipelines.settings import Settings, SettingsError
+from automem_pipelines.stack import is_loopback
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8001  # AutoMem's PORT default
@@ -51,6 +51,14 @@ class ApiConfig:
     # /health and /enrichment/status reuse a computed answer for this long (0 = never).
     status_cache_seconds: float = 1.0
     max_reprocess_ids: int = 10_000
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every configured credential: none of them may reach a log (see redaction.py)."""
+        s = self.settings
+        values = (self.api_token, self.admin_token, s.openai_api_key, s.falkordb_password,
+                  s.qdrant_api_key)  # fmt: skip
+        return tuple(v for v in values if v)
 
     @property
     def audit_log_path(self) -> Path:
@@ -109,6 +117,13 @@ class ApiConfig:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             errors.append(f"DAGSTER_WEBSERVER_URL={dagster_url!r} is not an http(s):// URL")
             dagster_url = DEFAULT_DAGSTER_URL
+        elif parts.username is not None or parts.password is not None:
+            # The GraphQL client would drop them, and the URL appears in 503 messages.
+            errors.append(
+                "DAGSTER_WEBSERVER_URL must not carry credentials (user:password@): run the API "
+                "next to the webserver and reach it over loopback"
+            )
+            dagster_url = DEFAULT_DAGSTER_URL
 
         port = int(number("AUTOMEM_API_PORT", DEFAULT_PORT, 1, 65535))
         allow = (raw("AUTOMEM_API_ALLOW_UNAUTHENTICATED") or "").lower() in {
@@ -155,15 +170,6 @@ def _parse_rate(spec: str, errors: list[str]) -> RateLimit:
             "(e.g. 10/60) or 0 to disable"
         )
         return RateLimit(10, 60.0)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_safe_bind(config: ApiConfig) -> None:

@@ -29,6 +29,7 @@ from automem_pipelines.constants import (
 from automem_pipelines.run_config import ENRICHMENT_CONFIG_OP
 
 from .config import ApiConfig
+from .redaction import short_id
 
 ACTIVE_STATUSES = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"]
 # As automem_pipelines.status counts them for the enrichment status.
@@ -290,7 +291,7 @@ class DagsterLauncher:
         if result["__typename"] == "RunNotFoundError":
             return None
         raise LaunchError(
-            500, f"Dagster could not read run {run_id}: {_short(result.get('message'))}"
+            500, f"Dagster could not read run {short_id(run_id)}: {_short(result.get('message'))}"
         )
 
     def run_status(self, run_id: str) -> str | None:
@@ -300,7 +301,7 @@ class DagsterLauncher:
         if result["__typename"] == "RunNotFoundError":
             return None
         raise LaunchError(
-            500, f"Dagster could not read run {run_id}: {_short(result.get('message'))}"
+            500, f"Dagster could not read run {short_id(run_id)}: {_short(result.get('message'))}"
         )
 
     def runs(self, job: str, statuses: list[str] | None = None, limit: int | None = None,
@@ -333,7 +334,7 @@ class DagsterLauncher:
             result = self.query(LOGS_QUERY, {"runId": run_id, "cursor": cursor, "limit": LOG_PAGE})
             logs = result["logsForRun"]
             if logs["__typename"] != "EventConnection":
-                raise LaunchError(500, f"Dagster could not read the events of run {run_id}: "
+                raise LaunchError(500, f"Dagster could not read the events of run {short_id(run_id)}: "
                                   f"{_short(logs.get('message'))}")  # fmt: skip
             for event in logs["events"]:
                 kind = event.get("__typename")

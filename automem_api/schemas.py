@@ -8,7 +8,7 @@ are the same ones.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,9 +41,14 @@ class SyncRequest(_Strict):
     wait: bool = Field(False, description="As for /admin/reembed.")
 
 
+MemoryId = Annotated[str, Field(min_length=1, max_length=256)]
+
+
 class ReprocessRequest(_Strict):
-    ids: list[str] | str = Field(
-        description="Memory ids: a non-empty list of strings (or a comma-separated string).",
+    ids: list[MemoryId] | str = Field(
+        description="Memory ids: a non-empty list of strings (or a comma-separated string); "
+        "each at most 256 characters without control or format characters, at most 10,000 "
+        "distinct ids.",
         min_length=1,
     )
 

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -59,12 +60,15 @@ class GraphAccess:
                 self._store = None
 
 
-def qdrant_server_count(settings: Settings) -> int:
-    """Vectors in the collection (excluded types left out, as AutoMem counts). Server only."""
+def qdrant_server_view(settings: Settings) -> tuple[int, dict[str, Any] | None]:
+    """Vectors in the collection (excluded types left out, as AutoMem counts) and the
+    collection's embedding identity record (automem_pipelines.domain.identity), if any.
+    Server only."""
     if settings.qdrant_local:
         raise RuntimeError("the embedded Qdrant store is never opened by the API")
     from qdrant_client import QdrantClient
 
+    from automem_pipelines.domain.identity import read_record
     from automem_pipelines.stores.vectors import VectorConfig, VectorStore
 
     config = VectorConfig.from_settings(settings, timeout_seconds=QDRANT_HEALTH_TIMEOUT)
@@ -72,7 +76,19 @@ def qdrant_server_count(settings: Settings) -> int:
     try:
         store = VectorStore(client, config)
         if store.collection_dim() is None:
-            return 0
-        return store.count(settings.recall_excluded_types)
+            return 0, None
+        record = read_record(store)
+        return store.count(settings.recall_excluded_types), record.as_dict() if record else None
     finally:
         client.close()
+
+
+def embedding_identity(settings: Settings, recorded: dict[str, Any] | None, source: str | None) -> dict[str, Any]:
+    """What /health says of the collection's embedding: configured, recorded, and whether
+    they agree (None when nothing was recorded yet)."""
+    configured = {"provider": settings.embedding_provider, "model": settings.embedding_model,
+                  "dim": settings.vector_size}  # fmt: skip
+    match = None
+    if recorded:
+        match = all(recorded.get(k) == v for k, v in configured.items()) and recorded.get("status") == "verified"
+    return {"configured": configured, "recorded": recorded, "match": match, "source": source}

@@ -34,6 +34,7 @@ def run_job(settings: Settings, job_name: str, run_config: dict) -> dict:
     from .constants import SUMMARY_OPS
     from .definitions import build_definitions
     from .instance import ensure_dagster_home
+    from .run_workers import worker_tags
     from .runs import failure_messages
 
     ensure_dagster_home(settings)
@@ -41,9 +42,16 @@ def run_job(settings: Settings, job_name: str, run_config: dict) -> dict:
     run_config = {**run_config, "loggers": {"console": {"config": {"log_level": "INFO"}}}}
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
-            run_config=run_config, instance=instance, tags={TAG_TRIGGER: "cli"}, raise_on_error=False
+            run_config=run_config, instance=instance, raise_on_error=False,
+            # this process is the run's worker: the daemon's run monitoring fails the run if
+            # it dies, and Terminate interrupts it
+            tags={TAG_TRIGGER: "cli", **worker_tags()},
         )
     if not result.success:
+        try:  # a run failed by its failure threshold still has its summary: show it
+            print(json.dumps(result.output_for_node(SUMMARY_OPS[job_name]), indent=2))
+        except Exception:  # noqa: BLE001 - the run failed before its summary
+            pass
         raise SystemExit(f"{job_name} run failed:\n" + "\n".join(failure_messages(result)[-3:]))
     return result.output_for_node(SUMMARY_OPS[job_name])
 
@@ -163,11 +171,12 @@ def cmd_falkordb(args: argparse.Namespace) -> None:
 
 
 def cmd_stack(args: argparse.Namespace) -> None:
-    from .stack import serve_forever
+    from .stack import allow_remote_from_env, serve_forever
 
     _show_falkordb_progress()
     api = None if args.no_api else (args.api_host, args.api_port)
-    serve_forever(_settings(), args.host, args.port, api=api)
+    allow_remote = args.allow_remote_webserver or allow_remote_from_env()
+    serve_forever(_settings(), args.host, args.port, api=api, allow_remote_webserver=allow_remote)
 
 
 def _reembed_args(p: argparse.ArgumentParser) -> None:
@@ -216,8 +225,12 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(func=cmd_falkordb)
 
     p = sub.add_parser("stack", help="run FalkorDB + dagster-webserver + dagster-daemon + admin API")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="webserver bind address; loopback only unless --allow-remote-webserver")  # fmt: skip
     p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--allow-remote-webserver", action="store_true",
+                   help="let the webserver (no authentication of its own) listen beyond loopback "
+                   "(also AUTOMEM_ALLOW_REMOTE_WEBSERVER=true)")  # fmt: skip
     p.add_argument("--api-host", default="127.0.0.1", help="admin API bind address")
     p.add_argument("--api-port", type=int, default=8001, help="admin API port")
     p.add_argument("--no-api", action="store_true", help="do not start the admin API")

@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sys
 from pathlib import Path
 
 from .constants import QDRANT_LOCAL_TAG_VALUE, TAG_QDRANT_LOCK
 from .settings import Settings
 
 DEQUEUE_INTERVAL_SECONDS = 1  # how often the daemon starts queued runs
+# Run monitoring: a run still STARTING (or NOT_STARTED) after this long is failed, and a
+# CANCELING run whose worker never confirmed is marked canceled; each is noticed at the next
+# poll, so the bound is this plus RUN_MONITORING_POLL_SECONDS.
+START_TIMEOUT_SECONDS = 60
+CANCEL_TIMEOUT_SECONDS = 60
 
-DAGSTER_YAML = f"""\
-# Written by automem-pipelines; edit freely, it is not overwritten.
+_HEADER = "# Written by automem-pipelines (sha256 of the lines below: {digest})."
+# dagster.yaml files written by earlier versions, unmodified (sha256 of the whole file): they
+# are regenerated like a current one.
+_EARLIER_VERSIONS_SHA256 = frozenset({
+    "fc59235f73885ea39b182916ed1cee3fa82d7280b87f884b95bb9911deefe194",  # queue only
+    "33e2876d78fea7e0c6c1ea94c16c3527ebf7eedcd73f96eec6a07be7f0b47758",  # + pre-forked workers
+})  # fmt: skip
+
+
+def _body(poll_seconds: int, start_timeout: int, cancel_timeout: int) -> str:
+    return f"""\
+# Left as written, it is rewritten when the project's defaults or RUN_MONITORING_POLL_SECONDS
+# change; once you edit it, it is kept as it is.
 telemetry:
   enabled: false
 # Run workers are forked from a process that has already imported the code location instead
@@ -33,7 +51,72 @@ run_coordinator:
       - key: "{TAG_QDRANT_LOCK}"
         value: "{QDRANT_LOCAL_TAG_VALUE}"
         limit: 1
+# No run stays in progress for ever (the daemon checks): a run whose worker died ends FAILURE,
+# one that never started fails after start_timeout_seconds, and one whose cancel was never
+# confirmed is marked canceled after cancel_timeout_seconds. Runs are not resumed.
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: {poll_seconds}
+  start_timeout_seconds: {start_timeout}
+  cancel_timeout_seconds: {cancel_timeout}
+  max_resume_run_attempts: 0
 """
+
+
+def dagster_yaml(
+    poll_seconds: int,
+    start_timeout: int = START_TIMEOUT_SECONDS,
+    cancel_timeout: int = CANCEL_TIMEOUT_SECONDS,
+) -> str:
+    """The dagster.yaml the project writes: its first line records the digest of the rest,
+    which is how an unedited file is told from an edited one."""
+    body = _body(poll_seconds, start_timeout, cancel_timeout)
+    return _HEADER.format(digest=hashlib.sha256(body.encode()).hexdigest()) + "\n" + body
+
+
+def is_unedited(text: str) -> bool:
+    """True for a dagster.yaml exactly as some version of the project wrote it."""
+    if hashlib.sha256(text.encode()).hexdigest() in _EARLIER_VERSIONS_SHA256:
+        return True
+    first, _, body = text.partition("\n")
+    return first == _HEADER.format(digest=hashlib.sha256(body.encode()).hexdigest())
+
+
+def has_run_monitoring(text: str) -> bool:
+    """Whether the file enables Dagster's run monitoring."""
+    import yaml
+
+    try:
+        config = yaml.safe_load(text) or {}
+    except yaml.YAMLError:
+        return False
+    monitoring = config.get("run_monitoring") if isinstance(config, dict) else None
+    return isinstance(monitoring, dict) and monitoring.get("enabled") is True
+
+
+def write_dagster_yaml(path: Path, settings: Settings) -> str:
+    """Write our dagster.yaml unless the user edited the existing one. Returns what was done:
+    "created", "updated", "unchanged" or "kept" (edited; a loud warning when it lacks run
+    monitoring, without which a run whose worker dies stays STARTED)."""
+    wanted = dagster_yaml(settings.run_monitoring_poll_seconds)
+    if not path.exists():
+        path.write_text(wanted)
+        return "created"
+    current = path.read_text()
+    if current == wanted:
+        return "unchanged"
+    if is_unedited(current):
+        path.write_text(wanted)
+        return "updated"
+    if not has_run_monitoring(current):
+        print(
+            f"WARNING: {path} was edited, so it is kept as it is, but it does not enable run "
+            "monitoring: a run whose worker dies stays STARTED and blocks the run queue and "
+            "the admin API. Add this block (or delete the file to have it regenerated):\n"
+            + wanted[wanted.index("run_monitoring:"):],
+            file=sys.stderr,
+        )  # fmt: skip
+    return "kept"
 
 
 def create_storages(home: Path) -> None:
@@ -54,12 +137,10 @@ def dagster_home(settings: Settings) -> Path:
 
 
 def ensure_dagster_home(settings: Settings) -> Path:
-    """Create DAGSTER_HOME (default: <data dir>/dagster_home) with our dagster.yaml, and
-    export it for this process and its children."""
+    """Create DAGSTER_HOME (default: <data dir>/dagster_home) with our dagster.yaml (see
+    write_dagster_yaml), and export it for this process and its children."""
     home = dagster_home(settings).resolve()
     home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(DAGSTER_YAML)
+    write_dagster_yaml(home / "dagster.yaml", settings)
     os.environ["DAGSTER_HOME"] = str(home)
     return home

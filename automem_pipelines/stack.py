@@ -4,10 +4,17 @@ and the admin API (`automem-api`, which talks to the webserver over GraphQL).
 `automem-pipelines stack` starts them in the foreground and stops them all cleanly on
 Ctrl-C / SIGTERM (webserver and daemon exit on SIGINT; `dagster dev` is avoided because it
 hangs on shutdown). Tests use `running_stack()` for end-to-end runs over GraphQL.
+
+The webserver's GraphQL endpoint has no authentication: whoever reaches it can launch and
+terminate runs, past both API tokens. So it binds to loopback, and another address is refused
+unless explicitly allowed (`--allow-remote-webserver`, `AUTOMEM_ALLOW_REMOTE_WEBSERVER=true`);
+the README shows how to put it behind an authenticating proxy instead. The API's tokens are
+not passed to the webserver and daemon, which never need them.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -34,6 +41,43 @@ load_from:
 """
 
 
+ALLOW_REMOTE_WEBSERVER_ENV = "AUTOMEM_ALLOW_REMOTE_WEBSERVER"
+# Only the admin API reads these; Dagster's processes (and so its runs) never get them.
+API_ONLY_ENV = ("AUTOMEM_API_TOKEN", "ADMIN_API_TOKEN")
+
+
+class UnsafeBindError(ValueError):
+    """The webserver was asked to listen beyond loopback without being told that is intended."""
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost (what only this machine can reach)."""
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def allow_remote_from_env(env: Mapping[str, str] | None = None) -> bool:
+    value = (os.environ if env is None else env).get(ALLOW_REMOTE_WEBSERVER_ENV, "")
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def check_webserver_bind(host: str, allow_remote: bool = False) -> None:
+    if is_loopback(host) or allow_remote:
+        return
+    raise UnsafeBindError(
+        f"refusing to bind the Dagster webserver to {host!r}: its GraphQL endpoint has no "
+        "authentication, so anyone who can reach it could launch or terminate runs past the "
+        "API tokens. Keep it on 127.0.0.1 (the default) and put an authenticating proxy in "
+        "front of it (README, 'The Dagster UI'), or pass --allow-remote-webserver "
+        f"({ALLOW_REMOTE_WEBSERVER_ENV}=true) if every client of that network is trusted."
+    )
+
+
 @dataclass
 class Stack:
     host: str
@@ -49,7 +93,12 @@ class Stack:
         self.processes[name] = proc
 
     def stop(self, timeout: float = 20.0) -> None:
-        """SIGINT every process (newest first), then SIGKILL what is left after timeout."""
+        """SIGINT every process group (newest first), then SIGKILL what is left after timeout.
+
+        Run workers are in the daemon's process group (Dagster's spawned ones in the
+        webserver's, with its code server) and finish their current write window after the
+        daemon has exited: the stop waits for the whole groups, so nothing stops the stores
+        under a worker that is still writing."""
         for proc in reversed(list(self.processes.values())):
             if proc.poll() is None:
                 _signal_group(proc, signal.SIGINT)
@@ -61,6 +110,11 @@ class Stack:
             except subprocess.TimeoutExpired:
                 _signal_group(proc, signal.SIGKILL)
                 proc.wait(5)
+        for proc in self.processes.values():
+            while _group_alive(proc) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _group_alive(proc):
+                _signal_group(proc, signal.SIGKILL)
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
@@ -68,6 +122,18 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
         os.killpg(proc.pid, sig)
     except ProcessLookupError:
         pass
+
+
+def _group_alive(proc: subprocess.Popen) -> bool:
+    """Whether any process is left in the group the process led (its pid, which is not reused
+    while the group has members)."""
+    try:
+        os.killpg(proc.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _bin(name: str) -> str:
@@ -131,17 +197,22 @@ def start_stack(
     log_dir: Path | None = None,
     timeout: float = 120.0,
     extra_locations: str = "",
+    allow_remote_webserver: bool = False,
 ) -> Stack:
     """Start FalkorDB (if embedded), the webserver and the daemon; wait until they answer.
 
-    extra_locations: more `load_from` entries (YAML list items), e.g. a benchmark fixture."""
+    extra_locations: more `load_from` entries (YAML list items), e.g. a benchmark fixture.
+    A non-loopback `host` raises UnsafeBindError unless allow_remote_webserver."""
+    check_webserver_bind(host, allow_remote_webserver)
     if settings.falkordb_embedded:
         falkordb_server.ensure_running(settings.data_dir, timeout=settings.falkordb_start_timeout_seconds)
     home = ensure_dagster_home(settings)
     create_storages(home)
     workspace = home / "workspace.yaml"
     workspace.write_text(WORKSPACE_YAML + extra_locations)
-    child_env = dict(os.environ if env is None else env)
+    child_env = {
+        k: v for k, v in (os.environ if env is None else env).items() if k not in API_ONLY_ENV
+    }
     child_env["DAGSTER_HOME"] = str(home)
     log_dir = log_dir or home / "stack-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -206,12 +277,13 @@ def running_stack(settings: Settings, **kwargs) -> Iterator[Stack]:
 
 def serve_forever(
     settings: Settings, host: str, port: int, extra: list[tuple[str, list[str]]] = (),
-    api: tuple[str, int] | None = None,
+    api: tuple[str, int] | None = None, allow_remote_webserver: bool = False,
 ) -> None:  # fmt: skip
     """Foreground: start everything, print where it is, stop it all on SIGINT/SIGTERM
     (also when they arrive while it is still starting).
 
     api: (host, port) for the admin API, or None to leave it out."""
+    check_webserver_bind(host, allow_remote_webserver)  # before anything starts
     stop = {"now": False}
 
     def handler(signum, frame):  # noqa: ARG001
@@ -219,7 +291,9 @@ def serve_forever(
 
     stack: Stack | None = None
     try:
-        stack = start_stack(settings, host=host, port=port)
+        stack = start_stack(
+            settings, host=host, port=port, allow_remote_webserver=allow_remote_webserver
+        )
         if api is not None:
             start_api(stack, *api)
             print(f"Admin API: http://{api[0]}:{api[1]}  (OpenAPI at /docs)")
@@ -228,6 +302,9 @@ def serve_forever(
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGTERM, handler)
         print(f"Dagster UI: {stack.url}  (DAGSTER_HOME={stack.dagster_home}); Ctrl-C stops everything")
+        if not is_loopback(host):
+            print(f"WARNING: the Dagster webserver listens on {host} with no authentication: "
+                  "anyone who reaches it can launch and terminate runs", file=sys.stderr)  # fmt: skip
         while not stop["now"]:
             for name, proc in stack.processes.items():
                 if proc.poll() is not None:

@@ -3,17 +3,19 @@
 Detection reads both stores completely, in bounded pages on each side, and compares them by
 id *and* content:
 
-* the graph is walked in node-id ranges (``GraphStore.scan``); for every memory we keep only a
-  digest: its payload keys, a 16-byte hash of the payload it should have, and the sha256 of its
-  content (about 200 bytes per memory, never the memory itself);
-* Qdrant is scrolled with payloads (no vectors) in large pages, and each point is checked
-  against that digest as it arrives, then forgotten.
+* the graph is walked in node-id ranges (``GraphStore.scan``) reading only the compared
+  payload fields (``memory.PAYLOAD_FIELDS``); for every memory we keep only a 16-byte hash of
+  those fields as its payload should hold them, and the sha256 of its content (about 100
+  bytes per memory, never the memory itself);
+* Qdrant is scrolled with those payload keys and the stamps (no vectors) in large pages, and
+  each point is checked against that digest as it arrives, then forgotten.
 
 Kinds: ``missing`` (memory with content, no point), ``orphaned`` (point, no memory),
-``stale_vector`` (the point's stamp no longer matches the content or the configured
-embedding), ``payload_drift`` (the vector is current but the payload disagrees with the node)
-and ``dimension_mismatch`` (a store-level finding). Memory types in RECALL_EXCLUDED_TYPES are
-left out of the accounting, as AutoMem does.
+``stale_vector`` (not current by the one rule, ``vector_state``), ``payload_drift`` (the vector
+is current but a compared field disagrees with the node: node-only properties and fields
+AutoMem never reads back are never drift), and the store-level ``dimension_mismatch`` and
+``identity_mismatch`` (the collection's identity record names another embedding). Memory types
+in RECALL_EXCLUDED_TYPES are left out of the accounting, as AutoMem does.
 
 Repair reuses the re-embed path for ``missing`` and ``stale_vector`` (same payload merge and
 stamps), rewrites drifted payloads from the graph without embedding, and restores orphans into
@@ -34,11 +36,17 @@ from typing import Any
 from ..stores.graph import MAX_IDS_PER_QUERY, GraphStore
 from ..stores.vectors import VectorStore, dimension_message
 from . import reembed
+from . import identity as identity_mod
 from .embeddings import EmbeddingProvider
 from .gc_pause import cyclic_gc_paused
-from .memory import STAMP_KEYS, has_content, node_props_for_write, payload_from_node
+from .memory import (
+    COMPARED_FIELDS, has_content, id_problem, node_props_for_write, payload_from_node, shown_id,
+)  # fmt: skip
+from .vector_state import (
+    STATE_KEYS, EmbeddingIdentity, VectorState, raw_content_digest, sha256_hash, vector_state,
+)  # fmt: skip
 
-KINDS = ("missing", "orphaned", "stale_vector", "payload_drift")
+KINDS = ("missing", "orphaned", "stale_vector", "payload_drift", "duplicate_id")
 SAMPLE_SIZE = 10
 FAILED_IDS_SHOWN = 10
 # Local-mode Qdrant sorts every point id on each scroll page (O(N log N) per page), so pages
@@ -47,31 +55,11 @@ SCROLL_PAGE = 10_000
 GRAPH_PAGE = 5_000  # node-id range per graph query; below FalkorDB's 10,000-row result cap
 REPAIR_CHUNK = 1_000  # memories per repair round trip (fetch, embed, upsert)
 
-# Properties are read as columns: the FalkorDB client decodes columns far faster than a whole
-# property map (properties(m) is 2x slower). The columns are the keys :Memory nodes actually
-# have (one cheap DISTINCT query; every absent column still costs reply parsing), or, when
-# there are too many, the properties AutoMem's nodes carry (§3 of the reference). A node with
-# any other property (size(keys(m)) says so) is fetched again whole, so nothing is left
-# uncompared.
-MAX_COLUMNS = 64
-KNOWN_KEYS = (
-    "content", "tags", "tag_prefixes", "importance", "timestamp", "type", "confidence",
-    "t_valid", "t_invalid", "updated_at", "last_accessed", "metadata", "processed",
-    "enriched", "enriched_at", "summary", "relevance_score", "archived", "archived_at",
-    "cluster_size",
-)  # fmt: skip
-# Stamp fields that decide whether a vector is current (embedded_at only informs).
-_STAMP_CHECK = ("content_hash", "embedding_provider", "embedding_model", "embedding_dim")
+# Only the compared fields are read (memory.PAYLOAD_FIELDS), as columns: the FalkorDB client
+# decodes columns far faster than a whole property map, and no other property can be drift.
+GRAPH_COLUMNS = COMPARED_FIELDS
+SCROLL_KEYS = tuple(dict.fromkeys((*COMPARED_FIELDS, *STATE_KEYS)))
 _ABSENT = "\x00absent"  # stands for "the point has no such key" in a payload digest
-
-
-@dataclass(frozen=True)
-class EmbeddingSpec:
-    """The configured embedding, as the stamps record it (no provider is needed to know it)."""
-
-    provider: str
-    model: str
-    dim: int
 
 
 # -- canonical digests ------------------------------------------------------------------------
@@ -96,22 +84,25 @@ def digest(value: Any) -> bytes:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 
 
-def content_digest(content: str) -> bytes:
-    return hashlib.sha256(content.encode("utf-8")).digest()
+content_digest = raw_content_digest
 
 
 def expected_payload(props: dict[str, Any]) -> dict[str, Any]:
-    """The payload fields a point must carry for this node, as ``payload_from_node`` writes
-    them; stamps and the id (it is the point id) are not payload drift."""
+    """The compared payload fields a point must carry for this node (memory.PAYLOAD_FIELDS:
+    those AutoMem reads back), as ``payload_from_node`` writes them."""
     payload = payload_from_node(props)
-    for key in (*STAMP_KEYS, "id"):
-        payload.pop(key, None)
-    return payload
+    return {k: payload[k] for k in COMPARED_FIELDS if k in payload}
 
 
-def payload_fields_digest(payload: dict[str, Any], keys: Sequence[str]) -> bytes:
-    """Digest of the point's values for the node's keys; keys only the point has are ignored."""
-    return digest({k: payload.get(k, _ABSENT) for k in keys})
+def payload_fields_digest(payload: dict[str, Any]) -> bytes:
+    """Digest of the point's values for the compared fields (absent ones included as absent);
+    every other key of the payload is ignored."""
+    return digest({k: payload.get(k, _ABSENT) for k in COMPARED_FIELDS})
+
+
+def expected_digest(props: dict[str, Any]) -> bytes:
+    expected = expected_payload(props)
+    return digest({k: expected.get(k, _ABSENT) for k in COMPARED_FIELDS})
 
 
 def canonical_id(value: Any) -> str | None:
@@ -123,20 +114,13 @@ def canonical_id(value: Any) -> str | None:
         return None
 
 
-def vector_is_current(payload: dict[str, Any], content: bytes, spec: EmbeddingSpec) -> bool:
-    """Stamped point: hash, provider, model and dimension must all match. Unstamped point
-    (written by AutoMem itself, which records nothing): current when its payload ``content`` is
-    the node's content, since AutoMem embeds exactly that text; we cannot tell which model made
-    it, and re-embedding a whole AutoMem store on the first check would be the wrong default."""
-    if any(k in payload for k in _STAMP_CHECK):
-        return (
-            payload.get("content_hash") == "sha256:" + content.hex()
-            and payload.get("embedding_provider") == spec.provider
-            and payload.get("embedding_model") == spec.model
-            and payload.get("embedding_dim") == spec.dim
-        )
-    text = payload.get("content")
-    return isinstance(text, str) and content_digest(text) == content
+def vector_is_current(payload: dict[str, Any], content: bytes, identity: EmbeddingIdentity,
+                      trust_unstamped: bool = True) -> bool:  # fmt: skip
+    """The one rule (``vector_state``), from a raw content digest: a current or adoptable point
+    is current here (an unstamped AutoMem point with the node's content is the collection
+    model's vector unless the collection's identity record says otherwise)."""
+    state = vector_state(payload, sha256_hash(content), identity, trust_unstamped)
+    return state in (VectorState.CURRENT, VectorState.ADOPTABLE)
 
 
 # -- detection --------------------------------------------------------------------------------
@@ -151,6 +135,7 @@ class DriftReport:
     orphaned: list[str] = field(default_factory=list)
     stale_vector: list[str] = field(default_factory=list)
     payload_drift: list[str] = field(default_factory=list)
+    duplicate_id: list[str] = field(default_factory=list)  # ids several nodes share: never merged
     collection_exists: bool = True
     collection_dim: int | None = None
     vector_size: int = 0
@@ -159,6 +144,9 @@ class DriftReport:
     excluded_qdrant: int = 0
     no_content: list[str] = field(default_factory=list)  # memories that cannot have a vector
     invalid_ids: list[str] = field(default_factory=list)  # graph ids that cannot be point ids
+    identity_configured: dict[str, Any] = field(default_factory=dict)
+    identity_recorded: dict[str, Any] | None = None  # the collection's record (identity.py)
+    identity_mismatch: bool = False  # the record names another embedding (store-level)
     graph_seconds: float = 0.0
     vector_seconds: float = 0.0
     compare_seconds: float = 0.0
@@ -186,6 +174,11 @@ class DriftReport:
         for kind in KINDS:
             out[f"{kind}_sample"] = sorted(getattr(self, kind))[:SAMPLE_SIZE]
         out["dimension_mismatch"] = self.dimension_mismatch
+        out["identity_mismatch"] = self.identity_mismatch
+        out["embedding_identity"] = {
+            "configured": self.identity_configured,
+            "recorded": self.identity_recorded,
+        }
         out["collection_dim"] = self.collection_dim
         out["vector_size"] = self.vector_size
         out["excluded_types"] = list(self.excluded_types)
@@ -205,80 +198,56 @@ class DriftReport:
 
 @dataclass
 class GraphIndex:
-    """Per memory: (payload keys, payload digest, content digest or None); keyed by point id."""
+    """Per memory: (compared-fields digest, content digest or None); keyed by its id."""
 
-    nodes: dict[str, tuple[tuple[str, ...], bytes, bytes | None]]
-    raw_ids: dict[str, str]  # point id → graph id, only where the two are spelled differently
+    nodes: dict[str, tuple[bytes, bytes | None]]
     excluded: set[str]
     excluded_count: int
     invalid_ids: list[str]
+    duplicate_ids: list[str]  # shared by several nodes: left out of the comparison
     seconds: float
 
 
-def property_columns(graph: GraphStore) -> tuple[str, ...]:
-    rows = graph.query(
-        f"MATCH (m:Memory) UNWIND keys(m) AS k RETURN DISTINCT k LIMIT {MAX_COLUMNS + 2}"
-    )
-    keys = sorted(k for (k,) in rows if isinstance(k, str) and k != "id" and "`" not in k)
-    return tuple(keys) if len(rows) <= MAX_COLUMNS + 1 else KNOWN_KEYS
-
-
-def _graph_columns(columns: Sequence[str] = KNOWN_KEYS) -> str:
-    return "m.id, size(keys(m))" + "".join(f", m.`{k}`" for k in columns)
+def _graph_columns(columns: Sequence[str] = GRAPH_COLUMNS) -> str:
+    return "m.id" + "".join(f", m.`{k}`" for k in columns)
 
 
 def index_graph(graph: GraphStore, excluded_types: Sequence[str], page: int = GRAPH_PAGE) -> GraphIndex:
-    """Read every :Memory node in node-id ranges and keep a digest of each."""
+    """Read every :Memory node's compared fields in node-id ranges and keep a digest of each.
+    Nodes whose id cannot be a point id are reported as invalid, ids several nodes share as
+    duplicates; neither is compared (which node would the point belong to?)."""
     started = time.perf_counter()
     excluded_set = set(excluded_types)
-    nodes: dict[str, tuple[tuple[str, ...], bytes, bytes | None]] = {}
-    raw_ids: dict[str, str] = {}
+    nodes: dict[str, tuple[bytes, bytes | None]] = {}
     excluded: set[str] = set()
     invalid: list[str] = []
-    keysets: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per distinct key set
-    incomplete: list[str] = []
-
-    def add(raw_id: Any, props: dict[str, Any]) -> None:
-        pid = canonical_id(raw_id)
-        if pid is None:
-            invalid.append(str(raw_id))
-            return
-        if pid != raw_id:
-            raw_ids[pid] = str(raw_id)
+    duplicates: set[str] = set()
+    for row in graph.scan(_graph_columns(), page=page):
+        mid, values = row[0], row[1:]
+        if id_problem(mid) is not None:
+            invalid.append(shown_id(mid))
+            continue
+        if mid in nodes or mid in excluded:
+            duplicates.add(mid)
+            continue
+        props = {k: v for k, v in zip(GRAPH_COLUMNS, values) if v is not None}
         if props.get("type") in excluded_set:
-            excluded.add(pid)
-            return
-        expected = expected_payload(props)
-        keys = tuple(sorted(expected))
-        keys = keysets.setdefault(keys, keys)
+            excluded.add(mid)
+            continue
         content = props.get("content")
-        nodes[pid] = (keys, digest(expected), content_digest(content) if has_content(content) else None)
-
-    columns = property_columns(graph)
-    for row in graph.scan(_graph_columns(columns), page=page):
-        raw_id, nkeys, values = row[0], row[1], row[2:]
-        if raw_id is None:
-            invalid.append("<node without id>")
-            continue
-        props = {k: v for k, v in zip(columns, values) if v is not None}
-        if len(props) + 1 < nkeys:  # it has properties beyond the known ones
-            incomplete.append(raw_id)
-            continue
-        props["id"] = raw_id
-        add(raw_id, props)
-    for start in range(0, len(incomplete), MAX_IDS_PER_QUERY):
-        part = incomplete[start : start + MAX_IDS_PER_QUERY]
-        for raw_id, props in graph.fetch_properties(part).items():
-            add(raw_id, props)
+        nodes[mid] = (expected_digest(props), content_digest(content) if has_content(content) else None)
+    for mid in duplicates:
+        nodes.pop(mid, None)
+        excluded.discard(mid)
     return GraphIndex(
-        nodes, raw_ids, excluded, len(excluded), invalid, time.perf_counter() - started
+        nodes, excluded, len(excluded), invalid, sorted(duplicates), time.perf_counter() - started
     )
 
 
 def detect(
     graph: GraphStore,
     vectors: VectorStore,
-    spec: EmbeddingSpec,
+    identity: EmbeddingIdentity,
     excluded_types: Sequence[str],
     scroll_page: int = SCROLL_PAGE,
     graph_page: int = GRAPH_PAGE,
@@ -288,13 +257,13 @@ def detect(
     Runs with the cyclic GC paused (see gc_pause): the pages read here die by refcount, and
     with local mode's collection in the heap every full collection would walk all of it."""
     with cyclic_gc_paused():
-        return _detect(graph, vectors, spec, excluded_types, scroll_page, graph_page)
+        return _detect(graph, vectors, identity, excluded_types, scroll_page, graph_page)
 
 
 def _detect(
     graph: GraphStore,
     vectors: VectorStore,
-    spec: EmbeddingSpec,
+    identity: EmbeddingIdentity,
     excluded_types: Sequence[str],
     scroll_page: int,
     graph_page: int,
@@ -302,25 +271,35 @@ def _detect(
     index = index_graph(graph, excluded_types, graph_page)
     excluded_set = set(excluded_types)
     report = DriftReport(
-        vector_size=spec.dim,
+        vector_size=identity.dim,
         excluded_types=list(excluded_types),
         excluded_falkordb=index.excluded_count,
         invalid_ids=index.invalid_ids,
+        duplicate_id=index.duplicate_ids,
         graph_seconds=index.seconds,
     )
-    report.falkordb_count = len(index.nodes)
+    report.falkordb_count = len(index.nodes) + len(index.duplicate_ids)
     nodes = index.nodes
+    duplicates = set(index.duplicate_ids)
     report.collection_dim = vectors.collection_dim()
     report.collection_exists = report.collection_dim is not None
+    record = identity_mod.read_record(vectors) if report.collection_exists else None
+    report.identity_configured = identity.as_dict()
+    report.identity_recorded = record.as_dict() if record else None
+    report.identity_mismatch = record is not None and record.identity != identity
+    trust = identity_mod.trust_unstamped(record, identity)
     compare = 0.0
     started = time.perf_counter()
     if report.collection_exists:
-        for records in vectors.scroll(page=scroll_page, with_payload=True):
+        for records in vectors.scroll(page=scroll_page, with_payload=SCROLL_KEYS):
             t0 = time.perf_counter()
             for rec in records:
                 pid = str(rec.id)
                 payload = rec.payload or {}
                 node = nodes.pop(pid, None)
+                if node is None and pid in duplicates:
+                    report.qdrant_count += 1  # its memory exists, twice: reported as such
+                    continue
                 if node is None:
                     if pid in index.excluded or payload.get("type") in excluded_set:
                         report.excluded_qdrant += 1
@@ -329,17 +308,15 @@ def _detect(
                         report.qdrant_count += 1
                     continue
                 report.qdrant_count += 1
-                keys, fields_digest, content = node
-                gid = index.raw_ids.get(pid, pid)
-                if content is not None and not vector_is_current(payload, content, spec):
-                    report.stale_vector.append(gid)
-                elif payload_fields_digest(payload, keys) != fields_digest:
-                    report.payload_drift.append(gid)
+                fields_digest, content = node
+                if content is not None and not vector_is_current(payload, content, identity, trust):
+                    report.stale_vector.append(pid)
+                elif payload_fields_digest(payload) != fields_digest:
+                    report.payload_drift.append(pid)
             compare += time.perf_counter() - t0
     t0 = time.perf_counter()
-    for pid, (_keys, _digest, content) in nodes.items():  # no point was found for these
-        gid = index.raw_ids.get(pid, pid)
-        (report.missing if content is not None else report.no_content).append(gid)
+    for pid, (_digest, content) in nodes.items():  # no point was found for these
+        (report.missing if content is not None else report.no_content).append(pid)
     compare += time.perf_counter() - t0
     report.vector_seconds = time.perf_counter() - started - compare
     report.compare_seconds = compare
@@ -357,6 +334,7 @@ class RepairResult:
     requests: int = 0
     tokens: int | None = None
     seconds: float = 0.0
+    pending_links: list[str] = field(default_factory=list)  # written; enriched before a vector
 
     def check(self) -> None:
         if self.repaired + self.skipped + len(self.failed) != self.total:
@@ -385,11 +363,12 @@ def repair_vectors(
     only its batch's ids; store errors propagate (the step is retried, writes are idempotent)."""
     started = time.perf_counter()
     result = RepairResult(kind, total=len(ids))
-    if ids:
-        vectors.ensure_collection(provider.dim)  # raises DimensionMismatchError
+    if ids:  # raises DimensionMismatchError / EmbeddingIdentityError before any write
+        identity_mod.check_identity(vectors, provider)
     for index, part in enumerate(_chunks(ids, chunk_size)):
         embedded = reembed.embed_chunk(index, part, graph, provider, batch_size)
         written = reembed.upsert_chunk(embedded, graph, vectors)
+        result.pending_links.extend(written.pending_links)
         result.repaired += written.processed
         result.skipped += written.skipped
         result.failed.update(written.failed)
@@ -404,20 +383,24 @@ def repair_vectors(
 def repair_payloads(
     ids: Sequence[str], graph: GraphStore, vectors: VectorStore, chunk_size: int = REPAIR_CHUNK
 ) -> RepairResult:
-    """Merge the graph's fields into each drifted point's payload (no embedding, no provider).
-    Keys only the point has survive; stamps are left as they are."""
+    """Write the graph's compared fields into each drifted point's payload (no embedding, no
+    provider): merged, and a compared field the node no longer has is removed. Every other key
+    survives; stamps are left as they are."""
     started = time.perf_counter()
     result = RepairResult("payload_drift", total=len(ids))
     for part in _chunks(ids, chunk_size):
         props = graph.fetch_properties(part)
-        present = vectors.retrieve([canonical_id(m) or m for m in props], with_payload=False)
+        present = vectors.payloads([canonical_id(m) or m for m in props], keys=list(COMPARED_FIELDS))
         updates: dict[str, dict[str, Any]] = {}
+        removals: dict[str, list[str]] = {}
         for mid in part:
             pid = canonical_id(mid) or mid
             if mid not in props or pid not in present:
                 result.skipped += 1
                 continue
-            updates[pid] = payload_from_node(props[mid])
+            updates[pid] = expected_payload(props[mid])
+            removals[pid] = [k for k in COMPARED_FIELDS if k in present[pid] and k not in updates[pid]]
+        vectors.delete_payload_keys(removals)
         vectors.set_payloads(updates)
         result.repaired += len(updates)
     result.seconds = time.perf_counter() - started

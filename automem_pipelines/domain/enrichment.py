@@ -35,7 +35,12 @@ from typing import Any
 from ..stores.graph import GraphStore, GraphUnavailableError
 from ..stores.vectors import VectorStore
 from .entities import entity_tags, extract_entities, summarize
-from .memory import dump_metadata, parse_metadata, parse_tags, tag_prefixes
+from .identity import read_record, trust_unstamped
+from .memory import (
+    SIMILAR_PENDING, content_hash, dump_metadata, id_problem, mirror_of, parse_metadata,
+    parse_tags, split_usable_ids, tag_prefixes,
+)  # fmt: skip
+from .vector_state import STATE_KEYS, EmbeddingIdentity, VectorState, vector_state
 from .nlp import EntityModel
 
 # Node properties that track attempts (queryable by the sensor, unlike metadata JSON).
@@ -84,6 +89,7 @@ class BatchResult:
     skipped_processed: list[str] = field(default_factory=list)
     skipped_failed: list[str] = field(default_factory=list)  # marked failed; non-forced run
     missing: list[str] = field(default_factory=list)
+    invalid: list[str] = field(default_factory=list)  # ids that cannot be a memory's (or shared)
     failed: dict[str, str] = field(default_factory=dict)  # this attempt's error per memory
     exhausted: list[str] = field(default_factory=list)  # marked failed by this batch
     no_vector: list[str] = field(default_factory=list)  # semantic step skipped
@@ -103,7 +109,8 @@ class BatchResult:
 
     @property
     def skipped(self) -> int:
-        return len(self.skipped_processed) + len(self.skipped_failed) + len(self.missing)
+        return (len(self.skipped_processed) + len(self.skipped_failed) + len(self.missing)
+                + len(self.invalid))
 
 
 @dataclass
@@ -265,23 +272,31 @@ def _find_patterns(graph: GraphStore, work: list[_Work]) -> None:
 
 
 def _find_neighbours(vectors: VectorStore | None, work: list[_Work], options: EnrichmentOptions,
-                     result: BatchResult) -> set[str]:  # fmt: skip
-    """Neighbours per memory; returns the ids that have a point (for the payload update)."""
+                     result: BatchResult, identity: EmbeddingIdentity | None) -> set[str]:  # fmt: skip
+    """Neighbours per memory whose vector is current by the one rule (``vector_state``): a
+    stale or missing vector is no vector (the memory waits for its links, see
+    ``link_pending``). Returns the ids that have a point (for the payload update)."""
     ids = [w.id for w in work]
     if vectors is None or not ids or vectors.collection_dim() is None:
         result.no_vector.extend(ids)
         return set()
-    records = vectors.retrieve(ids, with_payload=False, with_vectors=True)
+    trust = identity is None or trust_unstamped(read_record(vectors), identity)
+    records = vectors.retrieve(ids, with_payload=list(STATE_KEYS), with_vectors=True)
     queries = {}
-    for mid in ids:
-        rec = records.get(mid)
+    for w in work:
+        rec = records.get(w.id)
         vec = rec.vector if rec is not None else None
         if isinstance(vec, dict):  # named vectors: AutoMem uses the unnamed one
             vec = vec.get("") or next(iter(vec.values()), None)
-        if vec is None or len(vec) == 0:
-            result.no_vector.append(mid)
+        state = (
+            VectorState.MISSING if rec is None or vec is None or len(vec) == 0
+            else VectorState.CURRENT if identity is None
+            else vector_state(dict(rec.payload or {}), content_hash(w.content), identity, trust)
+        )  # fmt: skip
+        if state in (VectorState.CURRENT, VectorState.ADOPTABLE):
+            queries[w.id] = vec
         else:
-            queries[mid] = vec
+            result.no_vector.append(w.id)
     if queries and options.similarity_limit > 0:
         found = vectors.neighbours(queries, options.similarity_limit, options.similarity_threshold)
         for w in work:
@@ -332,7 +347,7 @@ UNWIND $rows AS row
 MATCH (m:Memory {id: row.id})
 SET m.metadata = row.metadata, m.tags = row.tags, m.tag_prefixes = row.tag_prefixes,
     m.summary = row.summary, m.enriched = true, m.enriched_at = row.enriched_at,
-    m.processed = true,
+    m.processed = true, m.""" + SIMILAR_PENDING + """ = row.similar_pending,
 """ + ",\n    ".join(f"m.{p} = NULL" for p in ATTEMPT_PROPS)
 
 FAILURE_QUERY = """
@@ -385,7 +400,8 @@ def _write_edges(graph: GraphStore, work: list[_Work], now_iso: str, result: Bat
     )
 
 
-def _finish(w: _Work, forced: bool, options: EnrichmentOptions, now_iso: str) -> dict[str, Any]:
+def _finish(w: _Work, forced: bool, options: EnrichmentOptions, now_iso: str,
+            pending: bool = False) -> dict[str, Any]:  # fmt: skip
     """The node update for one memory (AutoMem steps 4, 8, 9, 10)."""
     metadata = w.metadata
     found = {c: v for c, v in w.entities.items() if v}
@@ -418,7 +434,8 @@ def _finish(w: _Work, forced: bool, options: EnrichmentOptions, now_iso: str) ->
         "tag_prefixes": tag_prefixes(tags),
         "summary": summary,
         "enriched_at": now_iso,
-        "_payload": {"tags": tags, "tag_prefixes": tag_prefixes(tags), "metadata": metadata},
+        "similar_pending": True if pending else None,
+        "_payload": mirror_of({"tags": tags, "tag_prefixes": tag_prefixes(tags), "metadata": metadata}),
     }
 
 
@@ -454,6 +471,17 @@ def _record_failures(graph: GraphStore, failures: dict[str, str], props: dict[st
 # -- the batch ----------------------------------------------------------------------------
 
 
+def shared_ids(graph: GraphStore, ids: Sequence[str]) -> set[str]:
+    """The ids among these that several nodes share (never enriched: which node is meant?)."""
+    if not ids:
+        return set()
+    rows = graph.query(
+        "MATCH (m:Memory) WHERE m.id IN $ids WITH m.id AS id, count(m) AS n WHERE n > 1 RETURN id",
+        {"ids": list(ids)},
+    )
+    return {r[0] for r in rows}
+
+
 def enrich_batch(
     graph: GraphStore,
     vectors: VectorStore | None,
@@ -463,17 +491,24 @@ def enrich_batch(
     options: EnrichmentOptions,
     index: int = 0,
     now: datetime | None = None,
+    identity: EmbeddingIdentity | None = None,
 ) -> BatchResult:
-    """Enrich the memories ``ids``. Non-forced: memories already processed, or marked
+    """Enrich the memories ``ids``. ``identity`` is the configured embedding: neighbours are
+    searched only from vectors that are current for it (None: any vector counts). Non-forced: memories already processed, or marked
     failed, are skipped. Store outages raise; anything else is a per-memory failure."""
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     now_iso = now.isoformat()
-    unique = list(dict.fromkeys(ids))
-    result = BatchResult(index, unique, forced, model.name, model.rule_only)
+    requested = list(dict.fromkeys(ids))
+    result = BatchResult(index, requested, forced, model.name, model.rule_only)
+    unique, invalid, _ = split_usable_ids(requested)
     stop = _timed(result, "graph_read_seconds")
+    shared = shared_ids(graph, unique)
+    if shared:
+        unique = [m for m in unique if m not in shared]
     props = graph.fetch_properties(unique)
     stop()
+    result.invalid = invalid + sorted(shared)
     work: list[_Work] = []
     failures: dict[str, str] = {}
     for mid in unique:
@@ -498,7 +533,7 @@ def enrich_batch(
         _find_patterns(graph, work)
         stop()
         stop = _timed(result, "neighbour_seconds")
-        found = _find_neighbours(vectors, work, options, result)
+        found = _find_neighbours(vectors, work, options, result, identity)
         stop()
         return found
 
@@ -514,7 +549,8 @@ def enrich_batch(
 
     stop = _timed(result, "graph_write_seconds")
     _write_edges(graph, work, now_iso, result, failures)
-    updates = [_finish(w, forced, options, now_iso) for w in work if w.id not in failures]
+    waiting = set(result.no_vector)
+    updates = [_finish(w, forced, options, now_iso, w.id in waiting) for w in work if w.id not in failures]
     written = _write_rows(
         graph, UPDATE_QUERY, [{k: v for k, v in u.items() if k != "_payload"} for u in updates],
         {}, lambda r: r["id"], failures,
@@ -540,10 +576,65 @@ def enrich_batch(
     return result
 
 
+LINK_UPDATE_QUERY = """
+UNWIND $rows AS row
+MATCH (m:Memory {id: row.id})
+SET m.metadata = row.metadata, m.""" + SIMILAR_PENDING + """ = NULL
+"""
+
+
+def link_pending(
+    graph: GraphStore,
+    vectors: VectorStore,
+    ids: Sequence[str],
+    options: EnrichmentOptions,
+    identity: EmbeddingIdentity,
+    now: datetime | None = None,
+) -> int:
+    """The semantic step for memories enriched before they had a current vector (flagged
+    ``SIMILAR_PENDING``), once a re-embed or a sync repair has written it: SIMILAR_TO both
+    ways, ``metadata.enrichment.semantic_neighbors``, the flag cleared, the metadata mirrored
+    to the payload. Memories still without a current vector keep waiting. Returns how many
+    memories were linked. Store errors propagate; the writes are MERGEs (a retry is safe)."""
+    if not ids:
+        return 0
+    now_iso = (now or datetime.now(UTC)).isoformat()
+    props = graph.fetch_properties(list(dict.fromkeys(ids)))
+    work = [
+        _Work(mid, node, node.get("content") or "", parse_metadata(node.get("metadata")))
+        for mid, node in props.items()
+        if node.get(SIMILAR_PENDING) is True and isinstance(node.get("content"), str)
+    ]
+    result = BatchResult(0, [w.id for w in work], False)
+    _find_neighbours(vectors, work, options, result, identity)
+    waiting = set(result.no_vector)
+    ready = [w for w in work if w.id not in waiting]
+    failures: dict[str, str] = {}
+    _write_edges(graph, ready, now_iso, result, failures)
+    rows, payloads = [], {}
+    for w in ready:
+        if w.id in failures:
+            continue
+        section = w.metadata.get("enrichment")
+        section = dict(section) if isinstance(section, dict) else {}
+        section["semantic_neighbors"] = [{"id": n, "score": sc} for n, sc in w.neighbours]
+        w.metadata["enrichment"] = section
+        rows.append({"id": w.id, "metadata": dump_metadata(w.metadata)})
+        payloads[w.id] = mirror_of({"metadata": w.metadata})
+    written = _write_rows(graph, LINK_UPDATE_QUERY, rows, {}, lambda r: r["id"], failures)
+    done = {r["id"] for r in written}
+    vectors.set_payloads({mid: p for mid, p in payloads.items() if mid in done})
+    return len(done)
+
+
 # -- what the sensor and the status read ----------------------------------------------------
 
+# Nodes whose id cannot be a point id are never awaited: the string-of-36 test keeps nodes
+# without id, integer ids and most junk out in the query (FalkorDB has no regex); the few
+# left are dropped by memory.id_problem.
 AWAITING_WHERE = (
-    f"coalesce(m.{FAILED}, false) = false "
+    "m.id IS NOT NULL AND toString(m.id) = m.id AND size(m.id) = 36 "
+    f"AND coalesce(m.{FAILED}, false) = false "
     f"AND (coalesce(m.processed, false) = false OR coalesce(m.{RETRY_FORCED}, false) = true) "
     "AND NOT coalesce(m.type, '') IN $excluded"
 )
@@ -571,7 +662,7 @@ def find_candidates(
         {"excluded": list(excluded_types), "busy": list(busy), "limit": int(limit),
          "now": time.time() if now is None else now},
     )  # fmt: skip
-    return [Candidate(r[0], int(r[1]), bool(r[2]), r[3] or "") for r in rows if r[0]]
+    return [Candidate(r[0], int(r[1]), bool(r[2]), r[3] or "") for r in rows if id_problem(r[0]) is None]
 
 
 def count_awaiting(graph: GraphStore, excluded_types: Sequence[str] = ()) -> int:
@@ -607,6 +698,8 @@ def summarize_batches(results: Sequence[BatchResult], expected: int, forced: boo
         "skipped_processed": sum(len(r.skipped_processed) for r in results),
         "skipped_failed": sum(len(r.skipped_failed) for r in results),
         "missing_ids": [m for r in ordered for m in r.missing],
+        "skipped_invalid_id": sum(len(r.invalid) for r in results),
+        "invalid_ids": [m for r in ordered for m in r.invalid][:10],
         "failed_ids": failed_ids[:10],
         "exhausted_ids": [m for r in ordered for m in r.exhausted][:10],
         "no_vector": sum(len(r.no_vector) for r in results),

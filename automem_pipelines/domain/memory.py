@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +29,9 @@ STAMP_KEYS = (
     "embedding_stamp",
 )  # fmt: skip
 CHECK_KEY = "embedding_stamp"
+# Node-only flag: enriched while it had no current vector; its SIMILAR_TO links are made once
+# a re-embed or a sync repair has written its vector.
+SIMILAR_PENDING = "enrichment_similar_pending"
 
 
 def stamp_string(hash_of_content: str, provider: str, model: str, dim: int) -> str:
@@ -37,6 +44,45 @@ def utc_now_iso() -> str:
 
 def content_hash(content: str) -> str:
     return "sha256:" + hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
+def id_problem(value: Any) -> str | None:
+    """Why a node's id cannot be its point's id, or None when it can. Point id = memory id, and
+    Qdrant spells UUIDs lowercase with hyphens (AutoMem's ids are ``str(uuid4())``): any other
+    value or spelling would never match its point again."""
+    if value is None:
+        return "no id"
+    if not isinstance(value, str):
+        return f"id is a {type(value).__name__}, not a UUID string"
+    try:
+        canonical = str(uuid.UUID(value))
+    except ValueError:
+        return "id is not a UUID"
+    return None if canonical == value else "id is not in the lowercase hyphenated UUID form"
+
+
+def shown_id(value: Any) -> str:
+    """An id as reports show it (a node without id, or a non-string id, included)."""
+    return "<node without id>" if value is None else value if isinstance(value, str) else repr(value)
+
+
+def split_usable_ids(ids: Iterable[Any]) -> tuple[list[str], list[str], list[str]]:
+    """(usable ids in order, invalid ones as reports show them, ids several nodes share).
+    A shared id is not usable either: which node would its point belong to?"""
+    seen: Counter[str] = Counter()
+    order: list[str] = []
+    invalid: list[str] = []
+    for value in ids:
+        if id_problem(value) is not None:
+            invalid.append(shown_id(value))
+            continue
+        if value not in seen:
+            order.append(value)
+        seen[value] += 1
+    shared = [mid for mid in order if seen[mid] > 1]
+    if shared:
+        order = [mid for mid in order if seen[mid] == 1]
+    return order, invalid, shared
 
 
 def has_content(content: Any) -> bool:
@@ -86,13 +132,60 @@ def tag_prefixes(tags: list[str]) -> list[str]:
     return list(seen)
 
 
+# -- what a point's payload mirrors of its node -------------------------------------------------
+# Declared once, with the reason for each field (reference §3 and §3b). A point's payload holds
+# these fields of its node and nothing else of it; node-only properties (processed, enriched,
+# enriched_at, summary, archived_at, our enrichment bookkeeping, ...) never reach a payload.
+#
+# compared=True: AutoMem reads the field back from the payload (recall filters, scoring, recall
+# results), so a payload that disagrees with its node changes what AutoMem answers: that is
+# payload drift, and the sync repairs it.
+# compared=False: AutoMem writes the field into payloads but never reads it back, and its own
+# code lets the copy lag behind the node; we copy it whenever we write a point, and a lagging
+# copy is not drift.
+@dataclass(frozen=True)
+class PayloadField:
+    name: str
+    compared: bool
+    reason: str
+
+
+PAYLOAD_FIELDS = (
+    PayloadField("content", True, "the embedded text; recall returns it"),
+    PayloadField("tags", True, "recall's tag filter (MatchAny/MatchValue)"),
+    PayloadField("tag_prefixes", True, "recall's prefix tag filter"),
+    PayloadField("importance", True, "recall results; tag-only scrolls score by it"),
+    PayloadField("timestamp", True, "recall results"),
+    PayloadField("type", True, "the RECALL_EXCLUDED_TYPES filter; recall results"),
+    PayloadField("confidence", True, "recall results"),
+    PayloadField("updated_at", True, "recall results"),
+    PayloadField("metadata", True, "recall results (an object here, a JSON string on the node)"),
+    PayloadField("archived", True, "tag-only scrolls skip points whose payload has it truthy"),
+    PayloadField(
+        "last_accessed", False,
+        "volatile: AutoMem's /recall updates it on the node only, and recall shows the payload "
+        "copy without filtering or scoring on it; comparing it would flag every recalled memory",
+    ),
+    PayloadField("t_valid", False, "written by AutoMem's store path, omitted by its embedding "
+                 "worker, never read back"),
+    PayloadField("t_invalid", False, "as t_valid"),
+    PayloadField("relevance_score", False, "copied by AutoMem's embedding worker; decay "
+                 "consolidation updates the node only; never read back"),
+)  # fmt: skip
+MIRRORED_FIELDS = tuple(f.name for f in PAYLOAD_FIELDS)
+COMPARED_FIELDS = tuple(f.name for f in PAYLOAD_FIELDS if f.compared)
+
+
 def payload_from_node(props: dict[str, Any]) -> dict[str, Any]:
-    """Every property of a graph node as payload fields, normalised the way AutoMem reads them."""
-    payload = dict(props)
+    """The node's mirrored fields as payload fields, normalised the way AutoMem reads them
+    (tags a list, metadata an object, AutoMem's defaults where the node lacks a field)."""
+    payload = {k: props[k] for k in MIRRORED_FIELDS if props.get(k) is not None}
     payload["tags"] = parse_tags(props.get("tags"))
     payload["metadata"] = parse_metadata(props.get("metadata"))
     if props.get("tag_prefixes") is None:
         payload["tag_prefixes"] = tag_prefixes(payload["tags"])
+    else:
+        payload["tag_prefixes"] = parse_tags(props.get("tag_prefixes"))
     if props.get("importance") is None:
         payload["importance"] = DEFAULT_IMPORTANCE
     if props.get("type") is None:
@@ -100,6 +193,13 @@ def payload_from_node(props: dict[str, Any]) -> dict[str, Any]:
     if props.get("confidence") is None:
         payload["confidence"] = DEFAULT_CONFIDENCE
     return payload
+
+
+def mirror_of(changed: dict[str, Any]) -> dict[str, Any]:
+    """The payload update for node properties a job has just changed: exactly the mirrored
+    ones among them, normalised as ``payload_from_node`` writes them."""
+    full = payload_from_node(changed)
+    return {k: full[k] for k in changed if k in MIRRORED_FIELDS and k in full}
 
 
 def merged_payload(
@@ -124,22 +224,6 @@ def make_stamps(hash_of_content: str, provider: str, model: str, dim: int) -> di
         "embedded_at": utc_now_iso(),
         CHECK_KEY: stamp_string(hash_of_content, provider, model, dim),
     }
-
-
-def stamp_is_current(
-    payload: dict[str, Any] | None, content: str, provider: str, model: str, dim: int
-) -> bool:
-    """True when the point's vector was made by this provider/model/dim from this content."""
-    if not payload:
-        return False
-    if CHECK_KEY in payload:
-        return payload[CHECK_KEY] == stamp_string(content_hash(content), provider, model, dim)
-    return (
-        payload.get("content_hash") == content_hash(content)
-        and payload.get("embedding_provider") == provider
-        and payload.get("embedding_model") == model
-        and payload.get("embedding_dim") == dim
-    )
 
 
 def node_props_for_write(memory: dict[str, Any]) -> dict[str, Any]:

@@ -42,3 +42,13 @@ def check_bool(field: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ParamError(field, f"{field} must be true or false, got {value!r}")
     return value
+
+
+def check_failure_threshold(value: Any) -> float:
+    """The share of attempted memories whose failure fails the run: above 0, at most 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ParamError(
+            "failure_threshold",
+            f"failure_threshold must be a number above 0 and at most 1, got {value!r}",
+        )
+    return float(value)

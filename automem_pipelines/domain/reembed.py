@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,12 +21,17 @@ from ..stores.graph import GraphStore
 from ..stores.vectors import VectorStore
 from .embeddings import EmbeddingProvider, embed_batches
 from .gc_pause import cyclic_gc_paused
-from .memory import CHECK_KEY, content_hash, has_content, make_stamps, merged_payload, stamp_is_current
+from . import identity as identity_mod
+from .memory import (
+    CHECK_KEY, SIMILAR_PENDING, content_hash, has_content, make_stamps, merged_payload, split_usable_ids,
+)  # fmt: skip
+from .vector_state import STATE_KEYS, EmbeddingIdentity, VectorState, vector_state
 
 MAX_CHUNKS = 32  # dynamic steps stay in the tens whatever the store size
 MIN_CHUNK = 10_000  # below this per chunk, per-step overhead (events, IO) outweighs the gain
 FAILED_IDS_SHOWN = 10
 WRITE_WINDOW = 1024  # points read from the graph and written to Qdrant per round
+ADOPT_BATCH = 1_024  # stamp writes per round
 SELECT_PAGE = 1_000  # ids per round: small pages keep short-lived objects out of the old GC generation
 
 
@@ -60,42 +65,75 @@ class Selection:
     skipped_empty: int = 0
     skipped_unchanged: int = 0
     skipped_missing: int = 0
+    adopted: int = 0  # unstamped points of the collection's model: stamps written, no embedding
+    invalid_ids: list[str] = field(default_factory=list)  # nodes whose id cannot be a point id
+    duplicate_ids: list[str] = field(default_factory=list)  # ids several nodes share
+    duplicate_nodes: int = 0  # the nodes behind them
+    identity_texts: int = 0  # texts the identity check embedded (0 once it is recorded)
+    identity: str = ""  # what the identity check found, for the log and the summary
+    replacing: bool = False  # re-embedding in place with another model (see identity.py)
+    _adoptable: dict[str, str] = field(default_factory=dict, repr=False)  # id -> content hash
 
     @property
     def skipped(self) -> int:
-        return self.skipped_empty + self.skipped_unchanged + self.skipped_missing
+        return (self.skipped_empty + self.skipped_unchanged + self.skipped_missing + self.adopted
+                + len(self.invalid_ids) + self.duplicate_nodes)
 
 
 def select_memories(
     ids: Sequence[str],
     graph: GraphStore,
     vectors: VectorStore,
-    provider: EmbeddingProvider,
+    identity: EmbeddingIdentity,
     force: bool,
+    trust_unstamped: bool,
     page: int = SELECT_PAGE,
 ) -> Selection:
-    """Keep the ids that need a vector. ``force`` keeps them all (the embed step still skips
-    empty content); otherwise a page at a time, a memory is skipped when it has no content or
-    its point's stamp says this provider/model/dim already embedded this content."""
+    """Keep the ids that need a vector, by the one rule (``vector_state``). ``force`` keeps them
+    all (the embed step still skips empty content); otherwise, a page at a time, memories
+    without content are skipped, current points are skipped, adoptable ones (unstamped, same
+    content, collection identity proven) are set aside for adoption."""
     if force:
         return Selection(len(ids), list(ids))
     selection = Selection(len(ids), [])
     for start in range(0, len(ids), page):
         part = ids[start : start + page]
         contents = graph.fetch_contents(part)
-        stamps = vectors.payloads(part, keys=[CHECK_KEY])
+        payloads = vectors.payloads(part, keys=[CHECK_KEY])
+        unstamped = [m for m in part if m in payloads and CHECK_KEY not in payloads[m]]
+        if unstamped:  # rarer: read what the rule needs for these (older stamps, content)
+            payloads.update(vectors.payloads(unstamped, keys=list(STATE_KEYS)))
         for mid in part:
             if mid not in contents:
                 selection.skipped_missing += 1
-            elif not has_content(contents[mid]):
+                continue
+            if not has_content(contents[mid]):
                 selection.skipped_empty += 1
-            elif stamp_is_current(
-                stamps.get(mid), contents[mid], provider.provider, provider.model, provider.dim
-            ):
+                continue
+            hashed = content_hash(contents[mid])
+            state = vector_state(payloads.get(mid), hashed, identity, trust_unstamped)
+            if state is VectorState.CURRENT:
                 selection.skipped_unchanged += 1
+            elif state is VectorState.ADOPTABLE:
+                selection._adoptable[mid] = hashed
             else:
                 selection.todo.append(mid)
     return selection
+
+
+def adopt(vectors: VectorStore, selection: Selection, identity: EmbeddingIdentity) -> int:
+    """Write our stamps into adoptable points (their vectors are the configured model's for
+    their present content): no provider call, no vector or other payload key touched."""
+    stamps = {
+        mid: make_stamps(hashed, identity.provider, identity.model, identity.dim)
+        for mid, hashed in selection._adoptable.items()
+    }
+    for start in range(0, len(stamps), ADOPT_BATCH):
+        part = dict(list(stamps.items())[start : start + ADOPT_BATCH])
+        vectors.set_payloads(part)
+    selection.adopted += len(stamps)
+    selection._adoptable = {}
+    return len(stamps)
 
 
 def plan_reembed(
@@ -104,11 +142,34 @@ def plan_reembed(
     provider: EmbeddingProvider,
     limit: int | None,
     force: bool,
+    replace_in_place: bool = False,
 ) -> Selection:
-    """Enumerate and select in one read phase, with the cyclic GC paused (see gc_pause)."""
+    """Prove the collection's embedding identity (creating the collection if absent), then
+    enumerate and select in one read phase with the cyclic GC paused (see gc_pause), then
+    adopt what can be adopted. Raises DimensionMismatchError / EmbeddingIdentityError before
+    anything is written."""
+    check = identity_mod.check_identity(vectors, provider, replace_in_place)
+    configured = check.configured
     with cyclic_gc_paused():
-        ids = enumerate_ids(graph, limit)
-        return select_memories(ids, graph, vectors, provider, force)
+        found = enumerate_ids(graph, limit)
+        ids, invalid, shared = split_usable_ids(found)
+        selection = select_memories(ids, graph, vectors, configured, force, check.trust_unstamped)
+    selection.total = len(found)
+    selection.invalid_ids = invalid
+    selection.duplicate_ids = shared
+    selection.duplicate_nodes = len(found) - len(ids) - len(invalid)
+    selection.identity = check.describe()
+    selection.replacing = check.record.status == identity_mod.REPLACING
+    selection.identity_texts = check.provider_texts
+    if selection._adoptable and check.provider_texts == 0:
+        selection.identity_texts, far = identity_mod.verify_points(
+            vectors, provider, list(selection._adoptable), check
+        )
+        for mid in far:  # checked, and another model's: embedded again, never adopted
+            del selection._adoptable[mid]
+            selection.todo.append(mid)
+    adopt(vectors, selection, configured)
+    return selection
 
 
 @dataclass
@@ -157,7 +218,7 @@ def embed_chunk(
     rows: list[np.ndarray] = []
     tokens: int | None = None
     for outcome in embed_batches(provider, batches):
-        out.requests += 1
+        out.requests += outcome.requests
         if outcome.result is None:
             for mid in outcome.ids:
                 out.failed[mid] = outcome.error or "embedding failed"
@@ -186,28 +247,35 @@ class UpsertedChunk:
     requests: int
     embed_seconds: float
     seconds: float
+    pending_links: list[str] = field(default_factory=list)  # enriched before they had a vector
 
 
 def upsert_chunk(chunk: EmbeddedChunk, graph: GraphStore, vectors: VectorStore,
-                 window: int = WRITE_WINDOW) -> UpsertedChunk:
+                 window: int = WRITE_WINDOW,
+                 checkpoint: Callable[[], None] | None = None) -> UpsertedChunk:
     """Write a chunk's vectors with payload = existing payload ⊕ fresh node properties ⊕ stamps.
 
     Works through the chunk in windows; the next window's node properties are read from the
     graph while the current one is written, so graph reads hide behind Qdrant writes.
     Store errors propagate (the step is retried); nothing here calls the provider.
+    ``checkpoint`` is called before each window; it may raise to stop between two windows.
     """
     started = time.perf_counter()
     windows = [list(range(i, min(i + window, len(chunk.ids)))) for i in range(0, len(chunk.ids), window)]
     written = 0
     vanished: list[str] = []
+    waiting_links: list[str] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-prefetch") as pool:
         pending = pool.submit(graph.fetch_properties, [chunk.ids[r] for r in windows[0]]) if windows else None
         for n, rows in enumerate(windows):
+            if checkpoint is not None:
+                checkpoint()
             with cyclic_gc_paused():  # a window's temporaries die with it (see gc_pause)
                 props = pending.result()
                 if n + 1 < len(windows):
                     pending = pool.submit(graph.fetch_properties, [chunk.ids[r] for r in windows[n + 1]])
                 present = [r for r in rows if chunk.ids[r] in props]
+                waiting_links += [chunk.ids[r] for r in present if props[chunk.ids[r]].get(SIMILAR_PENDING) is True]
                 vanished += [chunk.ids[r] for r in rows if chunk.ids[r] not in props]
                 if not present:
                     continue
@@ -234,6 +302,7 @@ def upsert_chunk(chunk: EmbeddedChunk, graph: GraphStore, vectors: VectorStore,
         requests=chunk.requests,
         embed_seconds=chunk.seconds,
         seconds=time.perf_counter() - started,
+        pending_links=waiting_links,
     )
 
 
@@ -265,7 +334,14 @@ def summarize(results: Sequence[UpsertedChunk], selection: Selection, batch_size
         "skipped_empty": selection.skipped_empty + sum(r.skipped_empty for r in results),
         "skipped_unchanged": selection.skipped_unchanged,
         "skipped_missing": selection.skipped_missing + sum(r.skipped_missing for r in results),
-        "provider_requests": sum(r.requests for r in results),
+        "adopted": selection.adopted,
+        "skipped_invalid_id": len(selection.invalid_ids),
+        "invalid_ids": selection.invalid_ids[:FAILED_IDS_SHOWN],
+        "skipped_duplicate_id": selection.duplicate_nodes,
+        "duplicate_ids": selection.duplicate_ids[:FAILED_IDS_SHOWN],
+        "identity": selection.identity,
+        "identity_check_texts": selection.identity_texts,
+        "provider_requests": sum(r.requests for r in results) + (1 if selection.identity_texts else 0),
         "tokens": sum(tokens) if tokens else None,
         "embed_seconds": round(sum(r.embed_seconds for r in results), 3),
         "upsert_seconds": round(sum(r.seconds for r in results), 3),

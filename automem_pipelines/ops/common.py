@@ -1,55 +1,101 @@
-"""What every op job shares: retry policy, transient-error handling, metadata helpers."""
+"""What every op job shares: transient-error retries, interrupt handling, metadata helpers.
+
+Interrupts (Terminate, Ctrl-C of the stack, SIGTERM) must stop the run, not just the step.
+Dagster's in-process executor goes on with every other step whose inputs are ready after a step
+*fails*; only an interrupt that leaves the step as ``DagsterExecutionInterruptedError`` ends the
+plan (the run then ends canceled, or failed when nobody asked for the cancel). Two things used
+to turn it into something else: a ``RetryPolicy`` on the op (Dagster turns an interrupt of such
+a step into a retry, meant for preempted pods) and catching it here as a ``Failure``. So these
+ops have no RetryPolicy: store outages are retried by raising ``RetryRequested`` below, and
+interrupts pass through unchanged.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import dagster as dg
 
+from ..domain.vector_state import EmbeddingIdentity
 from ..stores.graph import GraphUnavailableError
 from ..stores.vectors import VectorStoreUnavailableError
 
-# Store outages are retried by Dagster; anything else fails the step at once.
-STORE_RETRY_POLICY = dg.RetryPolicy(
-    max_retries=3, delay=1.0, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-)
 TRANSIENT = (GraphUnavailableError, VectorStoreUnavailableError)
+STORE_MAX_RETRIES = 3
+STORE_RETRY_SECONDS = 2.0  # each wait is 1x-2x this (jitter)
 
 
 @contextmanager
-def fail_fast_unless_transient() -> Iterator[None]:
-    """Let store outages through to the RetryPolicy; turn other errors into a Failure that
-    is not retried (retrying a bad config or a dimension mismatch helps nobody).
-
-    Termination too: Dagster turns an interrupt of a step that has a RetryPolicy into a retry
-    (meant for preempted pods), so "Terminate" on a re-embed would re-run the step and finish
-    the run. Here an interrupt fails the step without retry and the run ends canceled; a later
-    run (force=false) picks up where it stopped."""
+def fail_fast_unless_transient(
+    max_retries: int = STORE_MAX_RETRIES, seconds_to_wait: float = STORE_RETRY_SECONDS
+) -> Iterator[None]:
+    """Retry store outages (``RetryRequested``, up to ``max_retries`` times); turn other errors
+    into a Failure that is not retried (retrying a bad config or a dimension mismatch helps
+    nobody); let interrupts through, so the run stops (a later force=false run picks up where
+    it stopped)."""
     try:
         yield
-    except TRANSIENT:
+    except TRANSIENT as exc:
+        wait = seconds_to_wait * (1 + random.random())
+        raise dg.RetryRequested(max_retries=max_retries, seconds_to_wait=wait) from exc
+    except (dg.Failure, dg.RetryRequested):
         raise
-    except dg.Failure:
-        raise
-    except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt) as exc:
-        raise dg.Failure(
-            description="interrupted: the run is being terminated", allow_retries=False
-        ) from exc
     except Exception as exc:  # noqa: BLE001
         raise dg.Failure(description=f"{type(exc).__name__}: {exc}", allow_retries=False) from exc
 
 
+# Ops that take Config used this name when the other ops still had a RetryPolicy; same thing.
+retry_store_outages = fail_fast_unless_transient
+
+
 @contextmanager
-def retry_store_outages(max_retries: int = 3, seconds_to_wait: float = 2.0) -> Iterator[None]:
-    """For ops that take Config: a RetryPolicy would also retry an invalid config (Dagster
-    validates it before the body runs), so these ops ask for retries of outages themselves."""
+def interrupts_at_checkpoints() -> Iterator[Callable[[], None]]:
+    """Hold interrupts (SIGINT, and SIGTERM where it is handled like SIGINT, as in a run
+    worker) back while the body runs, and raise ``DagsterExecutionInterruptedError`` at the
+    next call of the checkpoint it yields (or when the body ends), so a write window is never
+    cut in the middle. Outside the main thread signals cannot be caught: the checkpoint does
+    nothing and Dagster's own handling applies."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    received: list[int] = []
+    sigint = signal.getsignal(signal.SIGINT)
+    previous = {signal.SIGINT: sigint}
+    if signal.getsignal(signal.SIGTERM) == sigint:
+        previous[signal.SIGTERM] = sigint
+
+    def hold(signum: int, _frame) -> None:
+        received.append(signum)
+
+    def checkpoint() -> None:
+        if received:
+            raise dg.DagsterExecutionInterruptedError()
+
+    for signum in previous:
+        signal.signal(signum, hold)
     try:
-        with fail_fast_unless_transient():
-            yield
-    except TRANSIENT as exc:
-        raise dg.RetryRequested(max_retries=max_retries, seconds_to_wait=seconds_to_wait) from exc
+        yield checkpoint
+    except BaseException as exc:
+        # e.g. a store error because the stack is shutting down: the interrupt still wins,
+        # or the step would be retried after it
+        if received and not isinstance(exc, dg.DagsterExecutionInterruptedError):
+            raise dg.DagsterExecutionInterruptedError() from exc
+        raise
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    checkpoint()  # an interrupt during the last window
 
 
 def rate(count: int, seconds: float) -> float:
     return round(count / seconds, 1) if seconds > 0 else 0.0
+
+
+def configured_identity(embeddings) -> EmbeddingIdentity:
+    """The configured embedding (EMBEDDING_PROVIDER/EMBEDDING_MODEL/VECTOR_SIZE), read from
+    configuration: readers that only compare stamps never load a provider."""
+    return EmbeddingIdentity(embeddings.provider, embeddings.model, embeddings.vector_size)

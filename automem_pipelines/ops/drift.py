@@ -19,11 +19,16 @@ from ..constants import (
     SUMMARY_METADATA_KEY,
     VECTOR_ASSET_KEY,
 )
-from ..domain import drift
-from ..domain.params import check_batch_size
+from ..domain import drift, enrichment
+from ..domain.identity import check_identity
+from ..domain.identity import mismatch_message as identity_mismatch_message
+from ..domain.vector_state import EmbeddingIdentity
+from ..domain.outcome import DEFAULT_FAILURE_THRESHOLD, apply_threshold
+from ..domain.params import check_batch_size, check_failure_threshold
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
+from ..resources.nlp import EnrichmentResource
 from ..resources.sync import SyncPolicyResource
-from .common import STORE_RETRY_POLICY, fail_fast_unless_transient
+from .common import configured_identity, fail_fast_unless_transient, retry_store_outages
 
 
 class DriftSyncConfig(dg.Config):
@@ -34,6 +39,12 @@ class DriftSyncConfig(dg.Config):
         False,
         description="Detect and report only: nothing is written to either store and no "
         "embedding provider is used.",
+    )
+    failure_threshold: float = Field(
+        DEFAULT_FAILURE_THRESHOLD,
+        description="The run fails when at least this share of the memories it attempted "
+        "failed (above 0, at most 1; 1.0 = only when every attempt failed). Store outages fail "
+        "the run whatever this says.",
     )
     recover_orphans: bool = Field(
         False,
@@ -59,11 +70,7 @@ class SyncPlan:
     dry_run: bool
     recover_orphans: bool
     started_at: float
-
-
-def _spec(embeddings: EmbeddingsResource) -> drift.EmbeddingSpec:
-    """The configured embedding, read from configuration: detection never loads a provider."""
-    return drift.EmbeddingSpec(embeddings.provider, embeddings.model, embeddings.vector_size)
+    failure_threshold: float = DEFAULT_FAILURE_THRESHOLD
 
 
 def _count_metadata(report: drift.DriftReport) -> dict:
@@ -72,6 +79,7 @@ def _count_metadata(report: drift.DriftReport) -> dict:
         "qdrant_count": report.qdrant_count,
         **report.counts(),
         "dimension_mismatch": report.dimension_mismatch,
+        "identity_mismatch": report.identity_mismatch,
         "no_content_count": len(report.no_content),
     }
     if report.collection_dim is not None:
@@ -79,7 +87,7 @@ def _count_metadata(report: drift.DriftReport) -> dict:
     return meta
 
 
-@dg.op(retry_policy=STORE_RETRY_POLICY)
+@dg.op
 def detect_drift(
     context: dg.OpExecutionContext,
     config: DriftSyncConfig,
@@ -90,9 +98,15 @@ def detect_drift(
 ) -> dg.Output[SyncPlan]:
     """Compare both stores completely; record an observation of the collection's drift."""
     check_batch_size_or_fail(config.batch_size)
+    try:
+        check_failure_threshold(config.failure_threshold)
+    except ValueError as exc:
+        raise dg.Failure(description=f"invalid run config: {exc}", allow_retries=False) from None
     started = time.time()
     with fail_fast_unless_transient(), falkordb.get_store() as graph:
-        report = drift.detect(graph, qdrant.get_store(), _spec(embeddings), sync.excluded_types)
+        report = drift.detect(
+            graph, qdrant.get_store(), configured_identity(embeddings), sync.excluded_types
+        )
     findings = report.findings()
     meta = _count_metadata(report)
     context.log_event(
@@ -105,18 +119,28 @@ def detect_drift(
     context.log.info(
         "drift: falkordb={falkordb_count} qdrant={qdrant_count} missing={missing_count} "
         "orphaned={orphaned_count} stale_vector={stale_vector_count} "
-        "payload_drift={payload_drift_count} dimension_mismatch={dimension_mismatch} "
+        "payload_drift={payload_drift_count} duplicate_id={duplicate_id_count} "
+        "invalid_id={invalid_id_count} dimension_mismatch={dimension_mismatch} "
         "({detect_seconds})".format(**findings)
     )
-    plan = SyncPlan(report, config.batch_size, config.dry_run, config.recover_orphans, started)
+    plan = SyncPlan(report, config.batch_size, config.dry_run, config.recover_orphans, started,
+                    config.failure_threshold)  # fmt: skip
     seconds = {f"seconds_{k}": v for k, v in findings["detect_seconds"].items()}
     return dg.Output(plan, metadata={**meta, **seconds})
 
 
 @dg.op
-def check_dimension(context: dg.OpExecutionContext, plan: SyncPlan, qdrant: QdrantResource) -> SyncPlan:
-    """dimension_mismatch → refuse every repair (a dry run only reports it). A separate step,
-    so that the detection step and its observation succeed and stay visible."""
+def check_dimension(
+    context: dg.OpExecutionContext,
+    plan: SyncPlan,
+    qdrant: QdrantResource,
+    embeddings: EmbeddingsResource,
+) -> SyncPlan:
+    """The collection must be the configured embedding's before a sync writes (a dry run only
+    reports): dimension_mismatch or a recorded identity_mismatch refuse every repair, and a
+    collection whose identity was never checked is checked now (identity.py: a few texts
+    embedded once, then recorded). A separate step, so that the detection step and its
+    observation succeed and stay visible."""
     report = plan.report
     if report.dimension_mismatch and not plan.dry_run:
         raise dg.Failure(
@@ -126,6 +150,20 @@ def check_dimension(context: dg.OpExecutionContext, plan: SyncPlan, qdrant: Qdra
         )
     if report.dimension_mismatch:
         context.log.warning(report.dimension_message(qdrant.collection))
+    if report.identity_mismatch:
+        recorded = report.identity_recorded or {}
+        message = identity_mismatch_message(
+            qdrant.collection, EmbeddingIdentity(**report.identity_configured),
+            f"its recorded identity is {recorded.get('provider')}:{recorded.get('model')} "
+            f"({recorded.get('dim')}-d, {recorded.get('status')})",
+        )  # fmt: skip
+        if not plan.dry_run:
+            raise dg.Failure(description="refusing to repair: " + message, allow_retries=False)
+        context.log.warning(message)
+    elif not plan.dry_run and report.collection_exists and report.identity_recorded is None:
+        with retry_store_outages():
+            check = check_identity(qdrant.get_store(), embeddings.get_provider())
+        context.log.info(f"collection identity: {check.describe()}")
     return plan
 
 
@@ -139,13 +177,14 @@ def _result_metadata(results: list[drift.RepairResult]) -> dict:
     return meta
 
 
-@dg.op(retry_policy=STORE_RETRY_POLICY)
+@dg.op
 def repair_vectors(
     context: dg.OpExecutionContext,
     plan: SyncPlan,
     falkordb: FalkorDBResource,
     qdrant: QdrantResource,
     embeddings: EmbeddingsResource,
+    nlp: EnrichmentResource,
 ) -> dg.Output[list[drift.RepairResult]]:
     """missing and stale_vector → embed and upsert through the re-embed path."""
     report = plan.report
@@ -160,6 +199,12 @@ def repair_vectors(
                     continue
                 result = drift.repair_vectors(kind, ids, graph, vectors, provider, plan.batch_size)
                 results.append(result)
+                linked = enrichment.link_pending(
+                    graph, vectors, result.pending_links, nlp.options(), EmbeddingIdentity.of(provider)
+                )
+                if linked:
+                    context.log.info(f"{kind}: SIMILAR_TO links made for {linked} memories "
+                                     "enriched before their vector")  # fmt: skip
                 context.log.info(
                     f"{kind}: repaired {result.repaired}, skipped {result.skipped}, failed "
                     f"{len(result.failed)} of {result.total} in {result.requests} provider "
@@ -170,7 +215,7 @@ def repair_vectors(
     return dg.Output(results, metadata=_result_metadata(results))
 
 
-@dg.op(retry_policy=STORE_RETRY_POLICY)
+@dg.op
 def repair_payloads(
     context: dg.OpExecutionContext,
     plan: SyncPlan,
@@ -190,7 +235,7 @@ def repair_payloads(
     return dg.Output(results, metadata=_result_metadata(results))
 
 
-@dg.op(retry_policy=STORE_RETRY_POLICY)
+@dg.op
 def recover_orphans(
     context: dg.OpExecutionContext,
     plan: SyncPlan,
@@ -213,20 +258,24 @@ def recover_orphans(
     return dg.Output(results, metadata=_result_metadata(results))
 
 
-@dg.op
+@dg.op(out=dg.Out(dict))
 def summarize_sync(
     context: dg.OpExecutionContext,
     plan: SyncPlan,
     vector_results: list[drift.RepairResult],
     payload_results: list[drift.RepairResult],
     orphan_results: list[drift.RepairResult],
-) -> dg.Output[dict]:
+):
     """Check repaired + skipped + failed per kind, report, and record what was written."""
     results = [*vector_results, *payload_results, *orphan_results]
     summary = drift.summarize(
         plan.report, results, plan.dry_run, plan.recover_orphans, plan.batch_size,
         seconds=time.time() - plan.started_at,
     )  # fmt: skip
+    failure = None
+    if summary["status"] == "complete":
+        failure = apply_threshold(summary, summary["synced"] + summary["failed"], summary["failed"],
+                                  plan.failure_threshold, "repair")  # fmt: skip
     line = (
         "sync {status}: missing={missing_count} orphaned={orphaned_count} "
         "stale_vector={stale_vector_count} payload_drift={payload_drift_count}"
@@ -258,4 +307,6 @@ def summarize_sync(
                     metadata={"orphans_recovered": recovered},
                 )
             )
-    return dg.Output(summary, metadata=metadata)
+    yield dg.Output(summary, metadata=metadata)
+    if failure:  # after the summary is recorded: the API and the UI still show it
+        raise dg.Failure(description=f"drift sync failed: {failure}", allow_retries=False)

@@ -9,9 +9,9 @@ from pydantic import Field
 from ..constants import GRAPH_ASSET_KEY, SUMMARY_METADATA_KEY
 from ..domain import enrichment
 from ..domain.enrichment_status import record_run
-from ..resources import FalkorDBResource, QdrantResource
+from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
 from ..resources.nlp import EnrichmentResource
-from .common import STORE_RETRY_POLICY, fail_fast_unless_transient, rate
+from .common import configured_identity, fail_fast_unless_transient, rate
 
 BATCH_SIZE = 500  # memories per step; NLP and writes are batched inside the step
 
@@ -54,13 +54,14 @@ def batch_enrichment(context: dg.OpExecutionContext, plan: EnrichmentPlan):
         yield dg.DynamicOutput(BatchSpec(index, ids, plan.forced), mapping_key=f"batch_{index:03d}")
 
 
-@dg.op(retry_policy=STORE_RETRY_POLICY)
+@dg.op
 def enrich_batch(
     context: dg.OpExecutionContext,
     spec: BatchSpec,
     falkordb: FalkorDBResource,
     qdrant: QdrantResource,
     nlp: EnrichmentResource,
+    embeddings: EmbeddingsResource,
 ) -> dg.Output[enrichment.BatchResult]:
     with fail_fast_unless_transient(), falkordb.get_store() as graph:
         model = nlp.get_model()
@@ -71,7 +72,7 @@ def enrich_batch(
             )
         result = enrichment.enrich_batch(
             graph, qdrant.get_store(), model, spec.ids, spec.forced, nlp.options(),
-            index=spec.index,
+            index=spec.index, identity=configured_identity(embeddings),
         )  # fmt: skip
     if result.failed:
         first = next(iter(result.failed.items()))
@@ -102,7 +103,7 @@ def enrich_batch(
     )
 
 
-@dg.op(retry_policy=STORE_RETRY_POLICY)
+@dg.op
 def summarize_enrichment(
     context: dg.OpExecutionContext,
     plan: EnrichmentPlan,

@@ -8,10 +8,17 @@ import dagster as dg
 from pydantic import Field, field_validator
 
 from ..constants import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, SUMMARY_METADATA_KEY, VECTOR_ASSET_KEY
-from ..domain import reembed
-from ..domain.params import check_batch_size, check_limit
+from ..domain import enrichment, reembed
+from ..domain.identity import finish_replacement
+from ..domain.vector_state import EmbeddingIdentity
+from ..domain.outcome import DEFAULT_FAILURE_THRESHOLD, apply_threshold
+from ..domain.params import check_batch_size, check_failure_threshold, check_limit
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
-from .common import STORE_RETRY_POLICY, fail_fast_unless_transient, rate, retry_store_outages
+from ..resources.nlp import EnrichmentResource
+from .common import (
+    configured_identity, fail_fast_unless_transient, interrupts_at_checkpoints, rate,
+    retry_store_outages,
+)  # fmt: skip
 
 
 class ReembedConfig(dg.Config):
@@ -27,11 +34,29 @@ class ReembedConfig(dg.Config):
         description="Re-embed every memory with content, even when its point already holds "
         "a vector of this provider/model/dimension for the same content.",
     )
+    failure_threshold: float = Field(
+        DEFAULT_FAILURE_THRESHOLD,
+        description="The run fails when at least this share of the memories it attempted "
+        "failed (above 0, at most 1; 1.0 = only when every attempt failed). Store outages fail "
+        "the run whatever this says.",
+    )
+    replace_model_in_place: bool = Field(
+        False,
+        description="The collection's vectors were made by another embedding model than the "
+        "configured one: rewrite this collection in place with the configured model (recall is "
+        "mixed until the run completes). Without it such a collection is refused before any "
+        "write; force never implies it.",
+    )
 
     @field_validator("batch_size")
     @classmethod
     def _batch_size(cls, value: int) -> int:
         return check_batch_size(value)
+
+    @field_validator("failure_threshold")
+    @classmethod
+    def _failure_threshold(cls, value: float) -> float:
+        return check_failure_threshold(value)
 
     @field_validator("limit")
     @classmethod
@@ -44,6 +69,8 @@ class ReembedPlan:
     selection: reembed.Selection
     batch_size: int
     started_at: float
+    whole_store: bool = True  # no limit: a replacement in place can finish with this run
+    failure_threshold: float = DEFAULT_FAILURE_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -67,25 +94,29 @@ def enumerate_memories(
     with retry_store_outages():
         provider = embeddings.get_provider()
         store = qdrant.get_store()
-        created = store.ensure_collection(provider.dim)
         with falkordb.get_store() as graph:
             graph.ensure_indexes()
-            selection = reembed.plan_reembed(graph, store, provider, config.limit, config.force)
+            selection = reembed.plan_reembed(
+                graph, store, provider, config.limit, config.force, config.replace_model_in_place
+            )
     seconds = time.perf_counter() - started
     context.log.info(
         f"{selection.total} memories: {len(selection.todo)} to embed, "
-        f"{selection.skipped_unchanged} unchanged, {selection.skipped_empty} without content "
-        f"(limit={config.limit}, force={config.force}, "
-        f"provider={provider.provider}:{provider.model} {provider.dim}-d"
-        f"{', collection created' if created else ''})"
+        f"{selection.skipped_unchanged} unchanged, {selection.adopted} adopted, "
+        f"{selection.skipped_empty} without content (limit={config.limit}, force={config.force}, "
+        f"provider={provider.provider}:{provider.model} {provider.dim}-d); collection identity: "
+        f"{selection.identity}, {selection.identity_texts} texts embedded to check it"
     )
-    plan = ReembedPlan(selection, config.batch_size, time.time())
+    plan = ReembedPlan(selection, config.batch_size, time.time(), config.limit is None,
+                       config.failure_threshold)  # fmt: skip
     return dg.Output(
         plan,
         metadata={
             "count": selection.total,
             "to_embed": len(selection.todo),
             "unchanged": selection.skipped_unchanged,
+            "adopted": selection.adopted,
+            "identity_check_texts": selection.identity_texts,
             "without_content": selection.skipped_empty,
             "seconds": round(seconds, 3),
         },
@@ -104,7 +135,7 @@ def batch_memories(context: dg.OpExecutionContext, plan: ReembedPlan):
         )
 
 
-@dg.op(retry_policy=STORE_RETRY_POLICY)
+@dg.op
 def embed_chunk(
     context: dg.OpExecutionContext,
     spec: ChunkSpec,
@@ -136,17 +167,26 @@ def embed_chunk(
     )
 
 
-@dg.op(retry_policy=STORE_RETRY_POLICY)
+@dg.op
 def upsert_chunk(
     context: dg.OpExecutionContext,
     chunk: reembed.EmbeddedChunk,
     falkordb: FalkorDBResource,
     qdrant: QdrantResource,
+    nlp: EnrichmentResource,
 ) -> dg.Output[reembed.UpsertedChunk]:
-    with fail_fast_unless_transient(), falkordb.get_store() as graph:
-        result = reembed.upsert_chunk(chunk, graph, qdrant.get_store())
+    # An interrupt (Terminate, Ctrl-C of the stack) ends the step between two write windows.
+    with fail_fast_unless_transient(), interrupts_at_checkpoints() as checkpoint, \
+            falkordb.get_store() as graph:
+        store = qdrant.get_store()
+        result = reembed.upsert_chunk(chunk, graph, store, checkpoint=checkpoint)
+        linked = enrichment.link_pending(
+            graph, store, result.pending_links, nlp.options(),
+            EmbeddingIdentity(chunk.provider, chunk.model, chunk.dim),
+        )  # fmt: skip
     context.log.info(
         f"chunk {chunk.index}: wrote {result.processed} points in {result.seconds:.2f}s"
+        + (f"; SIMILAR_TO links made for {linked} memories enriched before their vector" if linked else "")
     )
     return dg.Output(
         result,
@@ -158,14 +198,26 @@ def upsert_chunk(
     )
 
 
-@dg.op
+@dg.op(out=dg.Out(dict))
 def summarize_reembed(
-    context: dg.OpExecutionContext, plan: ReembedPlan, results: list[reembed.UpsertedChunk]
-) -> dg.Output[dict]:
+    context: dg.OpExecutionContext,
+    plan: ReembedPlan,
+    results: list[reembed.UpsertedChunk],
+    qdrant: QdrantResource,
+    embeddings: EmbeddingsResource,
+):
     """Check processed + skipped + failed = total, then report and record the materialization."""
     summary = reembed.summarize(
         results, plan.selection, plan.batch_size, seconds=time.time() - plan.started_at
     )
+    failure = apply_threshold(summary, summary["processed"] + summary["failed"], summary["failed"],
+                              plan.failure_threshold, "embed")  # fmt: skip
+    if plan.selection.replacing and plan.whole_store and not summary["failed"]:
+        identity = configured_identity(embeddings)
+        with retry_store_outages():
+            if finish_replacement(qdrant.get_store(), identity):
+                summary["identity"] = f"verified {identity.label()} (replaced in place)"
+                context.log.info(f"every point now holds {identity.label()}: replacement finished")
     context.log.info(
         "re-embed {status}: processed={processed} skipped={skipped} failed={failed} "
         "total={total}".format(**summary)
@@ -182,4 +234,6 @@ def summarize_reembed(
             metadata=metadata,
         )
     )
-    return dg.Output(summary, metadata=metadata)
+    yield dg.Output(summary, metadata=metadata)
+    if failure:  # after the summary is recorded: the API and the UI still show it
+        raise dg.Failure(description=f"re-embed failed: {failure}", allow_retries=False)

@@ -142,6 +142,26 @@ class VectorStore:
             vectors = vectors.get("") or next(iter(vectors.values()))
         return int(vectors.size)
 
+    def collection_metadata(self) -> dict[str, Any]:
+        """The collection's metadata (a JSON object kept with its configuration); {} if none."""
+        info = self._call("get_collection", self.client.get_collection, self.collection)
+        return dict(getattr(info.config, "metadata", None) or {})
+
+    def update_collection_metadata(self, metadata: dict[str, Any]) -> None:
+        """Merge keys into the collection's metadata (Qdrant's update_collection)."""
+        self._call(
+            "update_collection", self.client.update_collection, self.collection, metadata=metadata
+        )
+
+    def sample(self, size: int, keys: Sequence[str]) -> list[models.Record]:
+        """Up to ``size`` points with these payload keys and their vectors: the first page of a
+        scroll in id order (ids are random UUIDs, so the points are spread over the store)."""
+        records, _ = self._call(
+            "scroll", self.client.scroll, self.collection, limit=size,
+            with_payload=list(keys), with_vectors=True,
+        )  # fmt: skip
+        return list(records)
+
     def ensure_collection(self, dim: int) -> bool:
         """Create the collection if absent (cosine, ``dim``). Refuse a differently sized one.
 
@@ -258,6 +278,19 @@ class VectorStore:
                 update_operations=ops,
                 wait=True,
             )
+
+    def delete_payload_keys(self, keys_by_point: dict[str, list[str]], batch: int = UPSERT_BATCH) -> None:
+        """Remove these payload keys from these points (each its own keys)."""
+        items = [(pid, keys) for pid, keys in keys_by_point.items() if keys]
+        for start in range(0, len(items), batch):
+            ops = [
+                models.DeletePayloadOperation(delete_payload=models.DeletePayload(keys=keys, points=[pid]))
+                for pid, keys in items[start : start + batch]
+            ]
+            self._call(
+                "batch_update_points", self.client.batch_update_points, self.collection,
+                update_operations=ops, wait=True,
+            )  # fmt: skip
 
     def neighbours(
         self, queries: dict[str, Sequence[float]], limit: int, threshold: float, batch: int = 64

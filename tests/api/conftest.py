@@ -21,9 +21,10 @@ def make_client(
     clients: list[TestClient] = []
 
     def make(api_token: str | None = API_TOKEN, admin_token: str | None = ADMIN_TOKEN,
-             rate: RateLimit = RateLimit(0, 60.0), **overrides) -> tuple[TestClient, RecordingLauncher]:  # fmt: skip
+             rate: RateLimit = RateLimit(0, 60.0), settings_env: dict[str, str] | None = None,
+             **overrides) -> tuple[TestClient, RecordingLauncher]:  # fmt: skip
         config = ApiConfig(
-            settings=make_settings(),
+            settings=make_settings(**(settings_env or {})),
             api_token=api_token,
             admin_token=admin_token,
             dagster_url=f"http://127.0.0.1:{free_port()}",

@@ -156,6 +156,9 @@ def test_health_is_public_and_degraded_without_dagster(make_client):
     assert body["memory_count"] == 0
     assert body["qdrant"] == "embedded"  # never opened by the API (local mode)
     assert body["vector_count"] is None and body["sync_status"] == "unknown"
+    identity = body["embedding_identity"]
+    assert identity["configured"] == {"provider": "local", "model": "minilm-l6-static", "dim": 256}
+    assert identity["recorded"] is None and identity["match"] is None  # nothing known yet
 
 
 def test_rate_limit_counts_admin_calls_and_says_when_to_retry(make_client):

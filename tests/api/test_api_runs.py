@@ -17,6 +17,7 @@ class Scripted(ScriptedLauncher):
     final_status = "SUCCESS"
     errors: list[str] = []
     active: list[RunInfo] = []
+    failed_summary: dict | None = None
 
     def active_runs(self, job):
         return self.active
@@ -28,7 +29,7 @@ class Scripted(ScriptedLauncher):
 
     def outcome(self, run_id, job):
         if self.final_status != "SUCCESS":
-            return RunOutcome(None, self.errors)
+            return RunOutcome(self.failed_summary, self.errors)
         return super().outcome(run_id, job)
 
 
@@ -84,6 +85,23 @@ def test_wait_on_a_failed_run_is_500_with_the_step_error_and_no_traceback(script
     assert body["run_status"] == "failure" and body["run_id"]
     run = client.get(f"/admin/runs/{body['run_id']}", headers=ADMIN).json()
     assert run["status"] == "failure" and run["errors"] == launcher.errors
+
+
+def test_wait_on_a_run_failed_by_its_threshold_keeps_automems_fields_and_says_so(scripted):
+    client, launcher = scripted()
+    launcher.final_status = "FAILURE"
+    launcher.errors = ["summarize_reembed: re-embed failed: 12 of the 12 memories failed"]
+    launcher.failed_summary = {
+        "status": "failed", "processed": 0, "failed": 12, "total": 12, "batch_size": 32,
+        "metadata_preserved": True, "failed_ids": ["a"], "run_failed": True,
+        "error": "12 of the 12 memories this run tried to embed failed",
+    }  # fmt: skip
+    response = client.post("/admin/reembed", headers=ADMIN, json={"wait": True})
+    assert response.status_code == 200  # as AutoMem answers provider failures
+    body = response.json()
+    assert {k: body[k] for k in ("processed", "failed", "total", "batch_size", "failed_ids")} == {
+        "processed": 0, "failed": 12, "total": 12, "batch_size": 32, "failed_ids": ["a"]}  # fmt: skip
+    assert body["status"] == "failed" and body["run_status"] == "failure" and body["error"]
 
 
 def test_wait_past_the_bound_answers_202_with_the_run_id(scripted):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
+import json
 
 import pytest
 
-from automem_api.cli import RedactTokens, main
+from automem_api.cli import main
 from automem_api.config import ApiConfig, ApiConfigError, check_safe_bind
 from tests.support.api import ADMIN_TOKEN, API_TOKEN
 
@@ -148,18 +148,6 @@ def test_config_from_env_reads_automem_names(data_dir):
         ApiConfig.from_env({**env, "AUTOMEM_API_ADMIN_RATE_LIMIT": "lots"})
 
 
-def test_access_log_redacts_query_tokens():
-    record = logging.LogRecord(
-        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
-        ("127.0.0.1:5", "POST", f"/admin/reembed?api_key={API_TOKEN}&x=1&admin_token={ADMIN_TOKEN}",
-         "1.1", 202), None,
-    )  # fmt: skip
-    RedactTokens().filter(record)
-    line = record.getMessage()
-    assert API_TOKEN not in line and ADMIN_TOKEN not in line
-    assert "api_key=[redacted]&x=1&admin_token=[redacted]" in line
-
-
 def test_oversized_body_is_413(api):
     client, launcher = api
     response = client.post("/enrichment/reprocess", headers=ADMIN,
@@ -184,3 +172,86 @@ def test_the_api_never_imports_jobs():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# Control (C0, DEL, C1), format (zero-width, bidi override), line separators, a lone surrogate.
+BAD_ID_CHARS = ["\x00", "\n", "\t", "\r", "\x1f", "\x7f", "\x85", "\u2028", "\u202e", "\u200b",
+                "\ud800"]  # fmt: skip
+
+
+def _reprocess_forms(ids: list[str]):
+    """The three forms AutoMem accepts: a JSON list, a JSON comma string, ?ids=."""
+    from urllib.parse import quote
+
+    yield "body list", {"json": {"ids": ids}}
+    yield "body string", {"json": {"ids": ",".join(ids)}}
+    if not any("\ud800" <= c <= "\udfff" for i in ids for c in i):  # not encodable in a URL
+        yield "query", {"params": None, "url_query": "ids=" + quote(",".join(ids), safe=",")}
+
+
+def _post_reprocess(client, form: dict):
+    url = "/enrichment/reprocess"
+    if "url_query" in form:
+        return client.post(f"{url}?{form['url_query']}", headers=ADMIN)
+    body = json.dumps(form["json"]).encode()  # ASCII escapes: a lone surrogate stays sendable
+    return client.post(url, headers={**ADMIN, "Content-Type": "application/json"}, content=body)
+
+
+@pytest.mark.parametrize("char", BAD_ID_CHARS, ids=lambda c: f"U+{ord(c):04X}")
+def test_reprocess_refuses_ids_with_control_characters_in_every_form(api, char):
+    client, launcher = api
+    for form_name, form in _reprocess_forms(["good-1", f"bad{char}id", "good-2"]):
+        response = _post_reprocess(client, form)
+        assert response.status_code == 400, (form_name, response.text)
+        body = response.json()
+        assert body["field"] == "ids", form_name
+        assert body["message"].startswith("ids[1] contains a control character"), body["message"]
+        assert f"U+{ord(char):04X} at position 3" in body["message"]
+    assert launcher.submits == []
+
+
+def test_reprocess_refuses_over_long_ids_in_every_form(api):
+    client, launcher = api
+    for form_name, form in _reprocess_forms(["ok", "x" * 257]):
+        response = _post_reprocess(client, form)
+        assert response.status_code == 400, form_name
+        assert response.json()["field"] == "ids"
+        assert response.json()["message"] == (
+            "ids[1] is 257 characters long; ids must be at most 256 characters each"
+        )
+    assert launcher.submits == []
+    for form_name, form in _reprocess_forms(["x" * 256]):  # the maximum itself is fine
+        assert _post_reprocess(client, form).status_code == 503, form_name  # Dagster is down
+    assert len(launcher.submits) == 3
+
+
+def test_reprocess_refuses_more_distinct_ids_than_the_maximum(make_client):
+    client, launcher = make_client(max_reprocess_ids=3)
+    for form_name, form in _reprocess_forms(["a", "b", "c", "d"]):
+        response = _post_reprocess(client, form)
+        assert response.status_code == 400, form_name
+        assert response.json() == {**response.json(), "field": "ids",
+                                   "message": "at most 3 distinct ids per request, got 4"}  # fmt: skip
+    assert launcher.submits == []
+    assert _post_reprocess(client, {"json": {"ids": ["a", "b", "c", "a", "b"]}}).status_code == 503
+
+
+def test_default_id_limits_are_the_documented_ones(make_settings):
+    from automem_api.app import MAX_ID_LENGTH
+
+    assert MAX_ID_LENGTH == 256
+    assert ApiConfig(settings=make_settings(), api_token=None, admin_token=None).max_reprocess_ids == 10_000
+
+
+def test_reprocess_keeps_spaces_and_unicode_letters_inside_ids(api):
+    client, launcher = api
+    client.post("/enrichment/reprocess", headers=ADMIN, json={"ids": [" mémoire 1 ", "id:2/3"]})
+    ((_, config, _),) = launcher.submits
+    assert config["ops"]["select_memories"]["config"]["ids"] == ["id:2/3", "mémoire 1"]
+
+
+def test_dagster_url_with_credentials_is_refused(data_dir):
+    env = {"AUTOMEM_DATA_DIR": str(data_dir), "DAGSTER_WEBSERVER_URL": "http://u:secret@h:3000"}
+    with pytest.raises(ApiConfigError, match="must not carry credentials") as info:
+        ApiConfig.from_env(env)
+    assert "secret" not in str(info.value)

@@ -198,6 +198,10 @@ def test_health_reports_last_drift_sync(e2e: E2E):
     assert body["last_drift_sync"]["summary"]["status"] == "already_synced"
     assert body["vector_count"] == MEMORIES and body["sync_status"] == "synced"
     assert body["status"] == "healthy"
+    identity = body["embedding_identity"]  # recorded when the re-embed created the collection
+    assert identity["match"] is True and identity["source"] == "last_drift_sync"
+    assert identity["recorded"]["model"] == identity["configured"]["model"] == "minilm-l6-static"
+    assert identity["recorded"]["status"] == "verified"
 
 
 def test_reprocess_enriches_the_ids(e2e: E2E):

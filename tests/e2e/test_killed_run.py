@@ -1,53 +1,138 @@
-"""A run killed with SIGKILL in the middle of writing loses nothing: a rerun finishes the job."""
+"""A run whose worker is killed (SIGKILL) in the middle of writing is never stuck and loses
+nothing: the daemon's run monitoring ends it FAILURE, which frees the run queue and the admin
+API's 409 guard, and a rerun finishes the job.
+
+One stack for the module (webserver + daemon + API over their own data dir), with the run
+monitoring poll at 1 s (RUN_MONITORING_POLL_SECONDS; 30 s by default)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
+import tempfile
+from pathlib import Path
 
+import dagster as dg
 import pytest
+import requests
+from dagster_graphql import DagsterGraphQLClient
 
+from automem_pipelines.constants import REEMBED_JOB
 from automem_pipelines.definitions import build_resources
-from automem_pipelines.stores import vectors
+from automem_pipelines.run_config import reembed_run_config
+from automem_pipelines.run_workers import WORKER_PID_TAG, WORKER_START_TAG
+from automem_pipelines.settings import Settings
+from automem_pipelines.stack import running_stack, start_api
+from automem_pipelines.stores import falkordb_server, vectors
 from tests.helpers import load_sample, run_reembed, summary_of
+from tests.support.api import ADMIN_TOKEN, API_TOKEN
+from tests.support.dagster_stack import free_port, submit
+from tests.support.drills import (
+    engine_messages,
+    kill_worker,
+    local_points,
+    wait_for_end,
+    wait_for_points,
+    wait_for_step,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
+MEMORIES = 4000
+ADMIN = {"Authorization": f"Bearer {API_TOKEN}", "X-Admin-Token": ADMIN_TOKEN}
 
 
-def test_rerun_after_kill9_completes_the_job(settings, graph):
-    rows = load_sample(graph, 6000)
-    vectors.close_all()  # the CLI process must be able to open the local store
-    env = {**os.environ, "AUTOMEM_DATA_DIR": str(settings.data_dir), "FALKORDB_GRAPH": settings.falkordb_graph,
-           "QDRANT_COLLECTION": settings.qdrant_collection, "DAGSTER_HOME": str(settings.data_dir / "dh-kill")}
+@pytest.fixture(scope="module")
+def stack():
+    root = Path(tempfile.mkdtemp(prefix="amk-"))
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("OPENAI")}
+    env.update({"AUTOMEM_DATA_DIR": str(root), "EMBEDDING_PROVIDER": "local",
+                "ENRICHMENT_SENSOR_ENABLED": "false", "RUN_MONITORING_POLL_SECONDS": "1",
+                "AUTOMEM_API_TOKEN": API_TOKEN, "ADMIN_API_TOKEN": ADMIN_TOKEN})  # fmt: skip
+    settings = Settings.from_env(env)
+    saved = os.environ.pop("DAGSTER_HOME", None)
+    api_port = free_port()
+    try:
+        with running_stack(settings, port=free_port(), env=env) as running:
+            start_api(running, port=api_port, env=env)
+            with dg.DagsterInstance.from_config(str(running.dagster_home)) as instance:
+                yield settings, env, running, instance, f"http://127.0.0.1:{api_port}"
+    finally:
+        os.environ.pop("DAGSTER_HOME", None)
+        if saved is not None:
+            os.environ["DAGSTER_HOME"] = saved
+        vectors.close_all()
+        falkordb_server.stop(root)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _count(settings: Settings) -> int:
+    res = build_resources(settings, from_env=False)
+    try:
+        return res["qdrant"].get_store().count()  # waits for the last run's process to let go
+    finally:
+        vectors.forget(res["qdrant"].vector_config())
+
+
+def test_a_killed_worker_fails_its_run_frees_the_api_and_a_rerun_finishes(stack):
+    settings, _env, running, instance, api = stack
+    with build_resources(settings, from_env=False)["falkordb"].get_store() as graph:
+        load_sample(graph, MEMORIES)
+    client = DagsterGraphQLClient("127.0.0.1", port_number=int(running.url.rsplit(":", 1)[1]))
+    run_id = submit(client, REEMBED_JOB, reembed_run_config(batch_size=256, force=True), {"automem/trigger": "test"})
+    wait_for_step(instance, run_id, "upsert_chunk[chunk_000]")
+    wait_for_points(settings, 500)
+    kill_worker(instance, run_id)
+    written = local_points(settings)
+    assert 500 <= written < MEMORIES
+
+    assert wait_for_end(instance, run_id) == dg.DagsterRunStatus.FAILURE
+    assert any("Detected run worker status FAILED" in m and "is not running" in m
+               for m in engine_messages(instance, run_id))  # fmt: skip
+
+    # The API's 409 guard reads the runs in progress: the failed run no longer counts.
+    answer = requests.post(f"{api}/admin/reembed", json={"batch_size": 256}, headers=ADMIN, timeout=60)
+    assert answer.status_code == 202, answer.text
+    rerun = answer.json()["run_id"]
+    assert wait_for_end(instance, rerun) == dg.DagsterRunStatus.SUCCESS
+    assert _count(settings) == MEMORIES
+
+
+def test_a_killed_cli_run_is_failed_by_a_daemon_that_did_not_start_it_and_a_rerun_completes(stack):
+    settings, env, running, instance, _api = stack
+    graph_name = "cli_kill"
+    env = {**env, "FALKORDB_GRAPH": graph_name, "QDRANT_COLLECTION": graph_name,
+           "DAGSTER_HOME": str(running.dagster_home)}  # fmt: skip
+    settings = Settings.from_env(env)
+    with build_resources(settings, from_env=False)["falkordb"].get_store() as graph:
+        rows = load_sample(graph, MEMORIES, seed=3)
     proc = subprocess.Popen([sys.executable, "-m", "automem_pipelines.cli", "reembed", "--batch-size", "256"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in proc.stdout:  # embedding is done; the upsert step begins
-        if "chunk 0: embedded" in line:
-            break
-    # Peek at the local store's own sqlite file (read-only) until part of the chunk is written.
-    points = settings.data_dir / "qdrant" / "collection" / settings.qdrant_collection / "storage.sqlite"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if points.exists():
-            with sqlite3.connect(f"file:{points}?mode=ro", uri=True) as db:
-                if db.execute("SELECT count(*) FROM points").fetchone()[0] >= 500:
-                    break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        for line in proc.stdout:  # embedding is done; the upsert step begins
+            if "chunk 0: embedded" in line:
+                break
+        wait_until("500 points written", lambda: local_points(settings) >= 500 or proc.poll() is not None)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
     assert proc.returncode == -signal.SIGKILL
+    [run] = instance.get_runs(dg.RunsFilter(tags={"automem/trigger": "cli"}, job_name=REEMBED_JOB))
+    assert run.tags[WORKER_PID_TAG] == str(proc.pid) and run.tags[WORKER_START_TAG]
+    assert wait_for_end(instance, run.run_id) == dg.DagsterRunStatus.FAILURE
 
     store = build_resources(settings, from_env=False)["qdrant"].get_store()
-    written_before = store.count()
-    assert 500 <= written_before < 6000
-
-    summary = summary_of(run_reembed(settings, batch_size=256))
-    assert summary["failed"] == 0
-    assert summary["processed"] == 6000 - written_before
-    assert summary["skipped_unchanged"] == written_before
-    assert store.count() == 6000
-    assert set(store.payloads([r["id"] for r in rows])) == {r["id"] for r in rows}
+    try:
+        written_before = store.count()
+        assert 500 <= written_before < MEMORIES
+        summary = summary_of(run_reembed(settings, batch_size=256))
+        assert summary["failed"] == 0
+        assert summary["processed"] == MEMORIES - written_before
+        assert summary["skipped_unchanged"] == written_before
+        assert store.count() == MEMORIES
+        assert set(store.payloads([r["id"] for r in rows])) == {r["id"] for r in rows}
+    finally:
+        vectors.forget(build_resources(settings, from_env=False)["qdrant"].vector_config())

@@ -139,10 +139,11 @@ def test_orphans_untouched_without_recover_then_restored_with_properties(
     for original in gone:
         node = restored[original["id"]]
         for key in ("content", "tags", "tag_prefixes", "importance", "timestamp", "type",
-                    "confidence", "t_valid", "updated_at", "last_accessed", "processed"):
+                    "confidence", "t_valid", "updated_at", "last_accessed"):
             assert node[key] == original[key], key
         assert parse_metadata(node["metadata"]) == parse_metadata(original["metadata"])
         assert not any(k.startswith("embedding_") or k == "content_hash" for k in node)
+        assert "processed" not in node  # node-only: not in payloads, so enriched again
     assert vector_store.count() == 40
     again = summary_of(run_sync(settings, resources, recover_orphans=True))
     assert again["status"] == "already_synced" and again["orphaned_count"] == 0
@@ -153,7 +154,9 @@ def test_stale_vector_detected_and_reembedded(settings, resources, graph, vector
     graph.upsert_memories({"id": i, "content": "Rewritten: " + m["content"]}
                           for m in synced for i in changed if m["id"] == i)
     other_model = synced[39]["id"]
-    vector_store.set_payload(other_model, {"embedding_model": "an-older-model"})
+    vector_store.set_payload(
+        other_model, make_stamps(content_hash(synced[39]["content"]), "local", "an-older-model", 256)
+    )
 
     summary = summary_of(run_sync(settings, resources, dry_run=True))
     assert summary["stale_vector_count"] == 3
@@ -179,9 +182,11 @@ def test_payload_drift_rewritten_without_embedding(
     make_settings, fake_openai, graph_vector_openai
 ):
     settings, resources, graph, vectors, memories = graph_vector_openai
-    a, b, c = memories[1]["id"], memories[2]["id"], memories[3]["id"]
+    a, b, c, d = (memories[i]["id"] for i in (1, 2, 3, 4))
     graph.query("MATCH (m:Memory {id: $id}) SET m.tags = ['moved', 'project:x'], m.importance = 0.99", {"id": a})
-    graph.query("MATCH (m:Memory {id: $id}) SET m.summary = 'a new property', m.processed = true, m.custom_field = 'not a known key'", {"id": b})
+    graph.query("MATCH (m:Memory {id: $id}) SET m.archived = true", {"id": b})
+    # node-only properties and fields AutoMem never reads back are not drift
+    graph.query("MATCH (m:Memory {id: $id}) SET m.summary = 'new', m.processed = true, m.custom_field = 'x', m.last_accessed = '2030-01-01', m.relevance_score = 0.01", {"id": d})
     vectors.set_payload(c, {"metadata": {"source": "tampered"}, "extra_only_on_point": 1})
     before = vectors.retrieve([a, b, c], with_vectors=True)
     fake_openai.reset()
@@ -194,8 +199,8 @@ def test_payload_drift_rewritten_without_embedding(
 
     after = vectors.retrieve([a, b, c], with_vectors=True)
     assert after[a].payload["tags"] == ["moved", "project:x"] and after[a].payload["importance"] == 0.99
-    assert after[b].payload["summary"] == "a new property" and after[b].payload["processed"] is True
-    assert after[b].payload["custom_field"] == "not a known key"
+    assert after[b].payload["archived"] is True
+    assert "summary" not in after[b].payload and "processed" not in after[b].payload
     assert after[c].payload["metadata"] == parse_metadata(memories[3]["metadata"])
     assert after[c].payload["extra_only_on_point"] == 1  # keys only the point has survive
     for mid in (a, b, c):

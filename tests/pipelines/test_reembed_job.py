@@ -10,7 +10,7 @@ from qdrant_client import models
 
 from automem_pipelines.constants import VECTOR_ASSET_KEY
 from automem_pipelines.definitions import build_definitions, build_resources
-from automem_pipelines.domain.memory import content_hash, parse_metadata
+from automem_pipelines.domain.memory import MIRRORED_FIELDS, content_hash, parse_metadata
 from automem_pipelines.resources import QdrantResource
 from automem_pipelines.stores.vectors import VectorStore, VectorStoreUnavailableError
 from tests.helpers import failure_messages, load_sample, new_id, run_reembed, summary_of
@@ -21,7 +21,7 @@ def all_points(store: VectorStore, with_vectors: bool = False) -> dict[str, mode
                                                    with_vectors=with_vectors) for r in page}
 
 
-def test_sample_store_every_point_with_every_graph_property(settings, graph, vector_store):
+def test_sample_store_every_point_with_every_mirrored_property(settings, graph, vector_store):
     rows = load_sample(graph, 300)
     result = run_reembed(settings, batch_size=16)
     summary = summary_of(result)
@@ -38,8 +38,12 @@ def test_sample_store_every_point_with_every_graph_property(settings, graph, vec
         assert len(point.vector) == 256 and np.isclose(np.linalg.norm(point.vector), 1.0, atol=1e-3)
         payload = point.payload
         for key, value in row.items():
-            expected = parse_metadata(value) if key == "metadata" else value
-            assert payload[key] == expected, key
+            if key in MIRRORED_FIELDS:
+                expected = parse_metadata(value) if key == "metadata" else value
+                assert payload[key] == expected, key
+            else:  # node-only properties never reach a payload
+                assert key not in payload, key
+        assert {"content", "tags", "tag_prefixes", "metadata", "importance"} <= set(payload)
         assert payload["content_hash"] == content_hash(row["content"])
         assert payload["embedding_provider"] == "local" and payload["embedding_dim"] == 256
 

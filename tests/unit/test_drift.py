@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 
 from automem_pipelines.domain import drift
-from automem_pipelines.domain.memory import content_hash, make_stamps, merged_payload
+from automem_pipelines.domain.memory import COMPARED_FIELDS, content_hash, make_stamps, merged_payload
 from automem_pipelines.domain.params import ParamError
+from automem_pipelines.domain.vector_state import EmbeddingIdentity
 from automem_pipelines.run_config import sync_run_config
 from automem_pipelines.schedules import interval_cron
 
-SPEC = drift.EmbeddingSpec("local", "minilm-l6-static", 256)
+SPEC = EmbeddingIdentity("local", "minilm-l6-static", 256)
 NODE = {
     "id": str(uuid.uuid4()),
     "content": "Chose Redis for the Atlas queue.",
@@ -31,8 +32,7 @@ def stamped_payload(node=NODE, **stamp_overrides):
 
 
 def node_digest(node=NODE):
-    expected = drift.expected_payload(node)
-    return tuple(sorted(expected)), drift.digest(expected)
+    return drift.expected_digest(node)
 
 
 def test_canonical_numbers_and_order():
@@ -42,42 +42,54 @@ def test_canonical_numbers_and_order():
     assert drift.digest({"a": ["x", "y"]}) != drift.digest({"a": ["y", "x"]})
 
 
-def test_expected_payload_leaves_out_stamps_and_id():
-    expected = drift.expected_payload({**NODE, "content_hash": "sha256:x", "embedding_dim": 3})
-    assert "id" not in expected and not set(expected) & {"content_hash", "embedding_dim"}
+def test_expected_payload_holds_only_the_compared_fields():
+    node = {**NODE, "content_hash": "sha256:x", "embedding_dim": 3, "processed": True,
+            "summary": "s", "enriched_at": "2026-01-02", "t_valid": "2026-01-01",
+            "last_accessed": "2026-02-02", "relevance_score": 0.3}  # fmt: skip
+    expected = drift.expected_payload(node)
+    assert set(expected) <= set(COMPARED_FIELDS)
     assert expected["metadata"] == {"source": "cli", "score": 0.1}  # JSON string → object
     assert expected["tag_prefixes"] == ["project", "project:atlas", "infra", "infra:ops"]
     assert expected["type"] == "Context" and expected["confidence"] == 0.6  # AutoMem defaults
 
 
 def test_payload_written_by_reembed_matches_its_node():
-    keys, fields = node_digest()
-    assert drift.payload_fields_digest(stamped_payload(), keys) == fields
+    assert drift.payload_fields_digest(stamped_payload()) == node_digest()
 
 
-def test_payload_keys_only_on_the_point_are_ignored_but_missing_keys_are_drift():
-    keys, fields = node_digest()
-    payload = {**stamped_payload(), "relevance_score": 0.4}
-    assert drift.payload_fields_digest(payload, keys) == fields
+def test_only_compared_fields_are_drift():
+    fields = node_digest()
+    # node-only and not-compared fields, on either side, are never drift
+    payload = {**stamped_payload(), "relevance_score": 0.4, "last_accessed": "2027-01-01",
+               "t_valid": "x", "summary": "only in an old payload"}  # fmt: skip
+    assert drift.payload_fields_digest(payload) == fields
+    assert node_digest({**NODE, "processed": True, "enriched_at": "now", "summary": "s",
+                        "last_accessed": "2027-05-05", "t_valid": "t"}) == fields  # fmt: skip
+    # a compared field missing, changed or only on the point is drift
     del payload["tag_prefixes"]
-    assert drift.payload_fields_digest(payload, keys) != fields
+    assert drift.payload_fields_digest(payload) != fields
     changed = {**stamped_payload(), "metadata": {"source": "api", "score": 0.1}}
-    assert drift.payload_fields_digest(changed, keys) != fields
+    assert drift.payload_fields_digest(changed) != fields
+    archived = {**stamped_payload(), "archived": True}
+    assert drift.payload_fields_digest(archived) != fields
 
 
 def test_vector_is_current_by_stamps():
     content = drift.content_digest(NODE["content"])
     assert drift.vector_is_current(stamped_payload(), content, SPEC)
-    assert not drift.vector_is_current(stamped_payload(embedding_model="old"), content, SPEC)
-    assert not drift.vector_is_current(stamped_payload(embedding_dim=1024), content, SPEC)
+    other_model = make_stamps(content_hash(NODE["content"]), "local", "old", 256)
+    assert not drift.vector_is_current(stamped_payload(**other_model), content, SPEC)
+    other_dim = make_stamps(content_hash(NODE["content"]), "local", SPEC.model, 1024)
+    assert not drift.vector_is_current(stamped_payload(**other_dim), content, SPEC)
     assert not drift.vector_is_current(stamped_payload(), drift.content_digest("other"), SPEC)
     partial = {"content": NODE["content"], "content_hash": content_hash(NODE["content"])}
     assert not drift.vector_is_current(partial, content, SPEC)  # a partial stamp is not current
 
 
-def test_unstamped_point_is_current_when_its_content_is_the_nodes():
+def test_unstamped_point_is_current_when_its_content_is_the_nodes_unless_distrusted():
     content = drift.content_digest(NODE["content"])
     assert drift.vector_is_current({"content": NODE["content"]}, content, SPEC)
+    assert not drift.vector_is_current({"content": NODE["content"]}, content, SPEC, False)
     assert not drift.vector_is_current({"content": "older text"}, content, SPEC)
     assert not drift.vector_is_current({}, content, SPEC)
 
@@ -140,7 +152,7 @@ def test_detect_reads_only_and_pages_both_stores(settings, graph, vector_store):
     keep = nodes[:20]
     payloads = [stamped_payload(n) for n in keep]
     payloads[3]["importance"] = 0.2  # payload drift
-    payloads[4]["content_hash"] = "sha256:" + "0" * 64  # stale
+    payloads[4]["embedding_stamp"] = "local|minilm-l6-static|256|sha256:" + "0" * 64  # stale
     vector_store.upsert([n["id"] for n in keep], np.ones((20, 256), np.float32), payloads)
     orphan = str(uuid.uuid4())
     vector_store.upsert([orphan], np.ones((1, 256), np.float32), [{"content": "lost"}])
@@ -159,19 +171,40 @@ def test_graph_read_handles_unexpected_types_and_unknown_keys(graph):
     graph.upsert_memories([odd_types, unknown_key])
     index = drift.index_graph(graph, [])
     for node in (odd_types, unknown_key):
-        keys, fields, _ = index.nodes[node["id"]]
-        assert fields == drift.digest(drift.expected_payload(node))
-    assert "custom" in index.nodes[unknown_key["id"]][0]
-    assert index.nodes[odd_types["id"]][2] is None  # a number is not content to embed
+        fields, _ = index.nodes[node["id"]]
+        assert fields == drift.expected_digest(node)
+    assert index.nodes[odd_types["id"]][1] is None  # a number is not content to embed
 
 
-def test_graph_read_with_too_many_keys_uses_known_columns_and_refetches(graph, monkeypatch):
-    monkeypatch.setattr(drift, "MAX_COLUMNS", 1)
-    plain = {"id": str(uuid.uuid4()), "content": "x", "tags": ["a"], "importance": 0.4}
-    custom = {"id": str(uuid.uuid4()), "content": "y", "custom": "only here", "other": 3}
-    graph.upsert_memories([plain, custom])
-    assert drift.property_columns(graph) == drift.KNOWN_KEYS
-    index = drift.index_graph(graph, [])
-    for node in (plain, custom):
-        assert index.nodes[node["id"]][1] == drift.digest(drift.expected_payload(node))
-    assert {"custom", "other"} <= set(index.nodes[custom["id"]][0])
+def bad_rows(graph) -> dict[str, str]:
+    """Nodes no point can belong to: no id, not a UUID, an integer, another spelling, and one
+    id shared by two nodes with different content. Returns the duplicated id and a good one."""
+    dup, good = str(uuid.uuid4()), str(uuid.uuid4())
+    graph.ensure_indexes()
+    graph.upsert_memories([{"id": good, "content": "a fine memory", "tags": []}])
+    for cypher in (
+        "CREATE (:Memory {content: 'no id at all'})",
+        "CREATE (:Memory {id: 'not-a-uuid', content: 'x'})",
+        "CREATE (:Memory {id: '12345', content: 'y'})",
+        "CREATE (:Memory {id: 42, content: 'an integer id'})",
+        f"CREATE (:Memory {{id: '{str(uuid.uuid4()).upper()}', content: 'shouting'}})",
+        f"CREATE (:Memory {{id: '{dup}', content: 'first of two'}})",
+        f"CREATE (:Memory {{id: '{dup}', content: 'second of two'}})",
+    ):
+        graph.query(cypher)
+    return {"dup": dup, "good": good}
+
+
+def test_invalid_and_duplicate_ids_are_reported_never_compared_or_merged(graph, vector_store):
+    ids = bad_rows(graph)
+    vector_store.ensure_collection(256)
+    stamps = make_stamps(content_hash("first of two"), SPEC.provider, SPEC.model, SPEC.dim)
+    vector_store.upsert([ids["dup"]], np.ones((1, 256), np.float32), [{"content": "first of two", **stamps}])
+    report = drift.detect(graph, vector_store, SPEC, [])
+    findings = report.findings()
+    assert findings["duplicate_id_count"] == 1 and findings["duplicate_id_sample"] == [ids["dup"]]
+    assert findings["invalid_id_count"] == 5
+    assert set(findings["invalid_id_sample"]) >= {"<node without id>", "not-a-uuid", "12345", "42"}
+    assert report.missing == [ids["good"]]  # the good memory is still found missing
+    assert not report.orphaned and not report.stale_vector and not report.payload_drift
+    assert (report.falkordb_count, report.qdrant_count) == (2, 1)

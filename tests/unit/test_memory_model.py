@@ -5,7 +5,6 @@ from automem_pipelines.domain.memory import (
     parse_metadata,
     parse_tags,
     payload_from_node,
-    stamp_is_current,
     make_stamps,
     tag_prefixes,
 )
@@ -40,16 +39,6 @@ def test_merge_keeps_point_only_fields_and_takes_graph_values():
     assert merged["content_hash"] == "h"
 
 
-def test_stamp_check_needs_same_content_provider_model_and_dim():
-    stamps = make_stamps(content_hash("hello"), "local", "m", 256)
-    assert stamp_is_current(stamps, "hello", "local", "m", 256)
-    assert not stamp_is_current(stamps, "hello!", "local", "m", 256)
-    assert not stamp_is_current(stamps, "hello", "openai", "m", 256)
-    assert not stamp_is_current(stamps, "hello", "local", "m2", 256)
-    assert not stamp_is_current(stamps, "hello", "local", "m", 384)
-    assert not stamp_is_current(None, "hello", "local", "m", 256)
-
-
 def test_sample_store_is_deterministic_and_varied():
     a = list(sample_memories(300, seed=3))
     b = list(sample_memories(300, seed=3))
@@ -60,13 +49,3 @@ def test_sample_store_is_deterministic_and_varied():
     assert len({m["id"] for m in a}) == 300
     props = node_props_for_write(a[0])
     assert isinstance(props["metadata"], str) and isinstance(props["tags"], list)
-
-
-def test_the_combined_stamp_decides_and_matches_the_individual_keys():
-    stamps = make_stamps(content_hash("hello"), "openai", "text-embedding-3-small", 1024)
-    assert stamps["embedding_stamp"] == f"openai|text-embedding-3-small|1024|{content_hash('hello')}"
-    only_combined = {"embedding_stamp": stamps["embedding_stamp"]}
-    assert stamp_is_current(only_combined, "hello", "openai", "text-embedding-3-small", 1024)
-    assert not stamp_is_current(only_combined, "hello", "openai", "text-embedding-3-small", 256)
-    legacy = {k: v for k, v in stamps.items() if k != "embedding_stamp"}  # stamped before the key
-    assert stamp_is_current(legacy, "hello", "openai", "text-embedding-3-small", 1024)

@@ -1,6 +1,7 @@
 """The re-embed plain functions on real stores, without Dagster."""
 
 from automem_pipelines.domain import reembed
+from automem_pipelines.domain.vector_state import EmbeddingIdentity
 from automem_pipelines.domain.embeddings import local_provider
 from tests.helpers import load_sample, new_id
 
@@ -47,10 +48,11 @@ def test_counts_that_do_not_add_up_fail_loudly(graph, vector_store):
 
 def test_selection_keeps_only_memories_without_a_current_vector(graph, vector_store):
     provider = local_provider()
+    ident = EmbeddingIdentity.of(provider)
     rows = load_sample(graph, 12)
     ids = [r["id"] for r in rows]
     vector_store.ensure_collection(provider.dim)
-    first = reembed.select_memories(ids, graph, vector_store, provider, force=False, page=5)
+    first = reembed.select_memories(ids, graph, vector_store, ident, False, True, page=5)
     assert (first.todo, first.skipped) == (ids, 0)  # no points yet
     chunk = reembed.embed_chunk(0, ids, graph, provider, 8)
     reembed.upsert_chunk(chunk, graph, vector_store)
@@ -59,12 +61,12 @@ def test_selection_keeps_only_memories_without_a_current_vector(graph, vector_st
     graph.query("MATCH (m:Memory {id: $id}) SET m.content = 'rewritten text'", {"id": changed})
     graph.query("MATCH (m:Memory {id: $id}) SET m.content = '  '", {"id": emptied})
     graph.query("MATCH (m:Memory {id: $id}) DELETE m", {"id": deleted})
-    again = reembed.select_memories(ids, graph, vector_store, provider, force=False, page=5)
+    again = reembed.select_memories(ids, graph, vector_store, ident, False, True, page=5)
     assert again.todo == [changed]
     assert (again.skipped_unchanged, again.skipped_empty, again.skipped_missing) == (9, 1, 1)
     assert again.total == 12 and again.skipped + len(again.todo) == 12
 
-    forced = reembed.select_memories(ids, graph, vector_store, provider, force=True)
+    forced = reembed.select_memories(ids, graph, vector_store, ident, True, True)
     assert (forced.todo, forced.skipped) == (ids, 0)  # the embed step skips empty/deleted
 
 

@@ -32,9 +32,8 @@ def test_empty_strings_count_as_unset():
         ({"FALKORDB_PORT": "70000"}, "FALKORDB_PORT"),
         ({"VECTOR_SIZE": "0"}, "VECTOR_SIZE"),
         ({"VECTOR_SIZE": "1024"}, "VECTOR_SIZE=1024 does not match the local model"),
-        ({"EMBEDDING_PROVIDER": "placeholder"}, "EMBEDDING_PROVIDER='placeholder' is not supported"),
         ({"EMBEDDING_PROVIDER": "openai"}, "OPENAI_API_KEY is required"),
-        ({"EMBEDDING_MODEL": "bge-large"}, "EMBEDDING_MODEL='bge-large' is not a local model"),
+        ({"EMBEDDING_MODEL": "minilm-l12"}, "EMBEDDING_MODEL='minilm-l12' is not a local model"),
         ({"QDRANT_URL": "qdrant:6333"}, "QDRANT_URL='qdrant:6333' is not valid"),
         ({"ENRICHMENT_SIMILARITY_THRESHOLD": "2"}, "ENRICHMENT_SIMILARITY_THRESHOLD"),
         ({"SYNC_AUTO_REPAIR": "maybe"}, "SYNC_AUTO_REPAIR='maybe'"),
@@ -55,3 +54,131 @@ def test_every_problem_is_reported_at_once():
 def test_booleans_follow_automem():
     assert Settings.from_env({"SYNC_AUTO_REPAIR": "off"}).sync_auto_repair is False
     assert Settings.from_env({"SYNC_AUTO_REPAIR": "YES"}).sync_auto_repair is True
+
+
+# AutoMem's choice (automem/embedding/provider_init.py), case by case: the environment an
+# AutoMem deployment has → the provider, model and size it runs → the same here.
+AUTOMEM_CASES = [
+    # (environment, provider, model, vector size)
+    ({"VOYAGE_API_KEY": "v"}, "voyage", "voyage-4", 1024),
+    ({"VOYAGE_API_KEY": "v", "OPENAI_API_KEY": "o"}, "voyage", "voyage-4", 1024),
+    ({"VOYAGE_API_KEY": "v", "OLLAMA_BASE_URL": "http://ollama:11434"}, "voyage", "voyage-4", 1024),
+    ({"VOYAGE_API_KEY": "v", "VOYAGE_MODEL": "voyage-4-large", "VECTOR_SIZE": "2048"},
+     "voyage", "voyage-4-large", 2048),
+    ({"VOYAGE_API_KEY": "v", "QDRANT_VECTOR_SIZE": "512"}, "voyage", "voyage-4", 512),
+    # EMBEDDING_MODEL is OpenAI's variable: AutoMem's Voyage ignores it (issue #208's setup).
+    ({"VOYAGE_API_KEY": "v", "EMBEDDING_MODEL": "voyage-4-lite"}, "voyage", "voyage-4", 1024),
+    ({"OPENAI_API_KEY": "o"}, "openai", "text-embedding-3-small", 1024),
+    ({"OPENAI_API_KEY": "o", "VECTOR_SIZE": "1536"}, "openai", "text-embedding-3-small", 1536),
+    ({"OPENAI_API_KEY": "o", "VECTOR_SIZE": "3072"}, "openai", "text-embedding-3-large", 3072),
+    ({"OPENAI_API_KEY": "o", "VECTOR_SIZE": "2048", "EMBEDDING_MODEL": "openai/text-embedding-3-small"},
+     "openai", "openai/text-embedding-3-large", 2048),
+    ({"OPENAI_API_KEY": "o", "EMBEDDING_MODEL": "text-embedding-3-large", "VECTOR_SIZE": "1024"},
+     "openai", "text-embedding-3-large", 1024),
+    ({"OPENAI_API_KEY": "o", "OLLAMA_MODEL": "nomic-embed-text"}, "openai", "text-embedding-3-small", 1024),
+    # A Voyage key with a size Voyage cannot make: AutoMem's auto skips Voyage for the next.
+    ({"VOYAGE_API_KEY": "v", "OPENAI_API_KEY": "o", "VECTOR_SIZE": "1536"},
+     "openai", "text-embedding-3-small", 1536),
+    ({"OLLAMA_BASE_URL": "http://ollama:11434"}, "ollama", "nomic-embed-text", 1024),
+    ({"OLLAMA_MODEL": "mxbai-embed-large"}, "ollama", "mxbai-embed-large", 1024),
+    ({"OLLAMA_BASE_URL": "http://ollama:11434", "VECTOR_SIZE": "768"}, "ollama", "nomic-embed-text", 768),
+    # Explicit choices win over the keys that are set.
+    ({"EMBEDDING_PROVIDER": "voyage", "VOYAGE_API_KEY": "v", "OPENAI_API_KEY": "o"}, "voyage", "voyage-4", 1024),
+    ({"EMBEDDING_PROVIDER": "openai", "VOYAGE_API_KEY": "v", "OPENAI_API_KEY": "o"},
+     "openai", "text-embedding-3-small", 1024),
+    ({"EMBEDDING_PROVIDER": "OpenAI", "OPENAI_API_KEY": "o"}, "openai", "text-embedding-3-small", 1024),
+    ({"EMBEDDING_PROVIDER": "ollama", "VOYAGE_API_KEY": "v"}, "ollama", "nomic-embed-text", 1024),
+    ({"EMBEDDING_PROVIDER": " auto ", "OPENAI_API_KEY": "o"}, "openai", "text-embedding-3-small", 1024),
+    # Our deviation: where AutoMem runs fastembed, the shipped local model.
+    ({}, "local", "minilm-l6-static", 256),
+    ({"EMBEDDING_PROVIDER": "local", "OPENAI_API_KEY": "o"}, "local", "minilm-l6-static", 256),
+    ({"VOYAGE_API_KEY": "", "OPENAI_API_KEY": " "}, "local", "minilm-l6-static", 256),
+]
+
+
+@pytest.mark.parametrize(("env", "provider", "model", "dim"), AUTOMEM_CASES)
+def test_provider_choice_follows_automem(env, provider, model, dim):
+    s = Settings.from_env(env)
+    assert (s.embedding_provider, s.embedding_model, s.vector_size) == (provider, model, dim)
+
+
+AUTOMEM_REFUSED = [
+    ({"EMBEDDING_PROVIDER": "placeholder"},
+     "EMBEDDING_PROVIDER='placeholder' is not supported: placeholder vectors are never written"),
+    ({"EMBEDDING_PROVIDER": "garbage"},
+     "EMBEDDING_PROVIDER='garbage' is not supported: expected one of auto, voyage, openai, ollama, local"),
+    ({"EMBEDDING_PROVIDER": "fastembed"}, "EMBEDDING_PROVIDER='fastembed' is not one of AutoMem's values"),
+    ({"EMBEDDING_MODEL": "BAAI/bge-small-en-v1.5"},
+     "EMBEDDING_MODEL='BAAI/bge-small-en-v1.5' is not a local model: it is a fastembed model"),
+    ({"EMBEDDING_PROVIDER": "local", "EMBEDDING_MODEL": "bge-base-en-v1.5"}, "fastembed"),
+    ({"VECTOR_SIZE": "384"}, "AutoMem runs BAAI/bge-small-en-v1.5 with fastembed"),
+    ({"VECTOR_SIZE": "1024"}, "AutoMem runs BAAI/bge-large-en-v1.5 with fastembed"),
+    ({"VOYAGE_API_KEY": "v", "VECTOR_SIZE": "768"},
+     "VECTOR_SIZE=768 is not a size VOYAGE_MODEL='voyage-4' can produce: Voyage's output_dimension "
+     "is one of 256, 512, 1024, 2048"),
+    ({"EMBEDDING_PROVIDER": "voyage", "VOYAGE_API_KEY": "v", "OPENAI_API_KEY": "o", "QDRANT_VECTOR_SIZE": "1536"},
+     "QDRANT_VECTOR_SIZE=1536 is not a size VOYAGE_MODEL='voyage-4'"),
+    ({"EMBEDDING_PROVIDER": "voyage"}, "VOYAGE_API_KEY is required when EMBEDDING_PROVIDER=voyage"),
+    ({"OPENAI_API_KEY": "o", "VECTOR_SIZE": "4096"},
+     "VECTOR_SIZE=4096 is more than text-embedding-3-large produces: expected at most 3072"),
+    ({"VOYAGE_API_KEY": "v", "VOYAGE_BASE_URL": "api.voyageai.com/v1"},
+     "VOYAGE_BASE_URL='api.voyageai.com/v1' is not valid: expected an http(s):// URL"),
+    ({"OLLAMA_BASE_URL": "localhost:11434"}, "OLLAMA_BASE_URL='localhost:11434' is not valid"),
+    ({"OLLAMA_MODEL": "nomic-embed-text", "OLLAMA_TIMEOUT": "soon"},
+     "OLLAMA_TIMEOUT='soon' is not valid: expected a number from 1 to 3600"),
+    ({"OLLAMA_MODEL": "nomic-embed-text", "OLLAMA_MAX_RETRIES": "-1"},
+     "OLLAMA_MAX_RETRIES='-1' is not valid: expected an integer from 0 to 20"),
+    ({"OPENAI_API_KEY": "o", "OPENAI_BASE_URL": "127.0.0.1:8080"}, "OPENAI_BASE_URL='127.0.0.1:8080'"),
+]
+
+
+@pytest.mark.parametrize(("env", "needle"), AUTOMEM_REFUSED)
+def test_provider_settings_refused_with_the_reason(env, needle):
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env(env)
+    assert needle in str(info.value)
+
+
+def test_the_local_fallback_says_it_deviates_from_automem():
+    s = Settings.from_env({})
+    assert "none of VOYAGE_API_KEY, OPENAI_API_KEY, OLLAMA_BASE_URL, OLLAMA_MODEL" in s.embedding_selection
+    assert "fastembed" in s.embedding_selection
+    voyage = Settings.from_env({"VOYAGE_API_KEY": "v", "OPENAI_API_KEY": "o"})
+    assert voyage.embedding_selection.startswith("auto: VOYAGE_API_KEY is set → voyage")
+    skipped = Settings.from_env({"VOYAGE_API_KEY": "v", "OPENAI_API_KEY": "o", "VECTOR_SIZE": "3072"})
+    assert "VOYAGE_API_KEY is set but skipped" in skipped.embedding_selection
+    assert "text-embedding-3-large, as AutoMem upgrades" in skipped.embedding_selection
+
+
+def test_provider_variables_and_defaults():
+    voyage = Settings.from_env({"VOYAGE_API_KEY": "v"})
+    assert (voyage.voyage_api_key, voyage.voyage_base_url) == ("v", "https://api.voyageai.com/v1")
+    assert (voyage.embedding_max_retries, voyage.embedding_timeout_seconds) == (6, 60.0)
+    proxy = Settings.from_env({"VOYAGE_API_KEY": "v", "VOYAGE_BASE_URL": "http://127.0.0.1:9/v1",
+                               "EMBEDDING_MAX_RETRIES": "1", "EMBEDDING_TIMEOUT_SECONDS": "5"})
+    assert proxy.voyage_base_url == "http://127.0.0.1:9/v1"
+    assert (proxy.embedding_max_retries, proxy.embedding_timeout_seconds) == (1, 5.0)
+
+    ollama = Settings.from_env({"OLLAMA_MODEL": "nomic-embed-text"})
+    assert ollama.ollama_base_url == "http://localhost:11434"
+    # AutoMem's OLLAMA_TIMEOUT (30) and OLLAMA_MAX_RETRIES (2); one local server, 2 in flight.
+    assert (ollama.embedding_timeout_seconds, ollama.embedding_max_retries) == (30.0, 2)
+    assert ollama.embedding_max_concurrency == 2
+    tuned = Settings.from_env({"EMBEDDING_PROVIDER": "ollama", "OLLAMA_BASE_URL": "http://gpu:11434",
+                               "OLLAMA_TIMEOUT": "120", "OLLAMA_MAX_RETRIES": "0",
+                               "EMBEDDING_MAX_CONCURRENCY": "4"})
+    assert (tuned.ollama_base_url, tuned.embedding_timeout_seconds) == ("http://gpu:11434", 120.0)
+    assert (tuned.embedding_max_retries, tuned.embedding_max_concurrency) == (0, 4)
+
+    openai = Settings.from_env({"OPENAI_API_KEY": "o", "OPENAI_BASE_URL": "http://127.0.0.1:8080/v1"})
+    assert openai.openai_base_url == "http://127.0.0.1:8080/v1" and openai.embedding_max_concurrency == 16
+
+
+def test_resources_carry_the_choice():
+    from automem_pipelines.definitions import build_resources
+
+    s = Settings.from_env({"VOYAGE_API_KEY": "v", "VOYAGE_MODEL": "voyage-4-lite", "VECTOR_SIZE": "512"})
+    res = build_resources(s, from_env=False)["embeddings"]
+    assert (res.provider, res.model, res.vector_size, res.voyage_api_key) == ("voyage", "voyage-4-lite", 512, "v")
+    assert res.selection == s.embedding_selection
+    assert res.voyage_base_url == "https://api.voyageai.com/v1"

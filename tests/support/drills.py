@@ -1,0 +1,86 @@
+"""Helpers for the fault drills (kill -9, Terminate, Ctrl-C of the stack): wait for a run to
+reach a point, peek at the local Qdrant store's own sqlite file, kill a run's worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import dagster as dg
+
+from automem_pipelines.run_workers import WORKER_PID_TAG, check_tagged_worker
+from automem_pipelines.settings import Settings
+
+LIMIT_SECONDS = 180.0  # a bound on waiting, not an assertion about speed
+FINISHED = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+
+
+def wait_until(what: str, predicate, limit: float = LIMIT_SECONDS, every: float = 0.05):
+    deadline = time.monotonic() + limit
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {limit:.0f}s")
+        time.sleep(every)
+
+
+def step_starts(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, float]]:
+    """(step key, timestamp) of every STEP_START of the run, in order."""
+    return [
+        (entry.step_key, entry.timestamp)
+        for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)
+    ]
+
+
+def wait_for_step(instance: dg.DagsterInstance, run_id: str, step_key: str) -> None:
+    wait_until(f"step {step_key} of run {run_id} started",
+               lambda: any(key == step_key for key, _ in step_starts(instance, run_id)))  # fmt: skip
+
+
+def wait_for_status(instance: dg.DagsterInstance, run_id: str, *statuses: dg.DagsterRunStatus,
+                    limit: float = LIMIT_SECONDS) -> dg.DagsterRunStatus:  # fmt: skip
+    return wait_until(
+        f"run {run_id} reached {[s.value for s in statuses]}",
+        lambda: (run := instance.get_run_by_id(run_id)) and run.status in statuses and run.status,
+        limit, every=0.1,
+    )  # fmt: skip
+
+
+def wait_for_end(instance: dg.DagsterInstance, run_id: str, limit: float = LIMIT_SECONDS) -> dg.DagsterRunStatus:
+    return wait_for_status(instance, run_id, *FINISHED, limit=limit)
+
+
+def local_points(settings: Settings) -> int:
+    """Points in the local Qdrant store, read from its sqlite file (read-only: the run that
+    holds the store keeps it)."""
+    path = Path(settings.data_dir) / "qdrant" / "collection" / settings.qdrant_collection / "storage.sqlite"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+        try:
+            return db.execute("SELECT count(*) FROM points").fetchone()[0]
+        except sqlite3.OperationalError:  # not created yet
+            return 0
+
+
+def wait_for_points(settings: Settings, at_least: int) -> int:
+    return wait_until(f"{at_least} points written", lambda: (n := local_points(settings)) >= at_least and n)
+
+
+def kill_worker(instance: dg.DagsterInstance, run_id: str) -> int:
+    """SIGKILL the run's worker, after checking the tags name a live process that is it."""
+    tags = instance.get_run_by_id(run_id).tags
+    worker = check_tagged_worker(tags)
+    assert worker.alive, worker.why
+    os.kill(worker.pid, signal.SIGKILL)
+    wait_until(f"worker {worker.pid} gone", lambda: not check_tagged_worker(tags).alive)
+    return int(tags[WORKER_PID_TAG])
+
+
+def engine_messages(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    return [e.message for e in instance.all_logs(run_id) if e.message]
