@@ -131,26 +131,49 @@ def cmd_sample(args: argparse.Namespace) -> None:
             out.close()
 
 
+def _show_falkordb_progress() -> None:
+    """Print the embedded server's start-up progress (a big store takes a while to load)."""
+    import logging
+
+    from .stores import falkordb_server
+
+    logger = logging.getLogger(falkordb_server.__name__)
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def cmd_falkordb(args: argparse.Namespace) -> None:
     from .stores import falkordb_server
 
     settings = _settings()
     if settings.falkordb_host:
         raise SystemExit("FALKORDB_HOST is set: the embedded server is not in use")
-    if args.action == "start":
-        print(f"FalkorDB listening on {falkordb_server.ensure_running(settings.data_dir)}")
-    elif args.action == "stop":
-        stopped = falkordb_server.stop(settings.data_dir)
-        print("stopped" if stopped else "not running")
-    else:
-        running = falkordb_server.is_running(settings.data_dir)
-        print(f"{'running' if running else 'stopped'} ({falkordb_server.paths_for(settings.data_dir).socket})")
-        raise SystemExit(0 if running else 3)
+    try:
+        if args.action == "start":
+            _show_falkordb_progress()
+            socket = falkordb_server.ensure_running(
+                settings.data_dir, timeout=settings.falkordb_start_timeout_seconds
+            )
+            print(f"FalkorDB listening on {socket}")
+        elif args.action == "stop":
+            stopped = falkordb_server.stop(settings.data_dir)
+            print("stopped" if stopped else "not running")
+        else:
+            # Exit code: 0 running, 3 stopped, 4 starting or loading, 5 alive but not answering.
+            status = falkordb_server.status(settings.data_dir)
+            print(status.describe())
+            raise SystemExit(status.exit_code)
+    except falkordb_server.EmbeddedFalkorDBError as exc:
+        raise SystemExit(f"automem-pipelines: {exc}") from None
 
 
 def cmd_stack(args: argparse.Namespace) -> None:
     from .stack import allow_remote_from_env, serve_forever
 
+    _show_falkordb_progress()
     api = None if args.no_api else (args.api_host, args.api_port)
     allow_remote = args.allow_remote_webserver or allow_remote_from_env()
     serve_forever(_settings(), args.host, args.port, api=api, allow_remote_webserver=allow_remote)

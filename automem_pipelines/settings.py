@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from .stores.falkordb_server import DEFAULT_START_TIMEOUT, START_TIMEOUT_ENV, START_TIMEOUT_RANGE
+
 T = TypeVar("T")
 
 LOCAL_MODEL_NAME = "minilm-l6-static"
@@ -96,6 +98,8 @@ class Settings:
     # Run monitoring (the daemon): how often it checks that every running run still has its
     # worker; a run whose worker died ends FAILURE within about this many seconds.
     run_monitoring_poll_seconds: int
+    # How long a start waits for the embedded FalkorDB server to load its data.
+    falkordb_start_timeout_seconds: float = DEFAULT_START_TIMEOUT
 
     @property
     def falkordb_embedded(self) -> bool:
@@ -427,6 +431,9 @@ def _parse(env: Mapping[str, str]) -> Settings:
         reembed_schedule_cron=r.text("REEMBED_SCHEDULE_CRON", "0 3 * * *"),
         reembed_schedule_enabled=r.boolean("REEMBED_SCHEDULE_ENABLED", False),
         run_monitoring_poll_seconds=r.integer("RUN_MONITORING_POLL_SECONDS", 30, 1, 600),
+        falkordb_start_timeout_seconds=r.number(
+            START_TIMEOUT_ENV, DEFAULT_START_TIMEOUT, *START_TIMEOUT_RANGE
+        ),
     )
     if r.errors:
         raise SettingsError("invalid configuration:\n  " + "\n  ".join(r.errors))

@@ -205,7 +205,7 @@ def start_stack(
     A non-loopback `host` raises UnsafeBindError unless allow_remote_webserver."""
     check_webserver_bind(host, allow_remote_webserver)
     if settings.falkordb_embedded:
-        falkordb_server.ensure_running(settings.data_dir)
+        falkordb_server.ensure_running(settings.data_dir, timeout=settings.falkordb_start_timeout_seconds)
     home = ensure_dagster_home(settings)
     create_storages(home)
     workspace = home / "workspace.yaml"
