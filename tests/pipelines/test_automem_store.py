@@ -27,14 +27,19 @@ def drift_counts(summary: dict) -> dict:
     return {k: summary[k] for k in ZERO_DRIFT}
 
 
+def openai_settings(make_settings, server, model: str):
+    """An OpenAI-compatible endpoint (the local wire-protocol server) with this model, 1024-d."""
+    return make_settings(
+        EMBEDDING_PROVIDER="openai", OPENAI_API_KEY="test-key", OPENAI_BASE_URL=server.base_url,
+        EMBEDDING_MODEL=model, VECTOR_SIZE=str(DIM), EMBEDDING_MAX_RETRIES="0",
+    )  # fmt: skip
+
+
 @pytest.fixture
 def automem_env(make_settings, fake_openai):
     """AutoMem's configuration for the fixture: an OpenAI-compatible endpoint, its default
     model and dimension (here the local server speaking the OpenAI wire protocol)."""
-    settings = make_settings(
-        EMBEDDING_PROVIDER="openai", OPENAI_API_KEY="test-key", OPENAI_BASE_URL=fake_openai.base_url,
-        EMBEDDING_MODEL=MODEL, VECTOR_SIZE=str(DIM), EMBEDDING_MAX_RETRIES="0",
-    )  # fmt: skip
+    settings = openai_settings(make_settings, fake_openai, MODEL)
     resources = build_resources(settings, from_env=False)
     with resources["falkordb"].get_store() as graph:
         store = load_fixture(graph, resources["qdrant"].get_store())
@@ -151,10 +156,7 @@ def test_points_automem_writes_later_are_checked_before_adoption(automem_env, fa
 
 @pytest.mark.parametrize("force", [False, True])
 def test_another_model_of_the_same_dimension_is_refused_before_any_write(make_settings, fake_openai, force):
-    settings = make_settings(
-        EMBEDDING_PROVIDER="openai", OPENAI_API_KEY="test-key", OPENAI_BASE_URL=fake_openai.base_url,
-        EMBEDDING_MODEL="text-embedding-3-large", VECTOR_SIZE=str(DIM), EMBEDDING_MAX_RETRIES="0",
-    )  # fmt: skip
+    settings = openai_settings(make_settings, fake_openai, "text-embedding-3-large")
     resources = build_resources(settings, from_env=False)
     with resources["falkordb"].get_store() as graph:
         vectors = resources["qdrant"].get_store()
@@ -175,10 +177,7 @@ def test_another_model_of_the_same_dimension_is_refused_before_any_write(make_se
 
 
 def test_replace_in_place_is_explicit_and_finishes_with_the_new_model(make_settings, fake_openai):
-    settings = make_settings(
-        EMBEDDING_PROVIDER="openai", OPENAI_API_KEY="test-key", OPENAI_BASE_URL=fake_openai.base_url,
-        EMBEDDING_MODEL="text-embedding-3-large", VECTOR_SIZE=str(DIM), EMBEDDING_MAX_RETRIES="0",
-    )  # fmt: skip
+    settings = openai_settings(make_settings, fake_openai, "text-embedding-3-large")
     resources = build_resources(settings, from_env=False)
     with resources["falkordb"].get_store() as graph:
         vectors = resources["qdrant"].get_store()
