@@ -34,6 +34,12 @@ CHECK_KEY = "embedding_stamp"
 SIMILAR_PENDING = "enrichment_similar_pending"
 
 
+# In place of a content hash: "this vector was made from the point's own payload content"
+# (an adopted AutoMem point; the payload content is what AutoMem embedded). One stamp for many
+# points, so adoption is one payload write per batch, not one per point.
+ADOPTED_CONTENT = "payload-content"
+
+
 def stamp_string(hash_of_content: str, provider: str, model: str, dim: int) -> str:
     return f"{provider}|{model}|{dim}|{hash_of_content}"
 
@@ -213,6 +219,17 @@ def merged_payload(
     payload.update(payload_from_node(node_props))
     payload.update(stamps)
     return payload
+
+
+def adoption_stamps(provider: str, model: str, dim: int) -> dict[str, Any]:
+    """The stamps of an adopted point: the model that made it, bound to its payload content."""
+    return {
+        "embedding_provider": provider,
+        "embedding_model": model,
+        "embedding_dim": dim,
+        "embedded_at": utc_now_iso(),
+        CHECK_KEY: stamp_string(ADOPTED_CONTENT, provider, model, dim),
+    }
 
 
 def make_stamps(hash_of_content: str, provider: str, model: str, dim: int) -> dict[str, Any]:

@@ -23,9 +23,10 @@ from .embeddings import EmbeddingProvider, embed_batches
 from .gc_pause import cyclic_gc_paused
 from . import identity as identity_mod
 from .memory import (
-    CHECK_KEY, SIMILAR_PENDING, content_hash, has_content, make_stamps, merged_payload, split_usable_ids,
+    CHECK_KEY, SIMILAR_PENDING, adoption_stamps, content_hash, has_content, make_stamps, merged_payload,
+    split_usable_ids,
 )  # fmt: skip
-from .vector_state import STATE_KEYS, EmbeddingIdentity, VectorState, vector_state
+from .vector_state import STATE_KEYS, EmbeddingIdentity, VectorState, needs_content, vector_state
 
 MAX_CHUNKS = 32  # dynamic steps stay in the tens whatever the store size
 MIN_CHUNK = 10_000  # below this per chunk, per-step overhead (events, IO) outweighs the gain
@@ -100,9 +101,9 @@ def select_memories(
         part = ids[start : start + page]
         contents = graph.fetch_contents(part)
         payloads = vectors.payloads(part, keys=[CHECK_KEY])
-        unstamped = [m for m in part if m in payloads and CHECK_KEY not in payloads[m]]
-        if unstamped:  # rarer: read what the rule needs for these (older stamps, content)
-            payloads.update(vectors.payloads(unstamped, keys=list(STATE_KEYS)))
+        more = [m for m in part if m in payloads and needs_content(payloads[m])]
+        if more:  # unstamped or adopted: read what the rule needs (older stamps, content)
+            payloads.update(vectors.payloads(more, keys=list(STATE_KEYS)))
         for mid in part:
             if mid not in contents:
                 selection.skipped_missing += 1
@@ -122,18 +123,16 @@ def select_memories(
 
 
 def adopt(vectors: VectorStore, selection: Selection, identity: EmbeddingIdentity) -> int:
-    """Write our stamps into adoptable points (their vectors are the configured model's for
-    their present content): no provider call, no vector or other payload key touched."""
-    stamps = {
-        mid: make_stamps(hashed, identity.provider, identity.model, identity.dim)
-        for mid, hashed in selection._adoptable.items()
-    }
-    for start in range(0, len(stamps), ADOPT_BATCH):
-        part = dict(list(stamps.items())[start : start + ADOPT_BATCH])
-        vectors.set_payloads(part)
-    selection.adopted += len(stamps)
+    """Stamp adoptable points (their vectors are the configured model's for their present
+    content) with ``adoption_stamps``: one payload write per batch of points, no provider
+    call, no vector or other payload key touched."""
+    ids = list(selection._adoptable)
+    stamps = adoption_stamps(identity.provider, identity.model, identity.dim)
+    for start in range(0, len(ids), ADOPT_BATCH):
+        vectors.set_payload_many(ids[start : start + ADOPT_BATCH], stamps)
+    selection.adopted += len(ids)
     selection._adoptable = {}
-    return len(stamps)
+    return len(ids)
 
 
 def plan_reembed(

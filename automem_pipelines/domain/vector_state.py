@@ -12,6 +12,8 @@ ask this module, and nothing else decides it.
   configured one (``trust_unstamped``; see ``identity.py``, which proves it by embedding a
   small sample). Adoptable points count as current; re-embed writes their stamps without
   calling the provider.
+  Adoption stamps the point with the model and ``ADOPTED_CONTENT`` in place of a content hash:
+  the vector stays current as long as the payload content is the memory's content.
 * Anything else is stale: it needs a new vector.
 """
 
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from .memory import CHECK_KEY, content_hash, stamp_string
+from .memory import ADOPTED_CONTENT, CHECK_KEY, content_hash, stamp_string
 
 # The payload keys the rule reads (the incremental check first reads CHECK_KEY alone).
 LEGACY_STAMP_KEYS = ("content_hash", "embedding_provider", "embedding_model", "embedding_dim")
@@ -65,6 +67,12 @@ class VectorState(str, Enum):
     STALE = "stale"  # needs a new vector
 
 
+def needs_content(payload: dict[str, Any]) -> bool:
+    """The rule needs this point's payload content too (unstamped, or adopted)."""
+    stamp = payload.get(CHECK_KEY)
+    return stamp is None or (isinstance(stamp, str) and stamp.endswith("|" + ADOPTED_CONTENT))
+
+
 def is_stamped(payload: dict[str, Any]) -> bool:
     return CHECK_KEY in payload or any(k in payload for k in LEGACY_STAMP_KEYS)
 
@@ -99,8 +107,13 @@ def vector_state(
     if payload is None:
         return VectorState.MISSING
     if CHECK_KEY in payload:
+        stamp = payload[CHECK_KEY]
+        if stamp == stamp_string(ADOPTED_CONTENT, identity.provider, identity.model, identity.dim):
+            # adopted: the vector is the payload content's, so it must still be the node's
+            same = payload_content_hash(payload) == hash_of_content
+            return VectorState.CURRENT if same else VectorState.STALE
         expected = stamp_string(hash_of_content, identity.provider, identity.model, identity.dim)
-        return VectorState.CURRENT if payload[CHECK_KEY] == expected else VectorState.STALE
+        return VectorState.CURRENT if stamp == expected else VectorState.STALE
     if any(k in payload for k in LEGACY_STAMP_KEYS):
         current = (
             payload.get("content_hash") == hash_of_content

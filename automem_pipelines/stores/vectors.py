@@ -262,6 +262,13 @@ class VectorStore:
             wait=True,
         )
 
+    def set_payload_many(self, point_ids: Sequence[str], payload: dict[str, Any]) -> None:
+        """Merge the same keys into many points' payloads, one request."""
+        self._call(
+            "set_payload", self.client.set_payload, self.collection, payload=payload,
+            points=list(point_ids), wait=True,
+        )  # fmt: skip
+
     def set_payloads(self, payloads: dict[str, dict[str, Any]], batch: int = UPSERT_BATCH) -> None:
         """Merge keys into many points' payloads (each its own keys), a batch of operations
         per request; never replaces a point. Every id must exist."""

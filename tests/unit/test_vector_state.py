@@ -48,3 +48,14 @@ def test_unstamped_point_is_adoptable_only_with_the_same_content_and_a_trusted_i
     assert state({"content": "older text"}) is VectorState.STALE
     assert state({}) is VectorState.STALE
     assert stamp_identity({"content": "hello"}) is None
+
+
+def test_an_adopted_point_stays_current_while_its_payload_content_is_the_memorys():
+    from automem_pipelines.domain.memory import adoption_stamps
+
+    adopted = {"content": "hello", **adoption_stamps("local", "m", 256)}
+    assert "content_hash" not in adopted
+    assert state(adopted) is VectorState.CURRENT
+    assert state(adopted, "hello, edited") is VectorState.STALE  # the node's content moved on
+    assert state(adopted, identity=EmbeddingIdentity("local", "m2", 256)) is VectorState.STALE
+    assert stamp_identity(adopted) == LOCAL
