@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import signal
+import shutil
 import sqlite3
+import tempfile
 import time
 from pathlib import Path
 
@@ -56,16 +58,26 @@ def wait_for_end(instance: dg.DagsterInstance, run_id: str, limit: float = LIMIT
 
 
 def local_points(settings: Settings) -> int:
-    """Points in the local Qdrant store, read from its sqlite file (read-only: the run that
-    holds the store keeps it)."""
+    """Points in the local Qdrant store, read from a copy of its sqlite file and journal (the
+    run that holds the store keeps it; after a kill -9 the journal may be hot, which a
+    read-only connection cannot roll back — the copy is rolled back on open, as the next
+    writer of the store would)."""
     path = Path(settings.data_dir) / "qdrant" / "collection" / settings.qdrant_collection / "storage.sqlite"
     if not path.exists():
         return 0
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
-        try:
-            return db.execute("SELECT count(*) FROM points").fetchone()[0]
-        except sqlite3.OperationalError:  # not created yet
-            return 0
+    with tempfile.TemporaryDirectory(prefix="amq-") as tmp:
+        for suffix in ("", "-journal", "-wal"):
+            try:  # a journal comes and goes with each transaction of a live writer
+                shutil.copyfile(Path(str(path) + suffix), Path(tmp) / ("storage.sqlite" + suffix))
+            except FileNotFoundError:
+                pass
+        with sqlite3.connect(Path(tmp) / "storage.sqlite", timeout=5) as db:
+            try:
+                return db.execute("SELECT count(*) FROM points").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):  # not created yet
+                    return 0
+                raise
 
 
 def wait_for_points(settings: Settings, at_least: int) -> int:
