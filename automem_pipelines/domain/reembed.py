@@ -97,13 +97,18 @@ def select_memories(
     if force:
         return Selection(len(ids), list(ids))
     selection = Selection(len(ids), [])
+    whole = False  # the previous page mostly needed contents too: read them at once
     for start in range(0, len(ids), page):
         part = ids[start : start + page]
         contents = graph.fetch_contents(part)
-        payloads = vectors.payloads(part, keys=[CHECK_KEY])
-        more = [m for m in part if m in payloads and needs_content(payloads[m])]
-        if more:  # unstamped or adopted: read what the rule needs (older stamps, content)
-            payloads.update(vectors.payloads(more, keys=list(STATE_KEYS)))
+        payloads = vectors.payloads(part, keys=list(STATE_KEYS) if whole else [CHECK_KEY])
+        if not whole:
+            more = [m for m in part if m in payloads and needs_content(payloads[m])]
+            if more:  # unstamped or adopted: read what the rule needs (older stamps, content)
+                payloads.update(vectors.payloads(more, keys=list(STATE_KEYS)))
+            whole = len(more) > len(part) // 2
+        else:
+            whole = sum(needs_content(p) for p in payloads.values()) > len(part) // 2
         for mid in part:
             if mid not in contents:
                 selection.skipped_missing += 1
