@@ -6,10 +6,7 @@ finishes the job."""
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -26,6 +23,7 @@ from automem_pipelines.stores import falkordb_server, vectors
 from tests.helpers import load_sample
 from tests.support.dagster_stack import free_port, submit
 from tests.support.drills import (
+    drill_root,
     local_points,
     step_starts,
     wait_for_end,
@@ -40,13 +38,11 @@ MEMORIES = 2 * reembed.MIN_CHUNK + 500  # chunks of 10,000, 10,000 and 500
 
 
 def test_ctrl_c_of_the_stack_stops_the_run_at_the_next_write_window():
-    root = Path(tempfile.mkdtemp(prefix="ami-"))
-    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("OPENAI")}
-    env.update({"AUTOMEM_DATA_DIR": str(root), "EMBEDDING_PROVIDER": "local",
-                "ENRICHMENT_SENSOR_ENABLED": "false", "RUN_MONITORING_POLL_SECONDS": "1"})  # fmt: skip
-    settings = Settings.from_env(env)
-    saved = os.environ.pop("DAGSTER_HOME", None)
-    try:
+    with drill_root("ami-") as root:
+        env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("OPENAI")}
+        env.update({"AUTOMEM_DATA_DIR": str(root), "EMBEDDING_PROVIDER": "local",
+                    "ENRICHMENT_SENSOR_ENABLED": "false", "RUN_MONITORING_POLL_SECONDS": "1"})  # fmt: skip
+        settings = Settings.from_env(env)
         falkordb_server.ensure_running(root)
         with build_resources(settings, from_env=False)["falkordb"].get_store() as graph:
             load_sample(graph, MEMORIES, seed=5)
@@ -90,10 +86,3 @@ def test_ctrl_c_of_the_stack_stops_the_run_at_the_next_write_window():
             assert res["qdrant"].get_store().count() == MEMORIES
         finally:
             vectors.forget(res["qdrant"].vector_config())
-    finally:
-        os.environ.pop("DAGSTER_HOME", None)
-        if saved is not None:
-            os.environ["DAGSTER_HOME"] = saved
-        vectors.close_all()
-        falkordb_server.stop(root)
-        shutil.rmtree(root, ignore_errors=True)

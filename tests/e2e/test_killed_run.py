@@ -8,12 +8,9 @@ monitoring poll at 1 s (RUN_MONITORING_POLL_SECONDS; 30 s by default)."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -26,11 +23,12 @@ from automem_pipelines.run_config import reembed_run_config
 from automem_pipelines.run_workers import WORKER_PID_TAG, WORKER_START_TAG
 from automem_pipelines.settings import Settings
 from automem_pipelines.stack import running_stack, start_api
-from automem_pipelines.stores import falkordb_server, vectors
+from automem_pipelines.stores import vectors
 from tests.helpers import load_sample, run_reembed, summary_of
 from tests.support.api import ADMIN_TOKEN, API_TOKEN
 from tests.support.dagster_stack import free_port, submit
 from tests.support.drills import (
+    drill_root,
     engine_messages,
     kill_worker,
     local_points,
@@ -47,26 +45,17 @@ ADMIN = {"Authorization": f"Bearer {API_TOKEN}", "X-Admin-Token": ADMIN_TOKEN}
 
 @pytest.fixture(scope="module")
 def stack():
-    root = Path(tempfile.mkdtemp(prefix="amk-"))
-    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("OPENAI")}
-    env.update({"AUTOMEM_DATA_DIR": str(root), "EMBEDDING_PROVIDER": "local",
-                "ENRICHMENT_SENSOR_ENABLED": "false", "RUN_MONITORING_POLL_SECONDS": "1",
-                "AUTOMEM_API_TOKEN": API_TOKEN, "ADMIN_API_TOKEN": ADMIN_TOKEN})  # fmt: skip
-    settings = Settings.from_env(env)
-    saved = os.environ.pop("DAGSTER_HOME", None)
-    api_port = free_port()
-    try:
+    with drill_root("amk-") as root:
+        env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("OPENAI")}
+        env.update({"AUTOMEM_DATA_DIR": str(root), "EMBEDDING_PROVIDER": "local",
+                    "ENRICHMENT_SENSOR_ENABLED": "false", "RUN_MONITORING_POLL_SECONDS": "1",
+                    "AUTOMEM_API_TOKEN": API_TOKEN, "ADMIN_API_TOKEN": ADMIN_TOKEN})  # fmt: skip
+        settings = Settings.from_env(env)
+        api_port = free_port()
         with running_stack(settings, port=free_port(), env=env) as running:
             start_api(running, port=api_port, env=env)
             with dg.DagsterInstance.from_config(str(running.dagster_home)) as instance:
                 yield settings, env, running, instance, f"http://127.0.0.1:{api_port}"
-    finally:
-        os.environ.pop("DAGSTER_HOME", None)
-        if saved is not None:
-            os.environ["DAGSTER_HOME"] = saved
-        vectors.close_all()
-        falkordb_server.stop(root)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _count(settings: Settings) -> int:

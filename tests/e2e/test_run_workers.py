@@ -5,9 +5,7 @@ launch path, with a real webserver + daemon."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -35,6 +33,7 @@ from automem_pipelines.stores import falkordb_server, vectors
 from tests.helpers import load_sample
 from tests.support.dagster_stack import free_port, submit, wait_for_run
 from tests.support.drills import (
+    drill_root,
     engine_messages,
     kill_worker,
     step_starts,
@@ -115,28 +114,19 @@ def test_a_fresh_launcher_judges_worker_health_from_the_tags_alone():
 def stack():
     """Run monitoring polls rarely here (600 s), so the tests decide what happens to a run
     whose worker is gone, not the daemon."""
-    root = Path(tempfile.mkdtemp(prefix="amt-"))
-    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
-    env.update({"AUTOMEM_DATA_DIR": str(root), "EMBEDDING_PROVIDER": "local",
-                "ENRICHMENT_SENSOR_ENABLED": "false", "RUN_MONITORING_POLL_SECONDS": "600"})  # fmt: skip
-    env.pop("OPENAI_API_KEY", None)
-    settings = Settings.from_env(env)
-    saved = os.environ.pop("DAGSTER_HOME", None)
-    port = free_port()
-    try:
+    with drill_root("amt-") as root:
+        env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+        env.update({"AUTOMEM_DATA_DIR": str(root), "EMBEDDING_PROVIDER": "local",
+                    "ENRICHMENT_SENSOR_ENABLED": "false", "RUN_MONITORING_POLL_SECONDS": "600"})  # fmt: skip
+        env.pop("OPENAI_API_KEY", None)
+        settings = Settings.from_env(env)
+        port = free_port()
         falkordb_server.ensure_running(root)
         with build_resources(settings, from_env=False)["falkordb"].get_store() as graph:
             load_sample(graph, MEMORIES, seed=21)  # a forced run over them takes seconds
         with running_stack(settings, port=port, env=env) as running:
             with dg.DagsterInstance.from_config(str(running.dagster_home)) as instance:
                 yield settings, DagsterGraphQLClient("127.0.0.1", port_number=port), instance
-    finally:
-        os.environ.pop("DAGSTER_HOME", None)
-        if saved is not None:
-            os.environ["DAGSTER_HOME"] = saved
-        vectors.close_all()
-        falkordb_server.stop(root)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _store_count(settings: Settings) -> int:
@@ -195,12 +185,10 @@ def test_terminate_of_a_run_whose_worker_died_cancels_it_and_signals_no_one(stac
 
 @pytest.mark.slow
 def test_runs_start_the_default_way_when_the_private_dagster_api_changed():
-    root = Path(tempfile.mkdtemp(prefix="amw-"))
-    env = {**os.environ, "AUTOMEM_DATA_DIR": str(root), "PYTHONPATH": str(ROOT)}
-    env.pop("DAGSTER_HOME", None)
-    settings = Settings.from_env(env)
-    saved = os.environ.pop("DAGSTER_HOME", None)  # an earlier test's stack exported its own
-    try:
+    with drill_root("amw-") as root:  # an earlier test's stack exported its own DAGSTER_HOME
+        env = {**os.environ, "AUTOMEM_DATA_DIR": str(root), "PYTHONPATH": str(ROOT)}
+        env.pop("DAGSTER_HOME", None)
+        settings = Settings.from_env(env)
         home = dagster_home(settings)
         assert home.is_relative_to(root)
         home.mkdir(parents=True)
@@ -229,10 +217,3 @@ def test_runs_start_the_default_way_when_the_private_dagster_api_changed():
                 # run monitoring can still tell this worker's health, from the pid it recorded
                 wait_until("the spawned worker is seen to have exited", lambda: instance.run_launcher
                            .check_run_worker_health(run).status.value == "FAILED", 60)  # fmt: skip
-    finally:
-        os.environ.pop("DAGSTER_HOME", None)  # running_stack exported this test's home
-        if saved is not None:
-            os.environ["DAGSTER_HOME"] = saved
-        vectors.close_all()
-        falkordb_server.stop(root)
-        shutil.rmtree(root, ignore_errors=True)

@@ -9,15 +9,36 @@ import shutil
 import sqlite3
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 
 from automem_pipelines.run_workers import WORKER_PID_TAG, check_tagged_worker
 from automem_pipelines.settings import Settings
+from automem_pipelines.stores import falkordb_server, vectors
 
 LIMIT_SECONDS = 180.0  # a bound on waiting, not an assertion about speed
 FINISHED = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+
+
+@contextmanager
+def drill_root(prefix: str) -> Iterator[Path]:
+    """A throw-away data dir for a drill's stack: DAGSTER_HOME is taken out of this process's
+    environment while it runs and put back after, and whatever the drill left (cached Qdrant
+    clients, the embedded FalkorDB server, the files) is gone afterwards, even on failure."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    saved = os.environ.pop("DAGSTER_HOME", None)
+    try:
+        yield root
+    finally:
+        os.environ.pop("DAGSTER_HOME", None)  # running_stack exported the drill's own home
+        if saved is not None:
+            os.environ["DAGSTER_HOME"] = saved
+        vectors.close_all()
+        falkordb_server.stop(root)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def wait_until(what: str, predicate, limit: float = LIMIT_SECONDS, every: float = 0.05):

@@ -62,3 +62,29 @@ def build_slow_loading_dir(data_dir: Path, nodes: int = 1200, queries: int = 60)
     while falkordb_server.server_pids(paths) and time.monotonic() < deadline:
         time.sleep(0.05)
     return nodes
+
+
+def server_pid(socket: Path) -> int:
+    """The pid of the server answering on this socket."""
+    client = redis.Redis(unix_socket_path=str(socket))
+    try:
+        return int(client.info("server")["process_id"])
+    finally:
+        client.close()
+
+
+def redis_servers_on(socket: Path) -> list[int]:
+    """Independent of the code under test: processes whose command line names the socket. A
+    process whose parent is one of them is the same server caught in its ``--daemonize``
+    fork (parent and child share the command line for a moment) and is not counted twice."""
+    out = subprocess.run(["pgrep", "-f", str(socket)], capture_output=True, text=True).stdout
+    pids = [int(p) for p in out.split()]
+    return [p for p in pids if _parent(p) not in pids]
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])

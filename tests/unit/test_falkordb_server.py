@@ -19,6 +19,7 @@ from falkordb import FalkorDB
 from automem_pipelines.settings import Settings, SettingsError
 from automem_pipelines.stores import falkordb_server
 from automem_pipelines.stores.falkordb_server import EmbeddedFalkorDBError
+from tests.support.falkordb_stores import redis_servers_on, server_pid
 
 
 @pytest.fixture
@@ -26,20 +27,6 @@ def fresh_dir(tmp_path_factory):
     root = Path(tmp_path_factory.mktemp("fdb"))
     yield root
     falkordb_server.stop(root)
-
-
-def server_pid(socket: Path) -> int:
-    client = redis.Redis(unix_socket_path=str(socket))
-    try:
-        return int(client.info("server")["process_id"])
-    finally:
-        client.close()
-
-
-def redis_servers_on(socket: Path) -> list[int]:
-    """Independent of the code under test: processes whose command line names the socket."""
-    out = subprocess.run(["pgrep", "-f", str(socket)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
 
 
 def status_cli(data_dir: Path) -> subprocess.CompletedProcess:
