@@ -60,7 +60,8 @@ def graph_values(socket: Path) -> dict[str, int]:
 
 
 class Watch:
-    """Samples status and the redis-server processes of a data dir until stopped."""
+    """Samples status and the redis-server processes of a data dir until stopped, then once
+    more (the last sample sees what the starters left, not a CLI call begun while loading)."""
 
     def __init__(self, root: Path, cli: bool = False):
         self.root, self.cli = root, cli
@@ -73,7 +74,9 @@ class Watch:
 
     def _run(self) -> None:
         socket = falkordb_server.paths_for(self.root).socket
-        while not self.done.is_set():
+        last = False
+        while not last:  # the last sample starts after the watch was stopped
+            last = self.done.is_set()
             if self.cli:
                 env = {**os.environ, "AUTOMEM_DATA_DIR": str(self.root)}
                 env.pop("FALKORDB_HOST", None)
