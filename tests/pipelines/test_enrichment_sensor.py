@@ -11,7 +11,7 @@ import pytest
 
 from automem_pipelines.constants import ENRICHMENT_JOB, TAG_TRIGGER
 from automem_pipelines.definitions import build_definitions, build_resources
-from automem_pipelines.domain.enrichment import Candidate
+from automem_pipelines.domain.enrichment.selection import Candidate
 from automem_pipelines.sensors import MAX_RUNS_PER_TICK, build_enrichment_sensor, run_key_for
 from automem_pipelines.status import scheduler_state_from_instance
 from tests.support.enrichment import enrich, insert, memory, node
