@@ -20,6 +20,7 @@ from falkordb import FalkorDB
 
 from automem_pipelines.stores import falkordb_server
 from automem_pipelines.stores.falkordb_server import LOADING, RUNNING, STOPPED, EmbeddedFalkorDBError
+from automem_pipelines.stores.falkordb_server.processes import log_lines_since_start
 from tests.support.falkordb_stores import build_slow_loading_dir, redis_servers_on, server_pid
 
 NODES, QUERIES, ROWS = 1200, 60, 500
@@ -220,7 +221,7 @@ def test_a_store_written_by_older_versions_loads_and_is_compacted(store):
     falkordb_server.stop(store)
     socket = falkordb_server.ensure_running(store)
     pid = server_pid(socket)
-    log = falkordb_server._log_lines_since_start(paths, pid)
+    log = log_lines_since_start(paths, pid)
     assert any("DB loaded from base file" in line for line in log), log
     assert graph_values(socket) == expected_values()
     status = falkordb_server.status(store)
