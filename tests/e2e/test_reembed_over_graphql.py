@@ -7,10 +7,7 @@ keeps runs that open the local-mode Qdrant store from ever running at the same t
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -22,26 +19,40 @@ from automem_pipelines.run_config import reembed_run_config
 from automem_pipelines.run_workers import WORKER_PID_TAG
 from automem_pipelines.settings import Settings
 from automem_pipelines.stack import running_stack
-from automem_pipelines.stores import falkordb_server, vectors
+from automem_pipelines.stores import vectors
 from tests.helpers import load_sample
 from tests.support.dagster_stack import free_port, submit, wait_for_run
+from tests.support.drills import drill_root
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def stack():
-    root = Path(tempfile.mkdtemp(prefix="ame-"))
-    env = {**os.environ, "AUTOMEM_DATA_DIR": str(root)}
-    settings = Settings.from_env(env)
-    port = free_port()
-    try:
+def shared_stack():
+    with drill_root("ame-") as root:
+        env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+        env["AUTOMEM_DATA_DIR"] = str(root)
+        settings = Settings.from_env(env)
+        port = free_port()
         with running_stack(settings, port=port, env=env) as running:
             yield settings, DagsterGraphQLClient("127.0.0.1", port_number=port), running
+
+
+@pytest.fixture
+def stack(shared_stack):
+    """The module's stack with an empty graph and no collection: each test counts only the
+    memories it loaded, whichever test ran before it (no run is active between tests)."""
+    settings = shared_stack[0]
+    res = build_resources(settings, from_env=False)
+    with res["falkordb"].get_store() as graph:
+        graph.query("MATCH (n) DETACH DELETE n")
+    store = res["qdrant"].get_store()
+    try:
+        if store.client.collection_exists(store.collection):
+            store.client.delete_collection(store.collection)
     finally:
-        vectors.close_all()
-        falkordb_server.stop(root)
-        shutil.rmtree(root, ignore_errors=True)
+        vectors.forget(res["qdrant"].vector_config())
+    return shared_stack
 
 
 def test_runs_launched_over_graphql_reembed_and_never_overlap(stack):
@@ -100,6 +111,6 @@ def test_a_running_run_is_terminated_and_a_rerun_finishes_the_job(stack):
     assert wait_for_run(client, rerun) == dg.DagsterRunStatus.SUCCESS
     store = res["qdrant"].get_store()
     try:
-        assert store.count() == 8_400  # the 400 of the first test and all 8,000
+        assert store.count() == 8_000
     finally:
         vectors.forget(res["qdrant"].vector_config())
