@@ -19,10 +19,11 @@ from automem_pipelines.definitions import build_resources
 from automem_pipelines.domain.memory import parse_metadata
 from automem_pipelines.settings import Settings
 from automem_pipelines.stack import running_stack, start_api
-from automem_pipelines.stores import falkordb_server, vectors
+from automem_pipelines.stores import falkordb_server
 from tests.support.api import ADMIN_TOKEN, API_TOKEN
 from tests.support.dagster_stack import free_port
 from tests.support.enrichment import insert, memory, reembed
+from tests.support.local_qdrant import release_all
 
 WAIT_SECONDS = 240
 
@@ -72,7 +73,7 @@ def test_sensor_enriches_new_memories_with_no_manual_step():
                 memory(first[2], "Met with Bob Chen in Berlin to plan Project Atlas.", 3),
             ])  # fmt: skip
             reembed(settings)
-            vectors.close_all()  # runs must be able to open the local Qdrant store
+            release_all()  # runs must be able to open the local Qdrant store
             with running_stack(settings, port=free_port(), env=env) as stack:
                 api_port = free_port()
                 start_api(stack, port=api_port, env=env)
@@ -110,6 +111,6 @@ def test_sensor_enriches_new_memories_with_no_manual_step():
             os.environ.pop("DAGSTER_HOME", None)
         else:
             os.environ["DAGSTER_HOME"] = saved_home
-        vectors.close_all()
+        release_all()
         falkordb_server.stop(root)
         shutil.rmtree(root, ignore_errors=True)

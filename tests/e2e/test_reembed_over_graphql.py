@@ -19,10 +19,10 @@ from automem_pipelines.run_config import reembed_run_config
 from automem_pipelines.run_workers import WORKER_PID_TAG
 from automem_pipelines.settings import Settings
 from automem_pipelines.stack import running_stack
-from automem_pipelines.stores import vectors
 from tests.helpers import load_sample
 from tests.support.dagster_stack import free_port, submit, wait_for_run
 from tests.support.drills import drill_root
+from tests.support.local_qdrant import opened_vector_store, point_count
 
 pytestmark = pytest.mark.slow
 
@@ -43,15 +43,11 @@ def stack(shared_stack):
     """The module's stack with an empty graph and no collection: each test counts only the
     memories it loaded, whichever test ran before it (no run is active between tests)."""
     settings = shared_stack[0]
-    res = build_resources(settings, from_env=False)
-    with res["falkordb"].get_store() as graph:
+    with build_resources(settings, from_env=False)["falkordb"].get_store() as graph:
         graph.query("MATCH (n) DETACH DELETE n")
-    store = res["qdrant"].get_store()
-    try:
+    with opened_vector_store(settings) as store:
         if store.client.collection_exists(store.collection):
             store.client.delete_collection(store.collection)
-    finally:
-        vectors.forget(res["qdrant"].vector_config())
     return shared_stack
 
 
@@ -75,12 +71,9 @@ def test_runs_launched_over_graphql_reembed_and_never_overlap(stack):
         a, b = sorted(records.values(), key=lambda r: r.start_time)
         assert a.end_time <= b.start_time  # one local-mode run at a time
 
-    store = res["qdrant"].get_store()  # both runs are over: the store is free for us
-    try:
+    with opened_vector_store(settings) as store:  # both runs are over: the store is free for us
         assert store.count() == 400
         assert set(store.payloads([r["id"] for r in rows])) == {r["id"] for r in rows}
-    finally:
-        vectors.forget(res["qdrant"].vector_config())
 
 
 def test_a_running_run_is_terminated_and_a_rerun_finishes_the_job(stack):
@@ -109,8 +102,4 @@ def test_a_running_run_is_terminated_and_a_rerun_finishes_the_job(stack):
 
     rerun = submit(client, REEMBED_JOB, reembed_run_config(batch_size=256), {"automem/trigger": "test"})
     assert wait_for_run(client, rerun) == dg.DagsterRunStatus.SUCCESS
-    store = res["qdrant"].get_store()
-    try:
-        assert store.count() == 8_000
-    finally:
-        vectors.forget(res["qdrant"].vector_config())
+    assert point_count(settings) == 8_000
