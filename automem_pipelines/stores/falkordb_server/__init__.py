@@ -33,7 +33,6 @@ data files), ``processes`` (/proc and the server log), ``client`` (asking over t
 
 # Re-exports: what the CLI, the stack, the graph store, the API and the tests use under
 # ``falkordb_server.<name>``; importers may take these from the modules above instead.
-from .client import ping
 from .config import (
     DEFAULT_START_TIMEOUT, MODULE_OPTIONS, PERSISTENCE, RESULTSET_SIZE, START_TIMEOUT_ENV,
     START_TIMEOUT_RANGE, server_command, start_timeout_from_env,
@@ -49,5 +48,5 @@ __all__ = [
     "PERSISTENCE", "RESULTSET_SIZE", "RUNNING", "START_TIMEOUT_ENV", "START_TIMEOUT_RANGE",
     "STARTING", "STOPPED", "EmbeddedFalkorDBError", "ServerPaths", "ServerStatus",
     "ensure_running", "is_running", "is_server_process", "paths_for", "persistence_bytes",
-    "ping", "server_command", "server_pids", "start_timeout_from_env", "status", "stop",
+    "server_command", "server_pids", "start_timeout_from_env", "status", "stop",
 ]  # fmt: skip
