@@ -5,8 +5,8 @@ into an embedded FalkorDB of its own, then runs P full enrichment passes (defaul
 the enrichment job's own write path: per batch of 500 memories (the job's batch size) one
 ``PRECEDED_BY_QUERY`` (each memory to the two before it in time), one ``SIMILAR_TO_QUERY``
 (one stable neighbour per memory, both directions) and one ``UPDATE_QUERY`` whose rows come
-from ``enrichment._finish`` (metadata with the enrichment section, tags + entity tags,
-tag_prefixes, summary, enriched_at; processed = true), all through ``enrichment._write_rows``.
+from ``enrichment.batch.node_update`` (metadata with the enrichment section, tags + entity tags,
+tag_prefixes, summary, enriched_at; processed = true), all through ``enrichment.writes.write_rows``.
 Entities come from the rule-based extractor (no spaCy), computed once. A re-embed pass does
 not write the graph, so it adds nothing here.
 
@@ -51,7 +51,10 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from automem_pipelines.domain import enrichment  # noqa: E402
+from automem_pipelines.domain.enrichment.batch import UPDATE_QUERY, node_update  # noqa: E402
+from automem_pipelines.domain.enrichment.links import PRECEDED_BY_QUERY, SIMILAR_TO_QUERY  # noqa: E402
+from automem_pipelines.domain.enrichment.model import EnrichmentOptions, Work  # noqa: E402
+from automem_pipelines.domain.enrichment.writes import write_rows  # noqa: E402
 from automem_pipelines.domain.entities import extract_entities  # noqa: E402
 from automem_pipelines.domain.memory import node_props_for_write, parse_metadata  # noqa: E402
 from automem_pipelines.domain.sample import sample_memories  # noqa: E402
@@ -137,31 +140,31 @@ class Workload:
 
     def run_pass(self, graph: GraphStore, now: datetime, sample, limit: int | None = None) -> None:
         now_iso = now.isoformat()
-        options = enrichment.EnrichmentOptions()
+        options = EnrichmentOptions()
         failures: dict[str, str] = {}
         ids = self.ids[:limit]
         for start in range(0, len(ids), BATCH):
             work = []
             for mid in ids[start : start + BATCH]:
                 props = self.props[mid]
-                w = enrichment._Work(mid, props, props["content"], parse_metadata(props.get("metadata")))
+                w = Work(mid, props, props["content"], parse_metadata(props.get("metadata")))
                 w.entities = self.entities[mid]
                 w.temporal = self.older[mid]
                 if self.neighbour[mid] != mid:
                     w.neighbours = [(self.neighbour[mid], 0.85)]
                 work.append(w)
             temporal = [{"a": w.id, "b": o} for w in work for o in w.temporal]
-            enrichment._write_rows(graph, enrichment.PRECEDED_BY_QUERY, temporal, {"now": now_iso},
-                                   lambda r: r["a"], failures)  # fmt: skip
+            write_rows(graph, PRECEDED_BY_QUERY, temporal, {"now": now_iso},
+                       lambda r: r["a"], failures)  # fmt: skip
             pairs: dict[frozenset, dict] = {}
             for w in work:
                 for n, score in w.neighbours:
                     pairs.setdefault(frozenset((w.id, n)), {"a": w.id, "b": n, "score": score})
-            enrichment._write_rows(graph, enrichment.SIMILAR_TO_QUERY, list(pairs.values()),
-                                   {"now": now_iso}, lambda r: r["a"], failures)  # fmt: skip
-            updates = [enrichment._finish(w, True, options, now_iso) for w in work]
+            write_rows(graph, SIMILAR_TO_QUERY, list(pairs.values()),
+                       {"now": now_iso}, lambda r: r["a"], failures)  # fmt: skip
+            updates = [node_update(w, True, options, now_iso) for w in work]
             rows = [{k: v for k, v in u.items() if k != "_payload"} for u in updates]
-            enrichment._write_rows(graph, enrichment.UPDATE_QUERY, rows, {}, lambda r: r["id"], failures)
+            write_rows(graph, UPDATE_QUERY, rows, {}, lambda r: r["id"], failures)
             for u in updates:  # the next pass reads what this one wrote
                 self.props[u["id"]].update(metadata=u["metadata"], tags=u["tags"], summary=u["summary"])
             sample()

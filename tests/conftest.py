@@ -19,9 +19,10 @@ import pytest
 
 from automem_pipelines.definitions import build_resources
 from automem_pipelines.settings import Settings
-from automem_pipelines.stores import falkordb_server, vectors
+from automem_pipelines.stores import falkordb_server
 from automem_pipelines.stores.graph import GraphStore
 from automem_pipelines.stores.vectors import VectorStore
+from tests.support.local_qdrant import release_all
 from tests.support.openai_server import OpenAIEmbeddingsServer
 
 
@@ -33,7 +34,7 @@ def data_dir() -> Iterator[Path]:
     try:
         yield root
     finally:
-        vectors.close_all()
+        release_all()
         falkordb_server.stop(root)
         shutil.rmtree(root, ignore_errors=True)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..stores.graph import GraphStore
-from .enrichment import count_awaiting
+from .enrichment.selection import count_awaiting
 
 STATS_LABEL = "EnrichmentStats"
 STATS_ID = "enrichment"

@@ -12,17 +12,18 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import requests
 
 from automem_pipelines.constants import ENRICHMENT_JOB, TAG_TRIGGER
 from automem_pipelines.definitions import build_resources
-from automem_pipelines.domain.enrichment_status import enrichment_status
 from automem_pipelines.domain.memory import parse_metadata
 from automem_pipelines.settings import Settings
-from automem_pipelines.stack import running_stack
-from automem_pipelines.status import scheduler_state_from_instance
-from automem_pipelines.stores import falkordb_server, vectors
+from automem_pipelines.stack import running_stack, start_api
+from automem_pipelines.stores import falkordb_server
+from tests.support.api import ADMIN_TOKEN, API_TOKEN
 from tests.support.dagster_stack import free_port
 from tests.support.enrichment import insert, memory, reembed
+from tests.support.local_qdrant import release_all
 
 WAIT_SECONDS = 240
 
@@ -55,6 +56,8 @@ def test_sensor_enriches_new_memories_with_no_manual_step():
         "AUTOMEM_DATA_DIR": str(root),
         "ENRICHMENT_SENSOR_INTERVAL_SECONDS": "2",
         "ENRICHMENT_SENSOR_BATCH_SIZE": "50",
+        "AUTOMEM_API_TOKEN": API_TOKEN,
+        "ADMIN_API_TOKEN": ADMIN_TOKEN,
     }
     env.pop("DAGSTER_HOME", None)
     settings = Settings.from_env(env)
@@ -70,8 +73,10 @@ def test_sensor_enriches_new_memories_with_no_manual_step():
                 memory(first[2], "Met with Bob Chen in Berlin to plan Project Atlas.", 3),
             ])  # fmt: skip
             reembed(settings)
-            vectors.close_all()  # runs must be able to open the local Qdrant store
+            release_all()  # runs must be able to open the local Qdrant store
             with running_stack(settings, port=free_port(), env=env) as stack:
+                api_port = free_port()
+                start_api(stack, port=api_port, env=env)
                 wait_processed(graph, first, WAIT_SECONDS)
                 insert(graph, [memory(late, "Chose PostgreSQL for the Orion queue with Priya Nair.", 0.5)])
                 wait_processed(graph, [late], WAIT_SECONDS)
@@ -81,8 +86,12 @@ def test_sensor_enriches_new_memories_with_no_manual_step():
                                                        tags={TAG_TRIGGER: "sensor"}))  # fmt: skip
                 assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs
                                     if r.is_finished)  # fmt: skip
-                state = scheduler_state_from_instance(instance, default_running=True)
-                status = enrichment_status(graph, state, settings.enrichment_max_attempts)
+                # What the API answers (the scheduler's state read over GraphQL, the stats
+                # from the graph): the product's path to this status.
+                answer = requests.get(f"http://127.0.0.1:{api_port}/enrichment/status",
+                                      headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=60)  # fmt: skip
+                assert answer.status_code == 200, answer.text
+                status = answer.json()
                 assert status["status"] == "running"
                 assert status["stats"]["successes"] >= 4 and status["stats"]["failures"] == 0
 
@@ -102,6 +111,6 @@ def test_sensor_enriches_new_memories_with_no_manual_step():
             os.environ.pop("DAGSTER_HOME", None)
         else:
             os.environ["DAGSTER_HOME"] = saved_home
-        vectors.close_all()
+        release_all()
         falkordb_server.stop(root)
         shutil.rmtree(root, ignore_errors=True)

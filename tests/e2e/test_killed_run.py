@@ -23,7 +23,6 @@ from automem_pipelines.run_config import reembed_run_config
 from automem_pipelines.run_workers import WORKER_PID_TAG, WORKER_START_TAG
 from automem_pipelines.settings import Settings
 from automem_pipelines.stack import running_stack, start_api
-from automem_pipelines.stores import vectors
 from tests.helpers import load_sample, run_reembed, summary_of
 from tests.support.api import ADMIN_TOKEN, API_TOKEN
 from tests.support.dagster_stack import free_port, submit
@@ -37,6 +36,7 @@ from tests.support.drills import (
     wait_for_step,
     wait_until,
 )
+from tests.support.local_qdrant import opened_vector_store, point_count
 
 pytestmark = pytest.mark.slow
 MEMORIES = 4000
@@ -56,14 +56,6 @@ def stack():
             start_api(running, port=api_port, env=env)
             with dg.DagsterInstance.from_config(str(running.dagster_home)) as instance:
                 yield settings, env, running, instance, f"http://127.0.0.1:{api_port}"
-
-
-def _count(settings: Settings) -> int:
-    res = build_resources(settings, from_env=False)
-    try:
-        return res["qdrant"].get_store().count()  # waits for the last run's process to let go
-    finally:
-        vectors.forget(res["qdrant"].vector_config())
 
 
 def test_a_killed_worker_fails_its_run_frees_the_api_and_a_rerun_finishes(stack):
@@ -87,7 +79,7 @@ def test_a_killed_worker_fails_its_run_frees_the_api_and_a_rerun_finishes(stack)
     assert answer.status_code == 202, answer.text
     rerun = answer.json()["run_id"]
     assert wait_for_end(instance, rerun) == dg.DagsterRunStatus.SUCCESS
-    assert _count(settings) == MEMORIES
+    assert point_count(settings) == MEMORIES  # waits for the last run's process to let go
 
 
 def test_a_killed_cli_run_is_failed_by_a_daemon_that_did_not_start_it_and_a_rerun_completes(stack):
@@ -113,15 +105,12 @@ def test_a_killed_cli_run_is_failed_by_a_daemon_that_did_not_start_it_and_a_reru
     assert run.tags[WORKER_PID_TAG] == str(proc.pid) and run.tags[WORKER_START_TAG]
     assert wait_for_end(instance, run.run_id) == dg.DagsterRunStatus.FAILURE
 
-    store = build_resources(settings, from_env=False)["qdrant"].get_store()
-    try:
-        written_before = store.count()
-        assert 500 <= written_before < MEMORIES
-        summary = summary_of(run_reembed(settings, batch_size=256))
-        assert summary["failed"] == 0
-        assert summary["processed"] == MEMORIES - written_before
-        assert summary["skipped_unchanged"] == written_before
+    written_before = point_count(settings)
+    assert 500 <= written_before < MEMORIES
+    summary = summary_of(run_reembed(settings, batch_size=256))
+    assert summary["failed"] == 0
+    assert summary["processed"] == MEMORIES - written_before
+    assert summary["skipped_unchanged"] == written_before
+    with opened_vector_store(settings) as store:
         assert store.count() == MEMORIES
         assert set(store.payloads([r["id"] for r in rows])) == {r["id"] for r in rows}
-    finally:
-        vectors.forget(build_resources(settings, from_env=False)["qdrant"].vector_config())

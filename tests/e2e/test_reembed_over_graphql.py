@@ -7,10 +7,7 @@ keeps runs that open the local-mode Qdrant store from ever running at the same t
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -22,26 +19,36 @@ from automem_pipelines.run_config import reembed_run_config
 from automem_pipelines.run_workers import WORKER_PID_TAG
 from automem_pipelines.settings import Settings
 from automem_pipelines.stack import running_stack
-from automem_pipelines.stores import falkordb_server, vectors
 from tests.helpers import load_sample
 from tests.support.dagster_stack import free_port, submit, wait_for_run
+from tests.support.drills import drill_root
+from tests.support.local_qdrant import opened_vector_store, point_count
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def stack():
-    root = Path(tempfile.mkdtemp(prefix="ame-"))
-    env = {**os.environ, "AUTOMEM_DATA_DIR": str(root)}
-    settings = Settings.from_env(env)
-    port = free_port()
-    try:
+def shared_stack():
+    with drill_root("ame-") as root:
+        env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+        env["AUTOMEM_DATA_DIR"] = str(root)
+        settings = Settings.from_env(env)
+        port = free_port()
         with running_stack(settings, port=port, env=env) as running:
             yield settings, DagsterGraphQLClient("127.0.0.1", port_number=port), running
-    finally:
-        vectors.close_all()
-        falkordb_server.stop(root)
-        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def stack(shared_stack):
+    """The module's stack with an empty graph and no collection: each test counts only the
+    memories it loaded, whichever test ran before it (no run is active between tests)."""
+    settings = shared_stack[0]
+    with build_resources(settings, from_env=False)["falkordb"].get_store() as graph:
+        graph.query("MATCH (n) DETACH DELETE n")
+    with opened_vector_store(settings) as store:
+        if store.client.collection_exists(store.collection):
+            store.client.delete_collection(store.collection)
+    return shared_stack
 
 
 def test_runs_launched_over_graphql_reembed_and_never_overlap(stack):
@@ -64,12 +71,9 @@ def test_runs_launched_over_graphql_reembed_and_never_overlap(stack):
         a, b = sorted(records.values(), key=lambda r: r.start_time)
         assert a.end_time <= b.start_time  # one local-mode run at a time
 
-    store = res["qdrant"].get_store()  # both runs are over: the store is free for us
-    try:
+    with opened_vector_store(settings) as store:  # both runs are over: the store is free for us
         assert store.count() == 400
         assert set(store.payloads([r["id"] for r in rows])) == {r["id"] for r in rows}
-    finally:
-        vectors.forget(res["qdrant"].vector_config())
 
 
 def test_a_running_run_is_terminated_and_a_rerun_finishes_the_job(stack):
@@ -98,8 +102,4 @@ def test_a_running_run_is_terminated_and_a_rerun_finishes_the_job(stack):
 
     rerun = submit(client, REEMBED_JOB, reembed_run_config(batch_size=256), {"automem/trigger": "test"})
     assert wait_for_run(client, rerun) == dg.DagsterRunStatus.SUCCESS
-    store = res["qdrant"].get_store()
-    try:
-        assert store.count() == 8_400  # the 400 of the first test and all 8,000
-    finally:
-        vectors.forget(res["qdrant"].vector_config())
+    assert point_count(settings) == 8_000

@@ -29,7 +29,7 @@ from automem_pipelines.run_workers import (
 )
 from automem_pipelines.settings import Settings
 from automem_pipelines.stack import running_stack
-from automem_pipelines.stores import falkordb_server, vectors
+from automem_pipelines.stores import falkordb_server
 from tests.helpers import load_sample
 from tests.support.dagster_stack import free_port, submit, wait_for_run
 from tests.support.drills import (
@@ -43,6 +43,7 @@ from tests.support.drills import (
     wait_for_step,
     wait_until,
 )
+from tests.support.local_qdrant import point_count
 
 ROOT = Path(__file__).resolve().parents[2]
 MEMORIES = 5000
@@ -129,14 +130,6 @@ def stack():
                 yield settings, DagsterGraphQLClient("127.0.0.1", port_number=port), instance
 
 
-def _store_count(settings: Settings) -> int:
-    res = build_resources(settings, from_env=False)
-    try:
-        return res["qdrant"].get_store().count()
-    finally:
-        vectors.forget(res["qdrant"].vector_config())
-
-
 @pytest.mark.slow
 def test_terminate_during_a_long_step_cancels_the_run_and_starts_no_other_step(stack):
     settings, client, instance = stack
@@ -153,7 +146,7 @@ def test_terminate_during_a_long_step_cancels_the_run_and_starts_no_other_step(s
 
     rerun = submit(client, REEMBED_JOB, reembed_run_config(batch_size=256), {"automem/trigger": "test"})
     assert wait_for_end(instance, rerun) == dg.DagsterRunStatus.SUCCESS
-    assert _store_count(settings) == MEMORIES
+    assert point_count(settings) == MEMORIES
 
 
 @pytest.mark.slow
@@ -180,7 +173,7 @@ def test_terminate_of_a_run_whose_worker_died_cancels_it_and_signals_no_one(stac
 
     rerun = submit(client, REEMBED_JOB, reembed_run_config(batch_size=256), {"automem/trigger": "test"})
     assert wait_for_end(instance, rerun) == dg.DagsterRunStatus.SUCCESS
-    assert _store_count(settings) == MEMORIES
+    assert point_count(settings) == MEMORIES
 
 
 @pytest.mark.slow

@@ -53,7 +53,7 @@ def test_enrichment_reports_bad_ids_and_enriches_the_others(settings, graph):
 
 
 def test_the_sensor_never_requests_a_node_whose_id_cannot_be_a_memorys(graph):
-    from automem_pipelines.domain.enrichment import count_awaiting, find_candidates
+    from automem_pipelines.domain.enrichment.selection import count_awaiting, find_candidates
 
     ids = bad_rows(graph)
     found = {c.id for c in find_candidates(graph, limit=100)}

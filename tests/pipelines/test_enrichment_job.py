@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
@@ -160,6 +161,33 @@ def test_failing_memory_among_good_ones_then_attempts_exhausted(store):
     assert (stats["successes"], stats["failures"], stats["processed_total"]) == (3, 4, 7)
     assert stats["last_success_id"] == B
     assert "not text" in stats["last_error"] and stats["last_error_at"]
+
+
+def test_a_failure_that_cannot_be_recorded_is_counted_and_logged(store, caplog):
+    """The store refuses to record the second of two identical errors (a unique constraint on
+    the error property): that memory still counts as failed, and the summary and the log say
+    its failure was not recorded."""
+    settings, graph, _ = store
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    insert(graph, [memory(first, 42, 0.2), memory(second, 43, 0.3)])  # both "content is int"
+    graph.query("CREATE INDEX FOR (m:Memory) ON (m.enrichment_error)")
+    name = graph.graph.name
+    graph.db.connection.execute_command(
+        "GRAPH.CONSTRAINT", "CREATE", name, "UNIQUE", "NODE", "Memory", "PROPERTIES", 1, "enrichment_error"
+    )
+    deadline = time.monotonic() + 30  # the constraint is built in the background
+    while graph.query("CALL db.constraints() YIELD status RETURN status") != [["OPERATIONAL"]]:
+        assert time.monotonic() < deadline, "the unique constraint never became operational"
+        time.sleep(0.05)
+    with caplog.at_level("WARNING", logger="automem_pipelines.domain.enrichment"):
+        summary = enrich(settings, [A, first, second], forced=True)
+    assert (summary["enriched"], summary["failed"], summary["failed_ids"]) == (1, 2, [first, second])
+    assert (summary["unrecorded_failures"], summary["unrecorded_ids"]) == (1, [second])
+    assert "unique constraint" in summary["last_unrecorded_error"]
+    assert node(graph, first)["enrichment_attempts"] == 1
+    assert node(graph, second).get("enrichment_attempts") is None  # really not recorded
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("could not be recorded" in m and second in m for m in warnings), warnings
 
 
 def test_status_reads_graph_and_scheduler(store):

@@ -7,9 +7,11 @@ import uuid
 import numpy as np
 import pytest
 
-from automem_pipelines.domain import drift
+from automem_pipelines.domain.drift import detection, digests, findings, repair
+from automem_pipelines.domain.drift.summary import summarize
 from automem_pipelines.domain.memory import COMPARED_FIELDS, content_hash, make_stamps, merged_payload
 from automem_pipelines.domain.params import ParamError
+from automem_pipelines.domain.reembed import CountMismatchError
 from automem_pipelines.domain.vector_state import EmbeddingIdentity
 from automem_pipelines.run_config import sync_run_config
 from automem_pipelines.schedules import interval_cron
@@ -32,21 +34,21 @@ def stamped_payload(node=NODE, **stamp_overrides):
 
 
 def node_digest(node=NODE):
-    return drift.expected_digest(node)
+    return digests.expected_digest(node)
 
 
 def test_canonical_numbers_and_order():
-    assert drift.digest({"a": 1, "b": [1.0, "x"]}) == drift.digest({"b": [1, "x"], "a": 1.0})
-    assert drift.digest({"a": 0.30000000000000004}) == drift.digest({"a": 0.3})
-    assert drift.digest({"a": True}) != drift.digest({"a": 1})
-    assert drift.digest({"a": ["x", "y"]}) != drift.digest({"a": ["y", "x"]})
+    assert digests.digest({"a": 1, "b": [1.0, "x"]}) == digests.digest({"b": [1, "x"], "a": 1.0})
+    assert digests.digest({"a": 0.30000000000000004}) == digests.digest({"a": 0.3})
+    assert digests.digest({"a": True}) != digests.digest({"a": 1})
+    assert digests.digest({"a": ["x", "y"]}) != digests.digest({"a": ["y", "x"]})
 
 
 def test_expected_payload_holds_only_the_compared_fields():
     node = {**NODE, "content_hash": "sha256:x", "embedding_dim": 3, "processed": True,
             "summary": "s", "enriched_at": "2026-01-02", "t_valid": "2026-01-01",
             "last_accessed": "2026-02-02", "relevance_score": 0.3}  # fmt: skip
-    expected = drift.expected_payload(node)
+    expected = digests.expected_payload(node)
     assert set(expected) <= set(COMPARED_FIELDS)
     assert expected["metadata"] == {"source": "cli", "score": 0.1}  # JSON string → object
     assert expected["tag_prefixes"] == ["project", "project:atlas", "infra", "infra:ops"]
@@ -54,7 +56,7 @@ def test_expected_payload_holds_only_the_compared_fields():
 
 
 def test_payload_written_by_reembed_matches_its_node():
-    assert drift.payload_fields_digest(stamped_payload()) == node_digest()
+    assert digests.payload_fields_digest(stamped_payload()) == node_digest()
 
 
 def test_only_compared_fields_are_drift():
@@ -62,42 +64,42 @@ def test_only_compared_fields_are_drift():
     # node-only and not-compared fields, on either side, are never drift
     payload = {**stamped_payload(), "relevance_score": 0.4, "last_accessed": "2027-01-01",
                "t_valid": "x", "summary": "only in an old payload"}  # fmt: skip
-    assert drift.payload_fields_digest(payload) == fields
+    assert digests.payload_fields_digest(payload) == fields
     assert node_digest({**NODE, "processed": True, "enriched_at": "now", "summary": "s",
                         "last_accessed": "2027-05-05", "t_valid": "t"}) == fields  # fmt: skip
     # a compared field missing, changed or only on the point is drift
     del payload["tag_prefixes"]
-    assert drift.payload_fields_digest(payload) != fields
+    assert digests.payload_fields_digest(payload) != fields
     changed = {**stamped_payload(), "metadata": {"source": "api", "score": 0.1}}
-    assert drift.payload_fields_digest(changed) != fields
+    assert digests.payload_fields_digest(changed) != fields
     archived = {**stamped_payload(), "archived": True}
-    assert drift.payload_fields_digest(archived) != fields
+    assert digests.payload_fields_digest(archived) != fields
 
 
 def test_vector_is_current_by_stamps():
-    content = drift.content_digest(NODE["content"])
-    assert drift.vector_is_current(stamped_payload(), content, SPEC)
+    content = digests.content_digest(NODE["content"])
+    assert digests.vector_is_current(stamped_payload(), content, SPEC)
     other_model = make_stamps(content_hash(NODE["content"]), "local", "old", 256)
-    assert not drift.vector_is_current(stamped_payload(**other_model), content, SPEC)
+    assert not digests.vector_is_current(stamped_payload(**other_model), content, SPEC)
     other_dim = make_stamps(content_hash(NODE["content"]), "local", SPEC.model, 1024)
-    assert not drift.vector_is_current(stamped_payload(**other_dim), content, SPEC)
-    assert not drift.vector_is_current(stamped_payload(), drift.content_digest("other"), SPEC)
+    assert not digests.vector_is_current(stamped_payload(**other_dim), content, SPEC)
+    assert not digests.vector_is_current(stamped_payload(), digests.content_digest("other"), SPEC)
     partial = {"content": NODE["content"], "content_hash": content_hash(NODE["content"])}
-    assert not drift.vector_is_current(partial, content, SPEC)  # a partial stamp is not current
+    assert not digests.vector_is_current(partial, content, SPEC)  # a partial stamp is not current
 
 
 def test_unstamped_point_is_current_when_its_content_is_the_nodes_unless_distrusted():
-    content = drift.content_digest(NODE["content"])
-    assert drift.vector_is_current({"content": NODE["content"]}, content, SPEC)
-    assert not drift.vector_is_current({"content": NODE["content"]}, content, SPEC, False)
-    assert not drift.vector_is_current({"content": "older text"}, content, SPEC)
-    assert not drift.vector_is_current({}, content, SPEC)
+    content = digests.content_digest(NODE["content"])
+    assert digests.vector_is_current({"content": NODE["content"]}, content, SPEC)
+    assert not digests.vector_is_current({"content": NODE["content"]}, content, SPEC, False)
+    assert not digests.vector_is_current({"content": "older text"}, content, SPEC)
+    assert not digests.vector_is_current({}, content, SPEC)
 
 
 def test_canonical_id():
     mid = str(uuid.uuid4())
-    assert drift.canonical_id(mid.upper()) == mid
-    assert drift.canonical_id("memory-1") is None
+    assert digests.canonical_id(mid.upper()) == mid
+    assert digests.canonical_id("memory-1") is None
 
 
 def test_interval_cron():
@@ -120,28 +122,28 @@ def test_sync_run_config_validates():
             sync_run_config(**bad)
 
 
-def _report(**kinds) -> drift.DriftReport:
-    report = drift.DriftReport(falkordb_count=5, qdrant_count=4, vector_size=256, collection_dim=256)
+def _report(**kinds) -> findings.DriftReport:
+    report = findings.DriftReport(falkordb_count=5, qdrant_count=4, vector_size=256, collection_dim=256)
     for kind, ids in kinds.items():
         setattr(report, kind, list(ids))
     return report
 
 
 def test_summary_statuses():
-    assert drift.summarize(_report(missing=["a"]), [], True, False, 32)["status"] == "dry_run"
-    synced = drift.summarize(_report(orphaned=["o"]), [], False, False, 32)
+    assert summarize(_report(missing=["a"]), [], True, False, 32)["status"] == "dry_run"
+    synced = summarize(_report(orphaned=["o"]), [], False, False, 32)
     assert synced["status"] == "already_synced" and synced["orphaned_count"] == 1
-    result = drift.RepairResult("missing", total=2, repaired=1, failed={"b": "boom"})
-    done = drift.summarize(_report(missing=["a", "b"]), [result], False, False, 32)
+    result = repair.RepairResult("missing", total=2, repaired=1, failed={"b": "boom"})
+    done = summarize(_report(missing=["a", "b"]), [result], False, False, 32)
     assert done["status"] == "complete" and done["synced"] == 1 and done["failed"] == 1
     assert done["failed_ids"] == ["b"] and done["qdrant_count"] == 5
     assert done["missing_sample"] == ["a", "b"] and done["last_error"] == "boom"
 
 
 def test_summary_checks_counts_add_up():
-    short = drift.RepairResult("missing", total=3, repaired=1)
-    with pytest.raises(drift.reembed.CountMismatchError):
-        drift.summarize(_report(missing=["a", "b", "c"]), [short], False, False, 32)
+    short = repair.RepairResult("missing", total=3, repaired=1)
+    with pytest.raises(CountMismatchError):
+        summarize(_report(missing=["a", "b", "c"]), [short], False, False, 32)
 
 
 def test_detect_reads_only_and_pages_both_stores(settings, graph, vector_store):
@@ -157,7 +159,7 @@ def test_detect_reads_only_and_pages_both_stores(settings, graph, vector_store):
     orphan = str(uuid.uuid4())
     vector_store.upsert([orphan], np.ones((1, 256), np.float32), [{"content": "lost"}])
 
-    report = drift.detect(graph, vector_store, SPEC, ["MetaPattern"], scroll_page=4, graph_page=3)
+    report = detection.detect(graph, vector_store, SPEC, ["MetaPattern"], scroll_page=4, graph_page=3)
     assert sorted(report.missing) == sorted(n["id"] for n in nodes[20:])
     assert report.orphaned == [orphan]
     assert report.payload_drift == [keep[3]["id"]] and report.stale_vector == [keep[4]["id"]]
@@ -169,10 +171,10 @@ def test_graph_read_handles_unexpected_types_and_unknown_keys(graph):
     odd_types = {"id": str(uuid.uuid4()), "content": 42, "tags": [1, 2], "importance": "high"}
     unknown_key = {"id": str(uuid.uuid4()), "content": "x", "custom": [True], "summary": "s"}
     graph.upsert_memories([odd_types, unknown_key])
-    index = drift.index_graph(graph, [])
+    index = detection.index_graph(graph, [])
     for node in (odd_types, unknown_key):
         fields, _ = index.nodes[node["id"]]
-        assert fields == drift.expected_digest(node)
+        assert fields == digests.expected_digest(node)
     assert index.nodes[odd_types["id"]][1] is None  # a number is not content to embed
 
 
@@ -200,7 +202,7 @@ def test_invalid_and_duplicate_ids_are_reported_never_compared_or_merged(graph, 
     vector_store.ensure_collection(256)
     stamps = make_stamps(content_hash("first of two"), SPEC.provider, SPEC.model, SPEC.dim)
     vector_store.upsert([ids["dup"]], np.ones((1, 256), np.float32), [{"content": "first of two", **stamps}])
-    report = drift.detect(graph, vector_store, SPEC, [])
+    report = detection.detect(graph, vector_store, SPEC, [])
     findings = report.findings()
     assert findings["duplicate_id_count"] == 1 and findings["duplicate_id_sample"] == [ids["dup"]]
     assert findings["invalid_id_count"] == 5

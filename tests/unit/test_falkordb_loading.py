@@ -20,6 +20,7 @@ from falkordb import FalkorDB
 
 from automem_pipelines.stores import falkordb_server
 from automem_pipelines.stores.falkordb_server import LOADING, RUNNING, STOPPED, EmbeddedFalkorDBError
+from automem_pipelines.stores.falkordb_server.processes import log_lines_since_start
 from tests.support.falkordb_stores import build_slow_loading_dir, redis_servers_on, server_pid
 
 NODES, QUERIES, ROWS = 1200, 60, 500
@@ -60,7 +61,8 @@ def graph_values(socket: Path) -> dict[str, int]:
 
 
 class Watch:
-    """Samples status and the redis-server processes of a data dir until stopped."""
+    """Samples status and the redis-server processes of a data dir until stopped, then once
+    more (the last sample sees what the starters left, not a CLI call begun while loading)."""
 
     def __init__(self, root: Path, cli: bool = False):
         self.root, self.cli = root, cli
@@ -73,7 +75,9 @@ class Watch:
 
     def _run(self) -> None:
         socket = falkordb_server.paths_for(self.root).socket
-        while not self.done.is_set():
+        last = False
+        while not last:  # the last sample starts after the watch was stopped
+            last = self.done.is_set()
             if self.cli:
                 env = {**os.environ, "AUTOMEM_DATA_DIR": str(self.root)}
                 env.pop("FALKORDB_HOST", None)
@@ -217,7 +221,7 @@ def test_a_store_written_by_older_versions_loads_and_is_compacted(store):
     falkordb_server.stop(store)
     socket = falkordb_server.ensure_running(store)
     pid = server_pid(socket)
-    log = falkordb_server._log_lines_since_start(paths, pid)
+    log = log_lines_since_start(paths, pid)
     assert any("DB loaded from base file" in line for line in log), log
     assert graph_values(socket) == expected_values()
     status = falkordb_server.status(store)

@@ -1,0 +1,5 @@
+"""The embedded server's one error type."""
+
+
+class EmbeddedFalkorDBError(RuntimeError):
+    pass
