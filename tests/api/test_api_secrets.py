@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from automem_api.launcher import RunInfo
+from automem_api.gateway import RunInfo
 from automem_api.redaction import REDACTED, Redactor, ScrubSecrets, clip, short_id
 from tests.support.api import ADMIN_TOKEN, API_TOKEN
 from tests.support.leaks import leaks_in, needles, pct, probes
