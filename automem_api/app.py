@@ -35,7 +35,6 @@ DESCRIPTION = (
 def create_app(config: ApiConfig, gateway: DagsterGateway | None = None) -> FastAPI:
     app = FastAPI(
         title="AutoMem admin API", version=__version__, description=DESCRIPTION,
-        max_body_size=MAX_BODY_BYTES,
         strict_content_type=False,  # AutoMem reads a body as JSON whatever its content type
     )  # fmt: skip
     state = app.state
@@ -47,7 +46,8 @@ def create_app(config: ApiConfig, gateway: DagsterGateway | None = None) -> Fast
     state.limiter = SlidingWindowLimiter(config.admin_rate_limit)
     state.runs = RunService(config, state.gateway)
     state.status = StatusService(config, state.gateway, state.graph, state.runs)
-    app.add_middleware(RequestContextMiddleware, audit=state.audit, redactor=state.redactor)
+    app.add_middleware(RequestContextMiddleware, audit=state.audit, redactor=state.redactor,
+                       max_body_bytes=MAX_BODY_BYTES)
     install_error_handlers(app, admin.BODY_MODELS)
     for router in (status.router, admin.router, runs.router):
         app.include_router(router)

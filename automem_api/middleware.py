@@ -1,5 +1,5 @@
-"""Per-request context: the request id (X-Request-ID, echoed), the access log line, and the
-audit line of every admin call, whatever its outcome."""
+"""Per-request context: the request id (X-Request-ID, echoed), the body size limit, the
+access log line, and the audit line of every admin call, whatever its outcome."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 from urllib.parse import quote
 
+from fastapi import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -45,10 +46,27 @@ def loggable_path(scope: Scope, redactor: Redactor) -> str:
 class RequestContextMiddleware:
     """Request id (X-Request-ID, echoed) for every request; the audit line for admin calls."""
 
-    def __init__(self, app: ASGIApp, audit: AuditLog, redactor: Redactor):
+    def __init__(self, app: ASGIApp, audit: AuditLog, redactor: Redactor, max_body_bytes: int):
         self.app = app
         self.audit = audit
         self.redactor = redactor
+        self.max_body_bytes = max_body_bytes
+
+    def _limited(self, receive: Receive) -> Receive:
+        """`receive`, refusing a body past the limit while the route reads it: the error
+        handlers answer 413 after the route's auth checks (see auth.pending_checks)."""
+        size = 0
+
+        async def limited() -> Message:
+            nonlocal size
+            message = await receive()
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > self.max_body_bytes:
+                    raise HTTPException(413, f"Request body is larger than {self.max_body_bytes} bytes")
+            return message
+
+        return limited
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -70,7 +88,7 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, self._limited(receive), send_wrapper)
         finally:
             code = status.get("code", 500)
             if scope.get("path") in ADMIN_PATHS:
