@@ -1,7 +1,9 @@
 """End to end: a real dagster-webserver + dagster-daemon over the project's code location.
 
 Re-embed runs are launched over GraphQL like the API launches them; the instance's run queue
-keeps runs that open the local-mode Qdrant store from ever running at the same time.
+keeps runs that open the local-mode Qdrant store from ever running at the same time. Each test
+counts against the memories the graph holds when its runs finish (the tests share the stack's
+store, in any order).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def test_runs_launched_over_graphql_reembed_and_never_overlap(stack):
     res = build_resources(settings, from_env=False)
     with res["falkordb"].get_store() as graph:
         rows = load_sample(graph, 400)
+        total = graph.count_memories()
 
     first = submit(client, REEMBED_JOB, reembed_run_config(batch_size=64, force=True), {"automem/trigger": "test"})
     second = submit(client, REEMBED_JOB, reembed_run_config(batch_size=64), {"automem/trigger": "test"})
@@ -66,7 +69,7 @@ def test_runs_launched_over_graphql_reembed_and_never_overlap(stack):
 
     store = res["qdrant"].get_store()  # both runs are over: the store is free for us
     try:
-        assert store.count() == 400
+        assert store.count() == total  # every memory, the 400 loaded here among them
         assert set(store.payloads([r["id"] for r in rows])) == {r["id"] for r in rows}
     finally:
         vectors.forget(res["qdrant"].vector_config())
@@ -77,6 +80,7 @@ def test_a_running_run_is_terminated_and_a_rerun_finishes_the_job(stack):
     res = build_resources(settings, from_env=False)
     with res["falkordb"].get_store() as graph:
         load_sample(graph, 8_000, seed=11)  # a forced run over them takes several seconds
+        total = graph.count_memories()
     run_id = submit(client, REEMBED_JOB, reembed_run_config(batch_size=256, force=True), {"automem/trigger": "test"})
     with dg.DagsterInstance.from_config(str(running.dagster_home)) as instance:
         deadline = time.monotonic() + 120
@@ -100,6 +104,6 @@ def test_a_running_run_is_terminated_and_a_rerun_finishes_the_job(stack):
     assert wait_for_run(client, rerun) == dg.DagsterRunStatus.SUCCESS
     store = res["qdrant"].get_store()
     try:
-        assert store.count() == 8_400  # the 400 of the first test and all 8,000
+        assert store.count() == total  # all 8,000 loaded here and any loaded before
     finally:
         vectors.forget(res["qdrant"].vector_config())
