@@ -127,9 +127,10 @@ def run_info(node: dict[str, Any]) -> RunInfo:
 
 
 def _runs_results(result: dict[str, Any]) -> list[dict[str, Any]]:
-    if result.get("__typename") != "Runs":
-        raise LaunchError(500, "Dagster could not list runs: "
-                          f"{short_message(result.get('message'))}", result.get("__typename", ""))  # fmt: skip
+    kind = result.get("__typename", "")
+    if kind != "Runs":
+        message = f"Dagster could not list runs: {short_message(result.get('message'))}"
+        raise LaunchError(500, message, kind)
     return result["results"]
 
 
@@ -279,7 +280,8 @@ class DagsterGateway:
             },
         )
         sensor = data["sensorOrError"]
-        stored = (sensor.get("sensorState") or {}).get("status") if sensor.get("__typename") == "Sensor" else None
+        known = sensor.get("__typename") == "Sensor"
+        stored = (sensor.get("sensorState") or {}).get("status") if known else None
         return scheduler_state(
             sensor_status=stored,
             default_running=False,  # a sensor the webserver does not know is not running

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
-from fastapi.exceptions import RequestValidationError
 
 from automem_pipelines.constants import DRIFT_SYNC_JOB, ENRICHMENT_JOB, REEMBED_JOB
 from automem_pipelines.run_config import enrichment_run_config, reembed_run_config, sync_run_config
@@ -67,17 +67,19 @@ BODY_MODELS: dict[str, type[BaseModel]] = {
 
 
 def add_job_endpoint(spec: JobEndpoint) -> None:
-    async def launch(request: Request, body: Annotated[spec.body, Body()] = spec.body()) -> JSONResponse:  # type: ignore[valid-type]
+    Model = spec.body  # noqa: N806 - the handler's body type, read by FastAPI
+
+    async def launch(request: Request, body: Annotated[Model, Body()] = Model()) -> JSONResponse:
         sent = body.model_dump(exclude_unset=True)
         audit_of(request)["parameters"] = recorded_body(sent, spec.body.model_fields)
         params = body.model_dump(exclude={"wait"})
         runs: RunService = request.app.state.runs
         run_id = await runs.submit(request, spec.job, spec.run_config(**params))
-        if body.wait:  # type: ignore[attr-defined]
+        if body.wait:
             return await runs.wait_answer(request, spec.job, run_id)
         return queued(request, spec.job, run_id, params)
 
-    launch.__name__ = f"admin_{spec.job}"
+    launch.__name__ = "admin_" + spec.path.rsplit("/", 1)[-1]  # operationId as before
     router.add_api_route(
         spec.path, launch, methods=["POST"], dependencies=ADMIN, tags=["admin"],
         summary=spec.summary, status_code=202,

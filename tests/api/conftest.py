@@ -16,7 +16,7 @@ from tests.support.dagster_stack import free_port
 def make_client(
     make_settings, tmp_path: Path
 ) -> Iterator[Callable[..., tuple[TestClient, RecordingGateway]]]:
-    """An app whose launcher points at a loopback port where nothing listens (Dagster down):
+    """An app whose gateway points at a loopback port where nothing listens (Dagster down):
     anything that passes auth and validation ends in 503, and every submit is recorded."""
     clients: list[TestClient] = []
 
