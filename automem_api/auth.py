@@ -7,6 +7,12 @@
   Required on every endpoint except `/health` when configured.
 * Admin token (`ADMIN_API_TOKEN`): `X-Admin-Token`, else `X-Admin-Api-Key`, else
   `?admin_token=`; checked after the API token on admin endpoints. Unconfigured → 403.
+* Between the two, admin calls are rate-limited per client address (see ratelimit.py).
+
+The checks run as route dependencies (`API`, `ADMIN`), in this order. A request whose body
+cannot even be read (not JSON, too large) fails before FastAPI runs the dependencies: the
+error handlers then run the checks the route still owes (`pending_checks`), so such a
+request is answered 401/403/429 as any other, never 400 to an unauthenticated caller.
 """
 
 from __future__ import annotations
@@ -14,10 +20,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from fastapi import Request, Security
+from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, APIKeyQuery, HTTPBearer
 
 from .errors import ApiError
+from .ratelimit import retry_after_header
 
 UNAUTHORIZED = "Unauthorized"
 ADMIN_REQUIRED = "Admin authorization required"
@@ -88,13 +95,47 @@ def check_admin_token(request: Request, expected: str | None) -> None:
         raise ApiError(401, ADMIN_REQUIRED)
 
 
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def check_rate(request: Request) -> None:
+    wait = request.app.state.limiter.hit(client_ip(request))
+    if wait is not None:
+        raise ApiError(
+            429, "Too many admin requests; retry later",
+            headers={"Retry-After": retry_after_header(wait)},
+        )  # fmt: skip
+
+
+CHECKS = {
+    "api_token": lambda request: check_api_token(request, request.app.state.config.api_token),
+    "rate": check_rate,
+    "admin_token": lambda request: check_admin_token(request, request.app.state.config.admin_token),
+}
+API_CHECKS = ("api_token",)
+ADMIN_CHECKS = ("api_token", "rate", "admin_token")
+
+
+def _run_check(request: Request, name: str) -> None:
+    done = request.scope.setdefault("state", {}).setdefault("auth_checks", [])
+    if name not in done:
+        done.append(name)
+        CHECKS[name](request)
+
+
 async def require_api_token(
     request: Request,
     _bearer_token=Security(_bearer),
     _header=Security(_api_header),
     _query=Security(_api_query),
 ) -> None:
-    check_api_token(request, request.app.state.config.api_token)
+    _run_check(request, "api_token")
+
+
+async def admin_rate_limit(request: Request) -> None:
+    """Between the API-token check and the admin-token check (see ratelimit.py)."""
+    _run_check(request, "rate")
 
 
 async def require_admin_token(
@@ -103,5 +144,26 @@ async def require_admin_token(
     _header2=Security(_admin_header2),
     _query=Security(_admin_query),
 ) -> None:
-    """Runs after `require_api_token` and the admin rate limit (see app.py)."""
-    check_admin_token(request, request.app.state.config.admin_token)
+    """Runs after `require_api_token` and the admin rate limit."""
+    _run_check(request, "admin_token")
+
+
+API = [Depends(require_api_token)]
+ADMIN = [Depends(require_api_token), Depends(admin_rate_limit), Depends(require_admin_token)]
+
+
+def _route_checks(request: Request) -> tuple[str, ...]:
+    route = request.scope.get("route")
+    dependencies = {d.dependency for d in getattr(route, "dependencies", None) or []}
+    if require_admin_token in dependencies:
+        return ADMIN_CHECKS
+    if require_api_token in dependencies:
+        return API_CHECKS
+    return ()
+
+
+def pending_checks(request: Request) -> None:
+    """Run the auth checks the matched route owes and has not run yet (ApiError if one
+    refuses the request)."""
+    for name in _route_checks(request):
+        _run_check(request, name)

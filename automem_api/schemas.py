@@ -1,66 +1,84 @@
-"""Request and response shapes, for the OpenAPI document.
+"""Request and response shapes: the request models are what FastAPI parses and validates.
 
-Bodies are parsed by hand in app.py (AutoMem accepts an empty body, a comma string of ids,
-`?ids=`; every bad value must give a 400 naming the field, not FastAPI's 422), and validated
-by the pipelines' run-config builders, so the limits below and the ones Dagster enforces
-are the same ones.
+The request models use the parameter types of `automem_pipelines.domain.params` (the same
+ones the op Config classes and the run-config builders use), so the OpenAPI schema, the API
+and the jobs accept the same values. Unknown fields are refused (`extra="forbid"`); a type
+check runs before any coercion (`35.0` is no integer, `"true"` no boolean). A bad body gets
+a 400 naming the field (`handlers.py` renders pydantic's errors in AutoMem's envelope).
+AutoMem's forms are kept: an empty body means defaults, a body is read as JSON whatever its
+declared content type, ids may be a list or a comma string.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-from automem_pipelines.constants import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
+from automem_pipelines.constants import DEFAULT_BATCH_SIZE
+from automem_pipelines.domain.params import BatchSize, Flag, Limit
+
+from .ids import MAX_ID_LENGTH, normalize_ids
+
+NOT_JSON = "Request body must be a JSON object (it is not valid JSON)"
+NOT_AN_OBJECT = "Request body must be a JSON object"
 
 
-class _Strict(BaseModel):
+class RequestBody(BaseModel):
+    """A JSON object with only the declared fields."""
+
     model_config = ConfigDict(extra="forbid")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _json_object(cls, data: Any) -> Any:
+        if isinstance(data, (bytes, str)):  # sent with another content type: read as JSON
+            try:
+                data = json.loads(data) if data.strip() else {}
+            except (ValueError, RecursionError):
+                raise PydanticCustomError("json_invalid", NOT_JSON) from None
+        if not isinstance(data, dict):
+            raise PydanticCustomError("json_object", NOT_AN_OBJECT)
+        return data
 
-class ReembedRequest(_Strict):
-    batch_size: int = Field(
-        DEFAULT_BATCH_SIZE, ge=1, le=MAX_BATCH_SIZE, description="Texts per embedding API request."
+
+WAIT_DESCRIPTION = (
+    "Wait (bounded by AUTOMEM_API_WAIT_TIMEOUT_SECONDS) and answer 200 with the run's summary "
+    "instead of 202 with its id."
+)
+
+
+class ReembedRequest(RequestBody):
+    batch_size: BatchSize = Field(DEFAULT_BATCH_SIZE, description="Texts per embedding API request.")
+    limit: Limit | None = Field(None, description="At most this many memories, newest first.")
+    force: Flag = Field(False, description="Re-embed even memories whose vector is up to date.")
+    wait: Flag = Field(False, description=WAIT_DESCRIPTION)
+
+
+class SyncRequest(RequestBody):
+    batch_size: BatchSize = Field(DEFAULT_BATCH_SIZE, description="Texts per embedding API request.")
+    dry_run: Flag = Field(False, description="Report drift without changing anything.")
+    recover_orphans: Flag = Field(False, description="Also recover orphaned vectors.")
+    wait: Flag = Field(False, description=WAIT_DESCRIPTION)
+
+
+MemoryId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+
+
+class ReprocessRequest(RequestBody):
+    ids: list[MemoryId] | str | None = Field(
+        None,
+        description="Memory ids: a non-empty list of strings (or a comma-separated string; "
+        "without ids in the body, `?ids=`); each at most 256 characters without control or "
+        "format characters, at most 10,000 distinct ids.",
     )
-    limit: int | None = Field(
-        None, ge=1, le=2**31 - 1, description="At most this many memories, newest first."
-    )
-    force: bool = Field(False, description="Re-embed even memories whose vector is up to date.")
-    wait: bool = Field(
-        False,
-        description="Wait (bounded by AUTOMEM_API_WAIT_TIMEOUT_SECONDS) and answer 200 with the "
-        "run's summary instead of 202 with its id.",
-    )
 
-
-class SyncRequest(_Strict):
-    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=MAX_BATCH_SIZE)
-    dry_run: bool = Field(False, description="Report drift without changing anything.")
-    recover_orphans: bool = Field(False, description="Also recover orphaned vectors.")
-    wait: bool = Field(False, description="As for /admin/reembed.")
-
-
-MemoryId = Annotated[str, Field(min_length=1, max_length=256)]
-
-
-class ReprocessRequest(_Strict):
-    ids: list[MemoryId] | str = Field(
-        description="Memory ids: a non-empty list of strings (or a comma-separated string); "
-        "each at most 256 characters without control or format characters, at most 10,000 "
-        "distinct ids.",
-        min_length=1,
-    )
-
-
-def body_schema(model: type[BaseModel], required: bool = False) -> dict[str, Any]:
-    """openapi_extra for a handler that reads its JSON body itself."""
-    return {
-        "requestBody": {
-            "required": required,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
-        }
-    }
+    @field_validator("ids", mode="before")
+    @classmethod
+    def _ids(cls, value: Any) -> list[str] | None:
+        return normalize_ids(value)
 
 
 class ErrorBody(BaseModel):

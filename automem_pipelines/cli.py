@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .constants import DEFAULT_BATCH_SIZE, TAG_TRIGGER
+from .constants import DEFAULT_BATCH_SIZE, DRIFT_SYNC_JOB, ENRICHMENT_JOB, REEMBED_JOB, SUMMARY_OPS, TAG_TRIGGER
 from .settings import Settings, SettingsError
 
 DEMO_SAMPLE_SIZE = 2000
@@ -31,7 +31,6 @@ def run_job(settings: Settings, job_name: str, run_config: dict) -> dict:
     """Run a job in this process against the persistent Dagster instance; its summary."""
     import dagster as dg
 
-    from .constants import SUMMARY_OPS
     from .definitions import build_definitions
     from .instance import ensure_dagster_home
     from .run_workers import worker_tags
@@ -59,7 +58,7 @@ def run_job(settings: Settings, job_name: str, run_config: dict) -> dict:
 def run_reembed(settings: Settings, batch_size: int, limit: int | None, force: bool) -> dict:
     from .run_config import reembed_run_config
 
-    return run_job(settings, "reembed_job", reembed_run_config(batch_size, limit, force))
+    return run_job(settings, REEMBED_JOB, reembed_run_config(batch_size, limit, force))
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -88,14 +87,33 @@ def cmd_sync(args: argparse.Namespace) -> None:
     from .run_config import sync_run_config
 
     config = sync_run_config(args.batch_size, args.dry_run, args.recover_orphans)
-    print(json.dumps(run_job(_settings(), "drift_sync_job", config), indent=2))
+    print(json.dumps(run_job(_settings(), DRIFT_SYNC_JOB, config), indent=2))
 
 
 def cmd_enrich(args: argparse.Namespace) -> None:
     from .run_config import enrichment_run_config
 
     config = enrichment_run_config(args.ids, forced=args.forced)
-    print(json.dumps(run_job(_settings(), "enrichment_job", config), indent=2, default=str))
+    print(json.dumps(run_job(_settings(), ENRICHMENT_JOB, config), indent=2, default=str))
+
+
+def cmd_enrichment_status(args: argparse.Namespace) -> None:
+    """What /enrichment/status answers, read in process: the scheduler state from the
+    Dagster instance (the same function the API feeds from GraphQL) and the graph's counts."""
+    import dagster as dg
+
+    from .domain.enrichment_status import enrichment_status
+    from .instance import ensure_dagster_home
+    from .status import scheduler_state_from_instance
+
+    settings = _settings()
+    ensure_dagster_home(settings)
+    with dg.DagsterInstance.get() as instance:
+        scheduler = scheduler_state_from_instance(instance, settings.enrichment_sensor_enabled)
+    with _graph(settings) as graph:
+        status = enrichment_status(graph, scheduler, settings.enrichment_max_attempts,
+                                   settings.recall_excluded_types)  # fmt: skip
+    print(json.dumps(status, indent=2, default=str))
 
 
 def cmd_import(args: argparse.Namespace) -> None:
@@ -208,6 +226,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("ids", nargs="+")
     p.add_argument("--forced", action="store_true", help="re-enrich even processed or failed memories")
     p.set_defaults(func=cmd_enrich)
+
+    p = sub.add_parser("enrichment-status", help="the enrichment queue and scheduler state")
+    p.set_defaults(func=cmd_enrichment_status)
 
     p = sub.add_parser("import", help="import memories from a JSON Lines file")
     p.add_argument("file", type=Path)

@@ -32,11 +32,12 @@ QDRANT_LOCAL_TAG_VALUE = "local"
 MAX_BATCH_SIZE = 2048
 DEFAULT_BATCH_SIZE = 32
 
-# Every job ends in one summarizing op whose output metadata carries the whole summary as
-# JSON under this key, so the API can read a finished run's result over GraphQL.
+# Every job ends in one summarizing op whose Output metadata carries the whole summary as a
+# JSON entry under this key (next to its scalar fields as single entries), so the API reads a
+# finished run's result over GraphQL from the step's ExecutionStepOutputEvent.
 SUMMARY_METADATA_KEY = "summary"
 SUMMARY_OPS = {
-    "reembed_job": "summarize_reembed",
-    "drift_sync_job": "summarize_sync",
-    "enrichment_job": "summarize_enrichment",
+    REEMBED_JOB: "summarize_reembed",
+    DRIFT_SYNC_JOB: "summarize_sync",
+    ENRICHMENT_JOB: "summarize_enrichment",
 }

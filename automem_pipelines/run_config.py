@@ -1,7 +1,8 @@
 """Run config builders: the only place that knows op names and config field names.
 
 The schedules, the sensor, the CLI and the API all build run config here, so a renamed
-field fails in a test, not in production.
+field fails in a test, not in production. Values are checked with the parameter types of
+`domain.params` (the same ones the op Config classes and the API's request models use).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 
 from .constants import DEFAULT_BATCH_SIZE
 from .domain.outcome import DEFAULT_FAILURE_THRESHOLD
-from .domain.params import ParamError, check_batch_size, check_bool, check_failure_threshold, check_limit
+from .domain.params import BatchSize, FailureThreshold, Flag, Limit, ParamError, check_value
 
 REEMBED_CONFIG_OP = "enumerate_memories"
 SYNC_CONFIG_OP = "detect_drift"  # the drift-sync job's first op takes its Config
@@ -25,28 +26,30 @@ def reembed_run_config(
     failure_threshold: float = DEFAULT_FAILURE_THRESHOLD,
 ) -> dict[str, Any]:
     config: dict[str, Any] = {
-        "batch_size": check_batch_size(batch_size),
-        "force": check_bool("force", force),
+        "batch_size": check_value(BatchSize, batch_size, "batch_size"),
+        "force": check_value(Flag, force, "force"),
     }
-    if check_failure_threshold(failure_threshold) != DEFAULT_FAILURE_THRESHOLD:
+    threshold = check_value(FailureThreshold, failure_threshold, "failure_threshold")
+    if threshold != DEFAULT_FAILURE_THRESHOLD:
         config["failure_threshold"] = failure_threshold
-    if check_bool("replace_model_in_place", replace_model_in_place):
+    if check_value(Flag, replace_model_in_place, "replace_model_in_place"):
         config["replace_model_in_place"] = True
-    if check_limit(limit) is not None:
-        config["limit"] = limit
+    if limit is not None:
+        config["limit"] = check_value(Limit, limit, "limit")
     return {"ops": {REEMBED_CONFIG_OP: {"config": config}}}
 
 
 def sync_run_config(
     batch_size: int = DEFAULT_BATCH_SIZE, dry_run: bool = False, recover_orphans: bool = False,
     failure_threshold: float = DEFAULT_FAILURE_THRESHOLD,
-) -> dict[str, Any]:
+) -> dict[str, Any]:  # fmt: skip
     config: dict[str, Any] = {
-        "batch_size": check_batch_size(batch_size),
-        "dry_run": check_bool("dry_run", dry_run),
-        "recover_orphans": check_bool("recover_orphans", recover_orphans),
+        "batch_size": check_value(BatchSize, batch_size, "batch_size"),
+        "dry_run": check_value(Flag, dry_run, "dry_run"),
+        "recover_orphans": check_value(Flag, recover_orphans, "recover_orphans"),
     }
-    if check_failure_threshold(failure_threshold) != DEFAULT_FAILURE_THRESHOLD:
+    threshold = check_value(FailureThreshold, failure_threshold, "failure_threshold")
+    if threshold != DEFAULT_FAILURE_THRESHOLD:
         config["failure_threshold"] = failure_threshold
     return {"ops": {SYNC_CONFIG_OP: {"config": config}}}
 
@@ -59,7 +62,7 @@ def enrichment_run_config(ids: list[str], forced: bool = False) -> dict[str, Any
     return {
         "ops": {
             ENRICHMENT_CONFIG_OP: {
-                "config": {"ids": unique, "forced": check_bool("forced", forced)}
+                "config": {"ids": unique, "forced": check_value(Flag, forced, "forced")}
             }
         }
     }

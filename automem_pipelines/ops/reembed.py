@@ -5,14 +5,14 @@ import time
 from dataclasses import dataclass
 
 import dagster as dg
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from ..constants import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, SUMMARY_METADATA_KEY, VECTOR_ASSET_KEY
 from ..domain import enrichment, reembed
 from ..domain.identity import finish_replacement
 from ..domain.vector_state import EmbeddingIdentity
 from ..domain.outcome import DEFAULT_FAILURE_THRESHOLD, apply_threshold
-from ..domain.params import check_batch_size, check_failure_threshold, check_limit
+from ..domain.params import BatchSize, FailureThreshold, Flag, Limit
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
 from ..resources.nlp import EnrichmentResource
 from .common import (
@@ -22,46 +22,31 @@ from .common import (
 
 
 class ReembedConfig(dg.Config):
-    batch_size: int = Field(
+    batch_size: BatchSize = Field(
         DEFAULT_BATCH_SIZE,
         description=f"Texts per embedding API request, 1 to {MAX_BATCH_SIZE}.",
     )
-    limit: int | None = Field(
+    limit: Limit | None = Field(
         None, description="At most this many memories (those with content), newest first."
     )
-    force: bool = Field(
+    force: Flag = Field(
         False,
         description="Re-embed every memory with content, even when its point already holds "
         "a vector of this provider/model/dimension for the same content.",
     )
-    failure_threshold: float = Field(
+    failure_threshold: FailureThreshold = Field(
         DEFAULT_FAILURE_THRESHOLD,
         description="The run fails when at least this share of the memories it attempted "
         "failed (above 0, at most 1; 1.0 = only when every attempt failed). Store outages fail "
         "the run whatever this says.",
     )
-    replace_model_in_place: bool = Field(
+    replace_model_in_place: Flag = Field(
         False,
         description="The collection's vectors were made by another embedding model than the "
         "configured one: rewrite this collection in place with the configured model (recall is "
         "mixed until the run completes). Without it such a collection is refused before any "
         "write; force never implies it.",
     )
-
-    @field_validator("batch_size")
-    @classmethod
-    def _batch_size(cls, value: int) -> int:
-        return check_batch_size(value)
-
-    @field_validator("failure_threshold")
-    @classmethod
-    def _failure_threshold(cls, value: float) -> float:
-        return check_failure_threshold(value)
-
-    @field_validator("limit")
-    @classmethod
-    def _limit(cls, value: int | None) -> int | None:
-        return check_limit(value)
 
 
 @dataclass(frozen=True)

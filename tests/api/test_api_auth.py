@@ -1,5 +1,5 @@
 """The auth matrix: every endpoint × every way of presenting (or not) each token, against
-an app whose Dagster is down. Rejected calls must never reach the launcher."""
+an app whose Dagster is down. Rejected calls must never reach the gateway."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 cases): whatever the body, query or path, the API answers without a 5xx.
 
 Dagster is replaced by a scripted stand-in that answers like a healthy webserver whose runs
-finish at once (`ScriptedLauncher`), so every 5xx would be our own; the stores are real (the
+finish at once (`ScriptedGateway`), so every 5xx would be our own; the stores are real (the
 session's embedded FalkorDB). Dagster being down is covered by the auth and e2e tests.
 """
 
@@ -18,7 +18,7 @@ from schemathesis import GenerationMode
 from automem_api.app import create_app
 from automem_api.config import ApiConfig, RateLimit
 from automem_pipelines.settings import Settings
-from tests.support.api import ADMIN_TOKEN, API_TOKEN, ScriptedLauncher
+from tests.support.api import ADMIN_TOKEN, API_TOKEN, ScriptedGateway
 
 HEADERS = {"Authorization": f"Bearer {API_TOKEN}", "X-Admin-Token": ADMIN_TOKEN}
 
@@ -32,7 +32,7 @@ def fuzz_app(data_dir, tmp_path_factory):
         admin_rate_limit=RateLimit(0, 60.0), status_cache_seconds=0,
         audit_log=tmp_path_factory.mktemp("fuzz") / "audit.jsonl",
     )  # fmt: skip
-    app = create_app(config, ScriptedLauncher(config))
+    app = create_app(config, ScriptedGateway(config))
     yield app
     app.state.graph.close()
 

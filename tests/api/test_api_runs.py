@@ -7,13 +7,13 @@ from fastapi.testclient import TestClient
 
 from automem_api.app import create_app
 from automem_api.config import ApiConfig, RateLimit
-from automem_api.launcher import RunInfo, RunOutcome
-from tests.support.api import ADMIN_TOKEN, API_TOKEN, ScriptedLauncher
+from automem_api.gateway import RunInfo, RunOutcome
+from tests.support.api import ADMIN_TOKEN, API_TOKEN, ScriptedGateway
 
 ADMIN = {"Authorization": f"Bearer {API_TOKEN}", "X-Admin-Token": ADMIN_TOKEN}
 
 
-class Scripted(ScriptedLauncher):
+class Scripted(ScriptedGateway):
     final_status = "SUCCESS"
     errors: list[str] = []
     active: list[RunInfo] = []

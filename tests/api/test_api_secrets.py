@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from automem_api.launcher import RunInfo
+from automem_api.gateway import RunInfo
 from automem_api.redaction import REDACTED, Redactor, ScrubSecrets, clip, short_id
 from tests.support.api import ADMIN_TOKEN, API_TOKEN
 from tests.support.leaks import leaks_in, needles, pct, probes
@@ -53,7 +53,7 @@ def test_every_probe_leaves_no_token_in_the_access_log_audit_log_or_answers(
         "/admin/reembed", "/admin/sync", "/enrichment/reprocess")]  # fmt: skip
     assert audit.count(b"\n") == len(admin_probes) > 20
     assert not leaks_in(audit, SECRETS)
-    # The calls that passed both checks reached the launcher with nothing secret in them.
+    # The calls that passed both checks reached the gateway with nothing secret in them.
     assert launcher.submits  # (re-embed and sync stop at the 409 check, Dagster being down)
     assert not leaks_in(json.dumps(launcher.submits).encode(), SECRETS)
 

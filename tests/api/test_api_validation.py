@@ -237,7 +237,7 @@ def test_reprocess_refuses_more_distinct_ids_than_the_maximum(make_client):
 
 
 def test_default_id_limits_are_the_documented_ones(make_settings):
-    from automem_api.app import MAX_ID_LENGTH
+    from automem_api.ids import MAX_ID_LENGTH
 
     assert MAX_ID_LENGTH == 256
     assert ApiConfig(settings=make_settings(), api_token=None, admin_token=None).max_reprocess_ids == 10_000

@@ -3,17 +3,20 @@ over the project's code location, and `automem-api` as its own process, all star
 this module (its own data dir, so its own FalkorDB and local Qdrant path).
 
 The test process opens the local Qdrant store only between runs, and closes it at once
-(local mode allows one process). Tests run in file order; the last one stops the webserver.
-
-Needs the merged drift-sync job: test_sync_dry_run_then_repair, test_health_reports_last_drift_sync.
-Needs the merged enrichment job/status: test_reprocess_enriches_the_ids, test_enrichment_status_fields.
+(local mode allows one process). Every test stands alone: it brings the stores to the state
+it needs (`embedded`, `synced`) and reads only what its own calls produced, so the tests pass
+alone and in any order; none of them stops a process of the shared stack.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import uuid
 import threading
 import time
 from collections.abc import Iterator
@@ -28,7 +31,7 @@ from qdrant_client import QdrantClient
 from automem_pipelines.domain.memory import node_props_for_write
 from automem_pipelines.domain.sample import sample_memories
 from automem_pipelines.settings import Settings
-from automem_pipelines.stack import Stack, running_stack, start_api
+from automem_pipelines.stack import Stack, running_stack, start_api, wait_for_http
 from automem_pipelines.stores import falkordb_server, vectors
 from automem_pipelines.stores.graph import GraphConfig, connect
 from automem_pipelines.stores.vectors import VectorConfig
@@ -49,9 +52,12 @@ class E2E:
     stack: Stack
     api_url: str
     ids: list[str]
+    env: dict[str, str]
 
-    def post(self, path: str, body: dict | None = None, **kwargs) -> requests.Response:
-        return requests.post(self.api_url + path, json=body, headers=ADMIN, timeout=300, **kwargs)
+    def post(self, path: str, body: dict | None = None, headers: dict | None = None,
+             **kwargs) -> requests.Response:  # fmt: skip
+        return requests.post(self.api_url + path, json=body, headers={**ADMIN, **(headers or {})},
+                             timeout=300, **kwargs)  # fmt: skip
 
     def get(self, path: str) -> requests.Response:
         return requests.get(self.api_url + path, headers=API, timeout=60)
@@ -76,6 +82,21 @@ class E2E:
 
     def graph(self):
         return connect(GraphConfig.from_settings(self.settings))
+
+    def embedded(self) -> None:
+        """Every memory has its vector (a re-embed run; a no-op when they are up to date)."""
+        response = self.post("/admin/reembed", {"wait": True})
+        assert response.status_code == 200 and response.json()["failed"] == 0, response.text
+
+    def synced(self) -> dict:
+        """The stores agree: drift-sync runs until one finds nothing to do; its summary."""
+        self.embedded()
+        for _ in range(3):
+            response = self.post("/admin/sync", {"wait": True})
+            assert response.status_code == 200, response.text
+            if response.json()["status"] == "already_synced":
+                return response.json()
+        raise AssertionError(f"drift sync never settled: {response.text}")
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +129,8 @@ def e2e() -> Iterator[E2E]:
         with running_stack(settings, port=free_port(), env=env) as stack:
             api_port = free_port()
             start_api(stack, port=api_port, env=env)
-            yield E2E(settings, stack, f"http://127.0.0.1:{api_port}", [m["id"] for m in memories])
+            ids = [m["id"] for m in memories]
+            yield E2E(settings, stack, f"http://127.0.0.1:{api_port}", ids, env)
     finally:
         if saved_home is None:
             os.environ.pop("DAGSTER_HOME", None)
@@ -119,7 +141,7 @@ def e2e() -> Iterator[E2E]:
 
 
 def test_reembed_with_wait_returns_the_summary_and_vectors_are_in_qdrant(e2e: E2E):
-    response = e2e.post("/admin/reembed", {"batch_size": 4, "wait": True})
+    response = e2e.post("/admin/reembed", {"batch_size": 4, "force": True, "wait": True})
     assert response.status_code == 200, response.text
     body = response.json()
     assert {k: body[k] for k in ("status", "processed", "failed", "total", "batch_size", "metadata_preserved")} == {
@@ -165,6 +187,8 @@ def test_second_concurrent_reembed_is_409_with_the_running_id(e2e: E2E):
     assert by_code[409]["run_id"] == by_code[202]["run_id"]
     assert by_code[409]["message"].startswith("A re-embed run is already")
     assert e2e.wait_run(by_code[202]["run_id"])["status"] == "success"
+    entries = [e for e in _audit(e2e) if e["run_id"] == by_code[202]["run_id"]]
+    assert sorted(e["outcome"] for e in entries) == ["conflict", "queued"], entries
 
 
 def test_health_counts_memories_from_falkordb(e2e: E2E):
@@ -175,6 +199,7 @@ def test_health_counts_memories_from_falkordb(e2e: E2E):
 
 
 def test_sync_dry_run_then_repair(e2e: E2E):
+    e2e.synced()
     missing = e2e.ids[:3]
     with e2e.qdrant() as client:
         client.delete(e2e.settings.qdrant_collection, points_selector=missing)
@@ -194,7 +219,9 @@ def test_sync_dry_run_then_repair(e2e: E2E):
 
 
 def test_health_reports_last_drift_sync(e2e: E2E):
+    last = e2e.synced()
     body = requests.get(e2e.api_url + "/health", timeout=60).json()
+    assert body["last_drift_sync"]["run_id"] == last["run_id"]
     assert body["last_drift_sync"]["summary"]["status"] == "already_synced"
     assert body["vector_count"] == MEMORIES and body["sync_status"] == "synced"
     assert body["status"] == "healthy"
@@ -233,21 +260,45 @@ def test_enrichment_status_fields(e2e: E2E):
     assert body["max_attempts"] == 3 and body["dagster"] == "reachable"
 
 
+def _audit(e2e: E2E) -> list[dict]:
+    path = e2e.settings.data_dir / "api-audit.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def test_audit_log_holds_every_admin_call_and_no_token(e2e: E2E):
+    request_id = f"audit-{uuid.uuid4().hex[:12]}"
+    refused = e2e.post("/admin/reembed", {"batch_size": 0}, headers={"X-Request-ID": request_id})
+    assert refused.status_code == 400
     text = (e2e.settings.data_dir / "api-audit.jsonl").read_text()
     assert API_TOKEN not in text and ADMIN_TOKEN not in text
-    assert '"endpoint": "/admin/reembed"' in text and '"outcome": "conflict"' in text
+    (entry,) = [e for e in _audit(e2e) if e["request_id"] == request_id]
+    assert entry["endpoint"] == "/admin/reembed" and entry["status_code"] == 400
+    assert entry["parameters"] == {"batch_size": 0} and len(entry["token_fingerprint"]) == 12
 
 
 def test_dagster_stopped_gives_503(e2e: E2E):
-    """Last in the module: stops the webserver (the fixture stops everything else)."""
-    web = e2e.stack.processes["webserver"]
-    os.killpg(web.pid, 2)
-    web.wait(30)
-    response = e2e.post("/admin/reembed", {})
-    assert response.status_code == 503
-    assert "Dagster webserver" in response.json()["message"] and "Traceback" not in response.text
-    assert e2e.get("/admin/runs/00000000-0000-4000-8000-000000000000").status_code == 503
-    health = requests.get(e2e.api_url + "/health", timeout=60).json()
-    assert health["dagster"] == "unreachable" and health["status"] == "degraded"
-    assert health["falkordb"] == "connected"
+    """An API process whose Dagster webserver is not running (its own process on a port where
+    nothing listens, so the module's stack keeps serving the other tests)."""
+    port = free_port()
+    args = [str(Path(sys.executable).parent / "automem-api"), "--host", "127.0.0.1", "--port",
+            str(port), "--dagster-url", f"http://127.0.0.1:{free_port()}"]  # fmt: skip
+    log = open(e2e.stack.dagster_home / "stack-logs" / "api-no-dagster.log", "ab")
+    proc = subprocess.Popen(args, env=e2e.env, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    e2e.stack.add("api-no-dagster", proc)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(url + "/health", 60, proc)
+        response = requests.post(url + "/admin/reembed", json={}, headers=ADMIN, timeout=60)
+        assert response.status_code == 503
+        assert "Dagster webserver" in response.json()["message"] and "Traceback" not in response.text
+        run = requests.get(url + "/admin/runs/00000000-0000-4000-8000-000000000000", headers=API,
+                           timeout=60)  # fmt: skip
+        assert run.status_code == 503
+        health = requests.get(url + "/health", timeout=60).json()
+        assert health["dagster"] == "unreachable" and health["status"] == "degraded"
+        assert health["falkordb"] == "connected"
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(30)
+        log.close()

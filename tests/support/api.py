@@ -1,19 +1,20 @@
-"""Helpers for the API tests: an app wired to a given launcher, a recording launcher, and a
-scripted stand-in for Dagster used only by the schema fuzz (no 5xx from our own code)."""
+"""Helpers for the API tests: a recording gateway, and a scripted stand-in for Dagster used
+by the run tests and the schema fuzz (no 5xx from our own code)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from automem_api.launcher import DagsterLauncher, RunInfo, RunOutcome
+from automem_api.gateway import DagsterGateway, RunInfo, RunOutcome
+from automem_pipelines.domain.enrichment_status import SchedulerState
 
 API_TOKEN = "api-token-0123456789"
 ADMIN_TOKEN = "admin-token-9876543210"
 
 
-class RecordingLauncher(DagsterLauncher):
-    """The real launcher, with every submit attempt recorded before it goes to Dagster."""
+class RecordingGateway(DagsterGateway):
+    """The real gateway, with every submit attempt recorded before it goes to Dagster."""
 
     def __init__(self, config):
         super().__init__(config)
@@ -24,7 +25,7 @@ class RecordingLauncher(DagsterLauncher):
         return super().submit(job, run_config, tags)
 
 
-class ScriptedLauncher(DagsterLauncher):
+class ScriptedGateway(DagsterGateway):
     """Answers like a healthy Dagster whose runs finish at once (for the schema fuzz)."""
 
     def __init__(self, config):
@@ -57,7 +58,5 @@ class ScriptedLauncher(DagsterLauncher):
                            "batch_size": 32, "metadata_preserved": True}, [])  # fmt: skip
 
     def scheduler_state(self):
-        return {
-            "sensor_running": True, "daemon_alive": True, "queued_runs": 0, "inflight_ids": 0,
-            "queued_ids": 0,
-        }  # fmt: skip
+        return SchedulerState(sensor_running=True, daemon_alive=True, queued_runs=0,
+                              inflight_ids=0, queued_ids=0)  # fmt: skip

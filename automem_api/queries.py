@@ -1,0 +1,91 @@
+"""The GraphQL documents the gateway sends to the Dagster webserver.
+
+Every union answer asks for `__typename` and, through the `Error` interface every Dagster
+error type implements, for its `message`: the gateway maps the type name to an HTTP answer.
+"""
+
+RUN_FIELDS = "runId jobName status creationTime startTime endTime tags { key value } runConfig"
+
+PING = "query Ping { version }"
+
+LAUNCH_RUN = """
+mutation LaunchRun($executionParams: ExecutionParams!) {
+  launchRun(executionParams: $executionParams) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on Error { message }
+  }
+}"""
+
+RUN = f"""
+query Run($runId: ID!) {{
+  runOrError(runId: $runId) {{
+    __typename
+    ... on Run {{ {RUN_FIELDS} }}
+    ... on Error {{ message }}
+  }}
+}}"""
+
+RUN_STATUS = """
+query RunStatus($runId: ID!) {
+  runOrError(runId: $runId) {
+    __typename
+    ... on Run { status }
+    ... on Error { message }
+  }
+}"""
+
+RUNS = f"""
+query Runs($filter: RunsFilter, $limit: Int) {{
+  runsOrError(filter: $filter, limit: $limit) {{
+    __typename
+    ... on Runs {{ results {{ {RUN_FIELDS} }} }}
+    ... on Error {{ message }}
+  }}
+}}"""
+
+# The structured events of a run: the summarizing step's Output metadata (the summary as a
+# JSON entry) and the failure events.
+RUN_EVENTS = """
+query RunEvents($runId: ID!, $cursor: String, $limit: Int) {
+  logsForRun(runId: $runId, afterCursor: $cursor, limit: $limit) {
+    __typename
+    ... on EventConnection {
+      cursor
+      hasMore
+      events {
+        __typename
+        ... on ExecutionStepOutputEvent {
+          stepKey
+          metadataEntries { label ... on JsonMetadataEntry { jsonString } }
+        }
+        ... on ExecutionStepFailureEvent { stepKey error { message } }
+        ... on RunFailureEvent { message }
+      }
+    }
+    ... on Error { message }
+  }
+}"""
+
+SCHEDULER = """
+query Scheduler($sensor: SensorSelector!, $daemon: String!, $queued: RunsFilter,
+                $started: RunsFilter, $limit: Int) {
+  sensorOrError(sensorSelector: $sensor) {
+    __typename
+    ... on Sensor { sensorState { status } }
+  }
+  instance {
+    daemonHealth { sensor: daemonStatus(daemonType: $daemon) { lastHeartbeatTime } }
+  }
+  queued: runsOrError(filter: $queued, limit: $limit) {
+    __typename
+    ... on Runs { results { runConfig } }
+    ... on Error { message }
+  }
+  started: runsOrError(filter: $started, limit: $limit) {
+    __typename
+    ... on Runs { results { runConfig } }
+    ... on Error { message }
+  }
+}"""
