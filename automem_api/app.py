@@ -688,7 +688,7 @@ def _add_routes(app: FastAPI) -> None:
             dagster = "unreachable"
         with graph.store() as store:
             status = enrichment_status(
-                store, scheduler, settings.enrichment_max_attempts, settings.recall_excluded_types
+                store, scheduler, settings.enrichment.max_attempts, settings.recall_excluded_types
             )
         return {**status, "dagster": dagster}
 
@@ -711,7 +711,7 @@ def _add_routes(app: FastAPI) -> None:
 
         last_sync = last_drift_sync() if dagster_ok else None
         sync_summary = (last_sync or {}).get("summary") or {}
-        if settings.qdrant_local:
+        if settings.qdrant.local:
             # The API never opens the embedded store: the last drift-sync run's count stands in.
             qdrant = "embedded"
             vector_count = sync_summary.get("qdrant_count")
@@ -751,8 +751,8 @@ def _add_routes(app: FastAPI) -> None:
                 "uptime_seconds": round(time.monotonic() - app.state.started, 1),
             },
             "timestamp": now_iso(),
-            "graph": settings.falkordb_graph,
-            "collection": settings.qdrant_collection,
+            "graph": settings.falkordb.graph,
+            "collection": settings.qdrant.collection,
         }
 
     def last_drift_sync() -> dict[str, Any] | None:

@@ -149,13 +149,13 @@ def cmd_falkordb(args: argparse.Namespace) -> None:
     from .stores import falkordb_server
 
     settings = _settings()
-    if settings.falkordb_host:
+    if settings.falkordb.host:
         raise SystemExit("FALKORDB_HOST is set: the embedded server is not in use")
     try:
         if args.action == "start":
             _show_falkordb_progress()
             socket = falkordb_server.ensure_running(
-                settings.data_dir, timeout=settings.falkordb_start_timeout_seconds
+                settings.data_dir, timeout=settings.falkordb.start_timeout_seconds
             )
             print(f"FalkorDB listening on {socket}")
         elif args.action == "stop":

@@ -81,7 +81,7 @@ def scheduler_state_from_instance(
     instance: dg.DagsterInstance, default_running: bool | None = None
 ) -> SchedulerState:
     if default_running is None:
-        default_running = Settings.from_env().enrichment_sensor_enabled
+        default_running = Settings.from_env().enrichment.sensor_enabled
     runs = inflight_runs(instance)
     return SchedulerState(
         sensor_running=sensor_running(instance, default_running),

@@ -16,6 +16,7 @@ since local mode on disk is far slower than a Qdrant server at payload writes).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import statistics
 import sys
@@ -29,7 +30,7 @@ import dagster as dg  # noqa: E402
 
 from automem_pipelines.constants import ENRICHMENT_JOB, REEMBED_JOB, SUMMARY_OPS  # noqa: E402
 from automem_pipelines.definitions import build_definitions, build_resources  # noqa: E402
-from automem_pipelines.domain.enrichment import EnrichmentOptions, enrich_batch  # noqa: E402
+from automem_pipelines.domain.enrichment import enrich_batch  # noqa: E402
 from automem_pipelines.domain.memory import node_props_for_write  # noqa: E402
 from automem_pipelines.domain.nlp import load_entity_model  # noqa: E402
 from automem_pipelines.domain.sample import sample_memories  # noqa: E402
@@ -81,13 +82,9 @@ def main() -> None:
                 run_config=reembed_run_config(), resources=res, instance=instance
             )
             store = res["qdrant"].get_store()
-            ner = load_entity_model(settings.enrichment_spacy_model)
-            full = load_entity_model(settings.enrichment_spacy_model, ner_only=False)
-            options = EnrichmentOptions(
-                similarity_limit=settings.enrichment_similarity_limit,
-                similarity_threshold=settings.enrichment_similarity_threshold,
-                nlp_batch_size=args.nlp_batch,
-            )
+            ner = load_entity_model(settings.enrichment.spacy_model)
+            full = load_entity_model(settings.enrichment.spacy_model, ner_only=False)
+            options = dataclasses.replace(res["nlp"].options(), nlp_batch_size=args.nlp_batch)
             ner.pipe(texts[:50])  # warm-up: models, and Dagster's first-run costs
             full.pipe(texts[:50])
             defs.get_job_def(ENRICHMENT_JOB).execute_in_process(

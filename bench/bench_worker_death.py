@@ -104,9 +104,9 @@ def measure(label: str, poll: str | None, repeat: int, memories: int) -> dict:
             with dg.DagsterInstance.from_config(str(stack.dagster_home)) as instance:
                 times = []
                 for i in range(repeat):
-                    times.append(one_death(client, instance, settings.run_monitoring_poll_seconds))
+                    times.append(one_death(client, instance, settings.schedule.run_monitoring_poll_seconds))
                     print(f"  {label}: repetition {i + 1}: {times[-1]:.2f} s", file=sys.stderr)
-        return {"label": label, "poll": settings.run_monitoring_poll_seconds, "times": times}
+        return {"label": label, "poll": settings.schedule.run_monitoring_poll_seconds, "times": times}
     finally:
         os.environ.pop("DAGSTER_HOME", None)
         vectors.close_all()

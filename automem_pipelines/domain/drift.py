@@ -38,7 +38,6 @@ from ..stores.vectors import VectorStore, dimension_message
 from . import reembed
 from . import identity as identity_mod
 from .embeddings import EmbeddingProvider
-from .gc_pause import cyclic_gc_paused
 from .memory import (
     COMPARED_FIELDS, has_content, id_problem, node_props_for_write, payload_from_node, shown_id,
 )  # fmt: skip
@@ -254,9 +253,10 @@ def detect(
 ) -> DriftReport:
     """Compare both stores completely. Reads only; never writes to either store.
 
-    Runs with the cyclic GC paused (see gc_pause): the pages read here die by refcount, and
-    with local mode's collection in the heap every full collection would walk all of it."""
-    with cyclic_gc_paused():
+    Runs as the store's bulk phase (VectorStore.bulk_phase): the pages read here die by
+    refcount, and with local mode's collection in the heap every full collection would walk
+    all of it."""
+    with vectors.bulk_phase():
         return _detect(graph, vectors, identity, excluded_types, scroll_page, graph_page)
 
 

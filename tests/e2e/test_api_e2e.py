@@ -127,7 +127,7 @@ def test_reembed_with_wait_returns_the_summary_and_vectors_are_in_qdrant(e2e: E2
         "metadata_preserved": True,
     }  # fmt: skip
     with e2e.qdrant() as client:
-        points = client.retrieve(e2e.settings.qdrant_collection, e2e.ids, with_vectors=True)
+        points = client.retrieve(e2e.settings.qdrant.collection, e2e.ids, with_vectors=True)
     assert len(e2e.ids) == MEMORIES
     assert sorted(str(p.id) for p in points) == sorted(e2e.ids)
     assert all(len(p.vector) == 256 for p in points)
@@ -177,7 +177,7 @@ def test_health_counts_memories_from_falkordb(e2e: E2E):
 def test_sync_dry_run_then_repair(e2e: E2E):
     missing = e2e.ids[:3]
     with e2e.qdrant() as client:
-        client.delete(e2e.settings.qdrant_collection, points_selector=missing)
+        client.delete(e2e.settings.qdrant.collection, points_selector=missing)
     dry = e2e.post("/admin/sync", {"dry_run": True, "wait": True})
     assert dry.status_code == 200, dry.text
     assert dry.json()["status"] == "dry_run"
@@ -188,7 +188,7 @@ def test_sync_dry_run_then_repair(e2e: E2E):
     assert repair.status_code == 200, repair.text
     assert repair.json()["status"] == "complete" and repair.json()["synced"] == 3
     with e2e.qdrant() as client:
-        assert len(client.retrieve(e2e.settings.qdrant_collection, missing)) == 3
+        assert len(client.retrieve(e2e.settings.qdrant.collection, missing)) == 3
     again = e2e.post("/admin/sync", {"wait": True})
     assert again.json()["status"] == "already_synced"
 

@@ -82,7 +82,7 @@ def test_sensor_enriches_new_memories_with_no_manual_step():
                 assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs
                                     if r.is_finished)  # fmt: skip
                 state = scheduler_state_from_instance(instance, default_running=True)
-                status = enrichment_status(graph, state, settings.enrichment_max_attempts)
+                status = enrichment_status(graph, state, settings.enrichment.max_attempts)
                 assert status["status"] == "running"
                 assert status["stats"]["successes"] >= 4 and status["stats"]["failures"] == 0
 

@@ -242,8 +242,8 @@ def test_automems_other_providers_adopt_its_points_over_their_own_protocol(make_
         env = ({"VOYAGE_API_KEY": "voyage-test-key", "VOYAGE_BASE_URL": server.base_url}
                if wire == "voyage" else {"OLLAMA_BASE_URL": server.base_url})  # fmt: skip
         settings = make_settings(EMBEDDING_PROVIDER="auto", VECTOR_SIZE=str(DIM), **env)
-        assert settings.embedding_provider == wire
-        assert settings.embedding_model == ("voyage-4" if wire == "voyage" else "nomic-embed-text")
+        assert settings.embedding.provider == wire
+        assert settings.embedding.model == ("voyage-4" if wire == "voyage" else "nomic-embed-text")
         resources = build_resources(settings, from_env=False)
         with resources["falkordb"].get_store() as graph:
             vectors = resources["qdrant"].get_store()

@@ -61,7 +61,7 @@ def seed_points(vectors: VectorStore, memories: list[dict], settings=None) -> No
     """Points exactly as the re-embed path writes them (merged payload + stamps of the
     configured embedding), with the local model's vectors."""
     provider, model, dim = ("local", "minilm-l6-static", 256) if settings is None else (
-        settings.embedding_provider, settings.embedding_model, settings.vector_size)
+        settings.embedding.provider, settings.embedding.model, settings.embedding.vector_size)
     vectors.ensure_collection(dim)
     embedded = local_provider().embed([m["content"] for m in memories]).vectors
     payloads = [

@@ -83,8 +83,8 @@ def test_the_cli_exits_non_zero_when_the_run_failed(openai_store, fake_openai, d
     settings, graph, ids = openai_store(12)
     fake_openai.state.fail_marker = "Note"
     fake_openai.state.fail_fault = Fault.wrong_dimension()
-    env = {**os.environ, "AUTOMEM_DATA_DIR": str(data_dir), "FALKORDB_GRAPH": settings.falkordb_graph,
-           "QDRANT_URL": ":memory:", "QDRANT_COLLECTION": settings.qdrant_collection,
+    env = {**os.environ, "AUTOMEM_DATA_DIR": str(data_dir), "FALKORDB_GRAPH": settings.falkordb.graph,
+           "QDRANT_URL": ":memory:", "QDRANT_COLLECTION": settings.qdrant.collection,
            "EMBEDDING_PROVIDER": "openai", "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": fake_openai.base_url,
            "EMBEDDING_MAX_RETRIES": "0", "VECTOR_SIZE": "384", "DAGSTER_HOME": str(tmp_path / "home")}  # fmt: skip
     done = subprocess.run([sys.executable, "-m", "automem_pipelines.cli", "reembed", "--batch-size", "4"],

@@ -83,7 +83,7 @@ def local_points(settings: Settings) -> int:
     run that holds the store keeps it; after a kill -9 the journal may be hot, which a
     read-only connection cannot roll back — the copy is rolled back on open, as the next
     writer of the store would)."""
-    path = Path(settings.data_dir) / "qdrant" / "collection" / settings.qdrant_collection / "storage.sqlite"
+    path = Path(settings.data_dir) / "qdrant" / "collection" / settings.qdrant.collection / "storage.sqlite"
     if not path.exists():
         return 0
     with tempfile.TemporaryDirectory(prefix="amq-") as tmp:

@@ -5,24 +5,24 @@ from automem_pipelines.settings import Settings, SettingsError
 
 def test_defaults_match_automem():
     s = Settings.from_env({"AUTOMEM_DATA_DIR": "/tmp/x"})
-    assert (s.falkordb_graph, s.qdrant_collection, s.falkordb_port) == ("memories", "memories", 6379)
-    assert s.falkordb_embedded and s.qdrant_local
-    assert (s.embedding_provider, s.vector_size) == ("local", 256)
+    assert (s.falkordb.graph, s.qdrant.collection, s.falkordb.port) == ("memories", "memories", 6379)
+    assert s.falkordb.embedded and s.qdrant.local
+    assert (s.embedding.provider, s.embedding.vector_size) == ("local", 256)
     assert s.recall_excluded_types == ("MetaPattern",)
-    assert (s.enrichment_max_attempts, s.enrichment_similarity_limit) == (3, 5)
-    assert s.enrichment_similarity_threshold == 0.8 and s.sync_check_interval_seconds == 3600
+    assert (s.enrichment.max_attempts, s.enrichment.similarity_limit) == (3, 5)
+    assert s.enrichment.similarity_threshold == 0.8 and s.sync.check_interval_seconds == 3600
 
 
 def test_openai_is_chosen_automatically_with_a_key_and_defaults_to_1024():
     s = Settings.from_env({"OPENAI_API_KEY": "sk-x"})
-    assert (s.embedding_provider, s.embedding_model, s.vector_size) == ("openai", "text-embedding-3-small", 1024)
+    assert (s.embedding.provider, s.embedding.model, s.embedding.vector_size) == ("openai", "text-embedding-3-small", 1024)
     s = Settings.from_env({"OPENAI_API_KEY": "sk-x", "QDRANT_VECTOR_SIZE": "768"})
-    assert s.vector_size == 768
+    assert s.embedding.vector_size == 768
 
 
 def test_empty_strings_count_as_unset():
     s = Settings.from_env({"FALKORDB_HOST": "", "QDRANT_URL": " ", "VECTOR_SIZE": ""})
-    assert s.falkordb_embedded and s.qdrant_local
+    assert s.falkordb.embedded and s.qdrant.local
 
 
 @pytest.mark.parametrize(
@@ -52,8 +52,8 @@ def test_every_problem_is_reported_at_once():
 
 
 def test_booleans_follow_automem():
-    assert Settings.from_env({"SYNC_AUTO_REPAIR": "off"}).sync_auto_repair is False
-    assert Settings.from_env({"SYNC_AUTO_REPAIR": "YES"}).sync_auto_repair is True
+    assert Settings.from_env({"SYNC_AUTO_REPAIR": "off"}).sync.auto_repair is False
+    assert Settings.from_env({"SYNC_AUTO_REPAIR": "YES"}).sync.auto_repair is True
 
 
 # AutoMem's choice (automem/embedding/provider_init.py), case by case: the environment an
@@ -99,7 +99,7 @@ AUTOMEM_CASES = [
 @pytest.mark.parametrize(("env", "provider", "model", "dim"), AUTOMEM_CASES)
 def test_provider_choice_follows_automem(env, provider, model, dim):
     s = Settings.from_env(env)
-    assert (s.embedding_provider, s.embedding_model, s.vector_size) == (provider, model, dim)
+    assert (s.embedding.provider, s.embedding.model, s.embedding.vector_size) == (provider, model, dim)
 
 
 AUTOMEM_REFUSED = [
@@ -141,37 +141,37 @@ def test_provider_settings_refused_with_the_reason(env, needle):
 
 def test_the_local_fallback_says_it_deviates_from_automem():
     s = Settings.from_env({})
-    assert "none of VOYAGE_API_KEY, OPENAI_API_KEY, OLLAMA_BASE_URL, OLLAMA_MODEL" in s.embedding_selection
-    assert "fastembed" in s.embedding_selection
+    assert "none of VOYAGE_API_KEY, OPENAI_API_KEY, OLLAMA_BASE_URL, OLLAMA_MODEL" in s.embedding.selection
+    assert "fastembed" in s.embedding.selection
     voyage = Settings.from_env({"VOYAGE_API_KEY": "v", "OPENAI_API_KEY": "o"})
-    assert voyage.embedding_selection.startswith("auto: VOYAGE_API_KEY is set → voyage")
+    assert voyage.embedding.selection.startswith("auto: VOYAGE_API_KEY is set → voyage")
     skipped = Settings.from_env({"VOYAGE_API_KEY": "v", "OPENAI_API_KEY": "o", "VECTOR_SIZE": "3072"})
-    assert "VOYAGE_API_KEY is set but skipped" in skipped.embedding_selection
-    assert "text-embedding-3-large, as AutoMem upgrades" in skipped.embedding_selection
+    assert "VOYAGE_API_KEY is set but skipped" in skipped.embedding.selection
+    assert "text-embedding-3-large, as AutoMem upgrades" in skipped.embedding.selection
 
 
 def test_provider_variables_and_defaults():
     voyage = Settings.from_env({"VOYAGE_API_KEY": "v"})
-    assert (voyage.voyage_api_key, voyage.voyage_base_url) == ("v", "https://api.voyageai.com/v1")
-    assert (voyage.embedding_max_retries, voyage.embedding_timeout_seconds) == (6, 60.0)
+    assert (voyage.embedding.voyage_api_key, voyage.embedding.voyage_base_url) == ("v", "https://api.voyageai.com/v1")
+    assert (voyage.embedding.max_retries, voyage.embedding.timeout_seconds) == (6, 60.0)
     proxy = Settings.from_env({"VOYAGE_API_KEY": "v", "VOYAGE_BASE_URL": "http://127.0.0.1:9/v1",
                                "EMBEDDING_MAX_RETRIES": "1", "EMBEDDING_TIMEOUT_SECONDS": "5"})
-    assert proxy.voyage_base_url == "http://127.0.0.1:9/v1"
-    assert (proxy.embedding_max_retries, proxy.embedding_timeout_seconds) == (1, 5.0)
+    assert proxy.embedding.voyage_base_url == "http://127.0.0.1:9/v1"
+    assert (proxy.embedding.max_retries, proxy.embedding.timeout_seconds) == (1, 5.0)
 
     ollama = Settings.from_env({"OLLAMA_MODEL": "nomic-embed-text"})
-    assert ollama.ollama_base_url == "http://localhost:11434"
+    assert ollama.embedding.ollama_base_url == "http://localhost:11434"
     # AutoMem's OLLAMA_TIMEOUT (30) and OLLAMA_MAX_RETRIES (2); one local server, 2 in flight.
-    assert (ollama.embedding_timeout_seconds, ollama.embedding_max_retries) == (30.0, 2)
-    assert ollama.embedding_max_concurrency == 2
+    assert (ollama.embedding.timeout_seconds, ollama.embedding.max_retries) == (30.0, 2)
+    assert ollama.embedding.max_concurrency == 2
     tuned = Settings.from_env({"EMBEDDING_PROVIDER": "ollama", "OLLAMA_BASE_URL": "http://gpu:11434",
                                "OLLAMA_TIMEOUT": "120", "OLLAMA_MAX_RETRIES": "0",
                                "EMBEDDING_MAX_CONCURRENCY": "4"})
-    assert (tuned.ollama_base_url, tuned.embedding_timeout_seconds) == ("http://gpu:11434", 120.0)
-    assert (tuned.embedding_max_retries, tuned.embedding_max_concurrency) == (0, 4)
+    assert (tuned.embedding.ollama_base_url, tuned.embedding.timeout_seconds) == ("http://gpu:11434", 120.0)
+    assert (tuned.embedding.max_retries, tuned.embedding.max_concurrency) == (0, 4)
 
     openai = Settings.from_env({"OPENAI_API_KEY": "o", "OPENAI_BASE_URL": "http://127.0.0.1:8080/v1"})
-    assert openai.openai_base_url == "http://127.0.0.1:8080/v1" and openai.embedding_max_concurrency == 16
+    assert openai.embedding.openai_base_url == "http://127.0.0.1:8080/v1" and openai.embedding.max_concurrency == 16
 
 
 def test_resources_carry_the_choice():
@@ -180,5 +180,5 @@ def test_resources_carry_the_choice():
     s = Settings.from_env({"VOYAGE_API_KEY": "v", "VOYAGE_MODEL": "voyage-4-lite", "VECTOR_SIZE": "512"})
     res = build_resources(s, from_env=False)["embeddings"]
     assert (res.provider, res.model, res.vector_size, res.voyage_api_key) == ("voyage", "voyage-4-lite", 512, "v")
-    assert res.selection == s.embedding_selection
+    assert res.selection == s.embedding.selection
     assert res.voyage_base_url == "https://api.voyageai.com/v1"
