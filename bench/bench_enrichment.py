@@ -36,7 +36,8 @@ from automem_pipelines.domain.nlp import load_entity_model  # noqa: E402
 from automem_pipelines.domain.sample import sample_memories  # noqa: E402
 from automem_pipelines.run_config import enrichment_run_config, reembed_run_config  # noqa: E402
 from automem_pipelines.settings import Settings  # noqa: E402
-from automem_pipelines.stores import falkordb_server, vectors  # noqa: E402
+from automem_pipelines.stores import falkordb_server  # noqa: E402
+from bench._common import keep_open  # noqa: E402
 
 STAGES = ("nlp_seconds", "graph_read_seconds", "graph_write_seconds", "neighbour_seconds",
           "payload_seconds")  # fmt: skip
@@ -76,12 +77,12 @@ def main() -> None:
         words = sum(len(t.split()) for t in texts) / len(texts)
         defs = build_definitions(settings)
         with dg.DagsterInstance.ephemeral() as instance, res["falkordb"].get_store() as graph:
+            store = keep_open(res)  # before the runs: an in-memory store lives while it is open
             graph.ensure_indexes()
             graph.upsert_memories(rows, batch=5000)
             defs.get_job_def(REEMBED_JOB).execute_in_process(
                 run_config=reembed_run_config(), resources=res, instance=instance
             )
-            store = res["qdrant"].get_store()
             ner = load_entity_model(settings.enrichment.spacy_model)
             full = load_entity_model(settings.enrichment.spacy_model, ner_only=False)
             options = dataclasses.replace(res["nlp"].options(), nlp_batch_size=args.nlp_batch)
@@ -153,7 +154,6 @@ def main() -> None:
         print(table(["stage", "seconds", "of wall time"], stage_rows))
         print("\nLinks written per pass: " + ", ".join(f"{k} {v}" for k, v in links.items()))
     finally:
-        vectors.close_all()
         falkordb_server.stop(root)
         shutil.rmtree(root, ignore_errors=True)
 

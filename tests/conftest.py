@@ -13,13 +13,14 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from automem_pipelines.definitions import build_resources
 from automem_pipelines.settings import Settings
-from automem_pipelines.stores import falkordb_server, vectors
+from automem_pipelines.stores import falkordb_server
 from automem_pipelines.stores.graph import GraphStore
 from automem_pipelines.stores.vectors import VectorStore
 from tests.support.openai_server import OpenAIEmbeddingsServer
@@ -33,7 +34,6 @@ def data_dir() -> Iterator[Path]:
     try:
         yield root
     finally:
-        vectors.close_all()
         falkordb_server.stop(root)
         shutil.rmtree(root, ignore_errors=True)
 
@@ -82,9 +82,9 @@ def make_settings(data_dir: Path, request) -> Iterator[MakeSettings]:
         except Exception:  # noqa: BLE001 - the graph may never have been created
             pass
         try:
-            store = res["qdrant"].get_store()
-            if store.client.collection_exists(store.collection):
-                store.client.delete_collection(store.collection)
+            with res["qdrant"].open_store() as store:
+                if store.client.collection_exists(store.collection):
+                    store.client.delete_collection(store.collection)
         except Exception:  # noqa: BLE001
             pass
 
@@ -106,8 +106,10 @@ def graph(resources) -> Iterator[GraphStore]:
 
 
 @pytest.fixture
-def vector_store(resources) -> VectorStore:
-    return resources["qdrant"].get_store()
+def vector_store(resources) -> Iterator[VectorStore]:
+    """The test's collection, open for the test (a job run beside it shares the client)."""
+    with resources["qdrant"].open_store() as store:
+        yield store
 
 
 @pytest.fixture
@@ -125,3 +127,13 @@ def graph_factory() -> Iterator[Callable[[Settings], GraphStore]]:
     yield make
     for store in opened:
         store.close()
+
+
+@pytest.fixture
+def vectors_factory() -> Iterator[Callable[[Settings], VectorStore]]:
+    """Vector stores for settings made inside a test, open until the test ends (a job run
+    meanwhile shares a local store's client; an in-memory store lives while it is open)."""
+    with ExitStack() as opened:
+        yield lambda settings: opened.enter_context(
+            build_resources(settings, from_env=False)["qdrant"].open_store()
+        )

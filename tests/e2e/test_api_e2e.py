@@ -67,12 +67,9 @@ class E2E:
     @contextmanager
     def qdrant(self) -> Iterator[QdrantClient]:
         """The local store, once the last run's process has let go of it (it reports success
-        a moment before it exits): `vectors.connect` waits for the store."""
-        config = VectorConfig.from_settings(self.settings)
-        try:
-            yield vectors.connect(config).client
-        finally:
-            vectors.forget(config)
+        a moment before it exits): `vectors.open_store` waits for the store."""
+        with vectors.open_store(VectorConfig.from_settings(self.settings)) as store:
+            yield store.client
 
     def graph(self):
         return connect(GraphConfig.from_settings(self.settings))

@@ -20,7 +20,7 @@ from automem_pipelines.domain.memory import parse_metadata
 from automem_pipelines.settings import Settings
 from automem_pipelines.stack import running_stack
 from automem_pipelines.status import scheduler_state_from_instance
-from automem_pipelines.stores import falkordb_server, vectors
+from automem_pipelines.stores import falkordb_server
 from tests.support.dagster_stack import free_port
 from tests.support.enrichment import insert, memory, reembed
 
@@ -69,8 +69,7 @@ def test_sensor_enriches_new_memories_with_no_manual_step():
                 memory(first[1], "Deployed SuperWhisper with Alice during the Launchpad review.", 2),
                 memory(first[2], "Met with Bob Chen in Berlin to plan Project Atlas.", 3),
             ])  # fmt: skip
-            reembed(settings)
-            vectors.close_all()  # runs must be able to open the local Qdrant store
+            reembed(settings)  # its run closed the local Qdrant store: the stack's runs can open it
             with running_stack(settings, port=free_port(), env=env) as stack:
                 wait_processed(graph, first, WAIT_SECONDS)
                 insert(graph, [memory(late, "Chose PostgreSQL for the Orion queue with Priya Nair.", 0.5)])
@@ -102,6 +101,5 @@ def test_sensor_enriches_new_memories_with_no_manual_step():
             os.environ.pop("DAGSTER_HOME", None)
         else:
             os.environ["DAGSTER_HOME"] = saved_home
-        vectors.close_all()
         falkordb_server.stop(root)
         shutil.rmtree(root, ignore_errors=True)

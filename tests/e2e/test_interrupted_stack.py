@@ -19,7 +19,7 @@ from automem_pipelines.run_config import reembed_run_config
 from automem_pipelines.run_workers import check_tagged_worker
 from automem_pipelines.settings import Settings
 from automem_pipelines.stack import running_stack, start_stack
-from automem_pipelines.stores import falkordb_server, vectors
+from automem_pipelines.stores import falkordb_server
 from tests.helpers import load_sample
 from tests.support.dagster_stack import free_port, submit
 from tests.support.drills import (
@@ -81,8 +81,5 @@ def test_ctrl_c_of_the_stack_stops_the_run_at_the_next_write_window():
             rerun = submit(client, REEMBED_JOB, reembed_run_config(batch_size=BATCH), {"automem/trigger": "test"})
             with dg.DagsterInstance.from_config(str(restarted.dagster_home)) as instance:
                 assert wait_for_end(instance, rerun, limit=300) == dg.DagsterRunStatus.SUCCESS
-        res = build_resources(settings, from_env=False)
-        try:
-            assert res["qdrant"].get_store().count() == MEMORIES
-        finally:
-            vectors.forget(res["qdrant"].vector_config())
+        with build_resources(settings, from_env=False)["qdrant"].open_store() as store:
+            assert store.count() == MEMORIES

@@ -23,7 +23,6 @@ from automem_pipelines.run_config import reembed_run_config
 from automem_pipelines.run_workers import WORKER_PID_TAG, WORKER_START_TAG
 from automem_pipelines.settings import Settings
 from automem_pipelines.stack import running_stack, start_api
-from automem_pipelines.stores import vectors
 from tests.helpers import load_sample, run_reembed, summary_of
 from tests.support.api import ADMIN_TOKEN, API_TOKEN
 from tests.support.dagster_stack import free_port, submit
@@ -59,11 +58,9 @@ def stack():
 
 
 def _count(settings: Settings) -> int:
-    res = build_resources(settings, from_env=False)
-    try:
-        return res["qdrant"].get_store().count()  # waits for the last run's process to let go
-    finally:
-        vectors.forget(res["qdrant"].vector_config())
+    # waits for the last run's process to let go, and lets go itself
+    with build_resources(settings, from_env=False)["qdrant"].open_store() as store:
+        return store.count()
 
 
 def test_a_killed_worker_fails_its_run_frees_the_api_and_a_rerun_finishes(stack):
@@ -113,8 +110,7 @@ def test_a_killed_cli_run_is_failed_by_a_daemon_that_did_not_start_it_and_a_reru
     assert run.tags[WORKER_PID_TAG] == str(proc.pid) and run.tags[WORKER_START_TAG]
     assert wait_for_end(instance, run.run_id) == dg.DagsterRunStatus.FAILURE
 
-    store = build_resources(settings, from_env=False)["qdrant"].get_store()
-    try:
+    with build_resources(settings, from_env=False)["qdrant"].open_store() as store:
         written_before = store.count()
         assert 500 <= written_before < MEMORIES
         summary = summary_of(run_reembed(settings, batch_size=256))
@@ -123,5 +119,3 @@ def test_a_killed_cli_run_is_failed_by_a_daemon_that_did_not_start_it_and_a_reru
         assert summary["skipped_unchanged"] == written_before
         assert store.count() == MEMORIES
         assert set(store.payloads([r["id"] for r in rows])) == {r["id"] for r in rows}
-    finally:
-        vectors.forget(build_resources(settings, from_env=False)["qdrant"].vector_config())

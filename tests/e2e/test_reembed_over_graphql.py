@@ -22,7 +22,7 @@ from automem_pipelines.run_config import reembed_run_config
 from automem_pipelines.run_workers import WORKER_PID_TAG
 from automem_pipelines.settings import Settings
 from automem_pipelines.stack import running_stack
-from automem_pipelines.stores import falkordb_server, vectors
+from automem_pipelines.stores import falkordb_server
 from tests.helpers import load_sample
 from tests.support.dagster_stack import free_port, submit, wait_for_run
 
@@ -39,7 +39,6 @@ def stack():
         with running_stack(settings, port=port, env=env) as running:
             yield settings, DagsterGraphQLClient("127.0.0.1", port_number=port), running
     finally:
-        vectors.close_all()
         falkordb_server.stop(root)
         shutil.rmtree(root, ignore_errors=True)
 
@@ -64,12 +63,9 @@ def test_runs_launched_over_graphql_reembed_and_never_overlap(stack):
         a, b = sorted(records.values(), key=lambda r: r.start_time)
         assert a.end_time <= b.start_time  # one local-mode run at a time
 
-    store = res["qdrant"].get_store()  # both runs are over: the store is free for us
-    try:
+    with res["qdrant"].open_store() as store:  # both runs are over: the store is free for us
         assert store.count() == 400
         assert set(store.payloads([r["id"] for r in rows])) == {r["id"] for r in rows}
-    finally:
-        vectors.forget(res["qdrant"].vector_config())
 
 
 def test_a_running_run_is_terminated_and_a_rerun_finishes_the_job(stack):
@@ -98,8 +94,5 @@ def test_a_running_run_is_terminated_and_a_rerun_finishes_the_job(stack):
 
     rerun = submit(client, REEMBED_JOB, reembed_run_config(batch_size=256), {"automem/trigger": "test"})
     assert wait_for_run(client, rerun) == dg.DagsterRunStatus.SUCCESS
-    store = res["qdrant"].get_store()
-    try:
+    with res["qdrant"].open_store() as store:
         assert store.count() == 8_400  # the 400 of the first test and all 8,000
-    finally:
-        vectors.forget(res["qdrant"].vector_config())

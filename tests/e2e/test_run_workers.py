@@ -29,7 +29,7 @@ from automem_pipelines.run_workers import (
 )
 from automem_pipelines.settings import Settings
 from automem_pipelines.stack import running_stack
-from automem_pipelines.stores import falkordb_server, vectors
+from automem_pipelines.stores import falkordb_server
 from tests.helpers import load_sample
 from tests.support.dagster_stack import free_port, submit, wait_for_run
 from tests.support.drills import (
@@ -130,11 +130,8 @@ def stack():
 
 
 def _store_count(settings: Settings) -> int:
-    res = build_resources(settings, from_env=False)
-    try:
-        return res["qdrant"].get_store().count()
-    finally:
-        vectors.forget(res["qdrant"].vector_config())
+    with build_resources(settings, from_env=False)["qdrant"].open_store() as store:
+        return store.count()
 
 
 @pytest.mark.slow

@@ -67,7 +67,7 @@ def test_the_threshold_decides_and_a_rerun_of_only_failures_fails(openai_store, 
     assert not again.success and summary_of(again)["failed"] == 10
 
 
-def test_one_poisoned_text_in_a_batch_of_100_fails_alone(openai_store, fake_openai):
+def test_one_poisoned_text_in_a_batch_of_100_fails_alone(openai_store, fake_openai, vectors_factory):
     settings, graph, ids = openai_store(100)
     poisoned = ids[37]
     graph.query("MATCH (m:Memory {id: $id}) SET m.content = 'POISON text'", {"id": poisoned})
@@ -75,7 +75,7 @@ def test_one_poisoned_text_in_a_batch_of_100_fails_alone(openai_store, fake_open
     summary = summary_of(run_reembed(settings, batch_size=100))
     assert (summary["processed"], summary["failed"], summary["failed_ids"]) == (99, 1, [poisoned])
     assert summary["provider_requests"] <= 1 + 2 * 7  # halves down to the one text
-    store = build_resources(settings, from_env=False)["qdrant"].get_store()
+    store = vectors_factory(settings)
     assert len(store.payloads(ids)) == 99 and poisoned not in store.payloads([poisoned])
 
 

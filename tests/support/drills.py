@@ -17,7 +17,7 @@ import dagster as dg
 
 from automem_pipelines.run_workers import WORKER_PID_TAG, check_tagged_worker
 from automem_pipelines.settings import Settings
-from automem_pipelines.stores import falkordb_server, vectors
+from automem_pipelines.stores import falkordb_server
 
 LIMIT_SECONDS = 180.0  # a bound on waiting, not an assertion about speed
 FINISHED = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
@@ -36,7 +36,6 @@ def drill_root(prefix: str) -> Iterator[Path]:
         os.environ.pop("DAGSTER_HOME", None)  # running_stack exported the drill's own home
         if saved is not None:
             os.environ["DAGSTER_HOME"] = saved
-        vectors.close_all()
         falkordb_server.stop(root)
         shutil.rmtree(root, ignore_errors=True)
 
