@@ -1,8 +1,7 @@
-"""Environment → the API's typed configuration.
-
-Tokens keep AutoMem's variable names (`AUTOMEM_API_TOKEN`, `ADMIN_API_TOKEN`; an empty
-string counts as unset). Store settings (graph, collection, data dir, ENRICHMENT_MAX_ATTEMPTS)
-come from the pipelines' own `Settings`, so the API and the jobs agree on where things are.
+"""The API's configuration: the `api` group of the shared settings
+(`automem_pipelines.settings.ApiSettings`, AutoMem's variable names; an empty string counts
+as unset), beside the store settings (graph, collection, data dir, ENRICHMENT_MAX_ATTEMPTS) the
+jobs read, so the API and the jobs agree on where things are.
 """
 
 from __future__ import annotations

@@ -347,13 +347,13 @@ def serve(modules: Sequence[str]) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps finished workers
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopped by EOF on stdin, after the daemon
     out = os.fdopen(os.dup(1), "wb", buffering=0)
-    missing = missing_warm_modules()
     # Importing dagster, qdrant-client, redis, numpy and our modules creates several hundred
     # thousand long-lived objects, none of them garbage: with the cyclic collector on, CPython
     # would run four or five full collections during the imports.
     with cyclic_gc_paused():
         for name in modules:
             importlib.import_module(name)
+        missing = missing_warm_modules()  # after them: a preloaded module may add to the list
         for name in WARM_MODULES:
             if name not in missing:
                 importlib.import_module(name)

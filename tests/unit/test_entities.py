@@ -21,15 +21,13 @@ def entities(model, text: str) -> dict[str, list[str]]:
 def test_model_falls_back_to_the_packaged_spacy_model(model):
     assert model.name == PACKAGED_MODEL
     assert not model.rule_only
-    assert model.describe() == {"model": PACKAGED_MODEL, "requested": "en_core_web_sm",
-                                "rule_only": False}  # fmt: skip
+    assert (model.name, model.requested, model.rule_only) == (PACKAGED_MODEL, "en_core_web_sm", False)
 
 
 def test_no_model_at_all_is_rule_only_and_says_so(caplog):
     with caplog.at_level("ERROR"):
         fallback = load_entity_model("no_such_model_xyz", fallback="no_such_fallback_xyz")
     assert fallback.rule_only and fallback.name == RULE_ONLY
-    assert fallback.describe()["rule_only"] is True
     assert [len(p) > 0 for p in fallback.problems] == [True, True]
     assert "RULE-ONLY" in caplog.text
     assert fallback.pipe(["a", "b"]) == [None, None]

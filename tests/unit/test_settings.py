@@ -1,3 +1,4 @@
+import dagster as dg
 import pytest
 
 from automem_pipelines.settings import Settings, SettingsError
@@ -182,3 +183,39 @@ def test_resources_carry_the_choice():
     assert (res.provider, res.model, res.vector_size, res.voyage_api_key) == ("voyage", "voyage-4-lite", 512, "v")
     assert res.selection == s.embedding.selection
     assert res.voyage_base_url == "https://api.voyageai.com/v1"
+
+
+def test_each_resource_takes_its_fields_from_its_group():
+    """Resources are built from the groups by field name: a renamed field fails here."""
+    from automem_pipelines.definitions import build_resources
+
+    s = Settings.from_env({"OPENAI_API_KEY": "o", "FALKORDB_PASSWORD": "pw", "QDRANT_API_KEY": "q"})
+    res = build_resources(s, from_env=False)
+    for key, group in (("falkordb", s.falkordb), ("qdrant", s.qdrant), ("embeddings", s.embedding),
+                       ("nlp", s.enrichment)):
+        fields = set(type(res[key]).model_fields) - {"data_dir"}
+        assert fields <= set(type(group).model_fields), key
+        assert {f: getattr(res[key], f) for f in fields} == {f: getattr(group, f) for f in fields}
+    assert res["sync"].excluded_types == list(s.recall_excluded_types)
+    secrets = build_resources(s)  # from_env: credentials as EnvVar of their variables
+    assert (secrets["embeddings"].openai_api_key, secrets["falkordb"].password, secrets["qdrant"].api_key) == (
+        dg.EnvVar("OPENAI_API_KEY"), dg.EnvVar("FALKORDB_PASSWORD"), dg.EnvVar("QDRANT_API_KEY"))
+    assert secrets["embeddings"].voyage_api_key is None  # unset stays unset
+    assert set(s.secret_values()) == {"o", "pw", "q"}
+
+
+def test_the_api_group_reads_automem_names_and_shares_the_booleans():
+    s = Settings.from_env({"AUTOMEM_API_TOKEN": " t ", "AUTOMEM_API_ALLOW_UNAUTHENTICATED": "on",
+                           "AUTOMEM_API_ADMIN_RATE_LIMIT": "0", "AUTOMEM_API_PORT": "9000"})
+    assert (s.api.api_token, s.api.allow_unauthenticated, s.api.port) == ("t", True, 9000)
+    assert s.api.admin_rate_limit.calls == 0
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"AUTOMEM_API_ALLOW_UNAUTHENTICATED": "maybe", "AUTOMEM_API_PORT": "x"})
+    assert "AUTOMEM_API_ALLOW_UNAUTHENTICATED='maybe' is not valid" in str(info.value)
+    assert "AUTOMEM_API_PORT='x' is not valid: expected an integer from 1 to 65535" in str(info.value)
+
+
+def test_qdrant_host_and_port_stand_for_the_url():
+    assert Settings.from_env({"QDRANT_HOST": "q", "QDRANT_PORT": "7000"}).qdrant.url == "http://q:7000"
+    assert Settings.from_env({"QDRANT_HOST": "q"}).qdrant.url == "http://q:6333"
+    assert Settings.from_env({"QDRANT_URL": ":memory:", "QDRANT_HOST": "q"}).qdrant.url == ":memory:"
