@@ -3,6 +3,7 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
+from ..domain import embedding_defaults as d
 from ..domain.embeddings import (
     EmbeddingProvider,
     OllamaProvider,
@@ -10,7 +11,6 @@ from ..domain.embeddings import (
     VoyageProvider,
     local_provider,
 )
-from ..domain.embeddings import defaults as d
 
 
 class EmbeddingsResource(dg.ConfigurableResource):

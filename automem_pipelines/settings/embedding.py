@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from ..domain.embeddings import defaults as d
+from ..domain import embedding_defaults as d
 from .environment import Group, HttpUrl, Secret
 
 # AutoMem's values, minus placeholder (refused); AutoMem's "local" is fastembed, ours the

@@ -8,7 +8,6 @@ path that another process holds waits for it, up to a timeout, instead of failin
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -21,6 +20,7 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException
 
 from .gc_pause import cyclic_gc_paused
+from .local_stores import LocalStores
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -67,42 +67,7 @@ class VectorConfig:
         return f"Qdrant {kind} {self.location}, collection {self.collection!r}"
 
 
-class _LocalStores:
-    """The local-mode stores open in this process, each with its one client.
-
-    qdrant-client's local mode locks the store's directory for one client: a second client
-    of the same path in the same process fails (and a second ``:memory:`` client is another,
-    empty store). So every opener of a local store in this process (a run's resource, a test
-    or the CLI beside it) shares its one client, counted, and the last to close it closes the
-    client, which frees the store for other processes."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._open: dict[str, tuple[QdrantClient, int]] = {}
-
-    def acquire(self, config: VectorConfig) -> QdrantClient:
-        with self._lock:
-            client, holders = self._open.get(config.location) or (None, 0)
-            if client is None:
-                client = _open_local(config)
-            self._open[config.location] = (client, holders + 1)
-            return client
-
-    def release(self, config: VectorConfig) -> None:
-        with self._lock:
-            client, holders = self._open[config.location]
-            if holders > 1:
-                self._open[config.location] = (client, holders - 1)
-                return
-            del self._open[config.location]
-        client.close()
-
-    def holders(self, config: VectorConfig) -> int:
-        with self._lock:
-            return self._open.get(config.location, (None, 0))[1]
-
-
-_LOCAL_STORES = _LocalStores()
+_LOCAL_STORES = LocalStores()
 
 
 def _open_local(config: VectorConfig) -> QdrantClient:
@@ -127,15 +92,15 @@ def _open_local(config: VectorConfig) -> QdrantClient:
 @contextmanager
 def open_store(config: VectorConfig) -> Iterator[VectorStore]:
     """The store, open for the block: a server gets its own client, closed after; a local
-    store is shared with its other openers in this process (see _LocalStores), and released
+    store is shared with its other openers in this process (see local_stores.py), and released
     after. Opening a local store that another process holds waits for it, up to
     ``lock_timeout_seconds``."""
     if config.is_local:
-        client = _LOCAL_STORES.acquire(config)
+        client = _LOCAL_STORES.acquire(config.location, lambda: _open_local(config))
         try:
             yield VectorStore(client, config)
         finally:
-            _LOCAL_STORES.release(config)
+            _LOCAL_STORES.release(config.location)
         return
     client = QdrantClient(url=config.url, api_key=config.api_key, timeout=config.timeout_seconds)
     try:
@@ -146,7 +111,7 @@ def open_store(config: VectorConfig) -> Iterator[VectorStore]:
 
 def local_holders(config: VectorConfig) -> int:
     """How many openers in this process hold this local store (0: closed here)."""
-    return _LOCAL_STORES.holders(config)
+    return _LOCAL_STORES.holders(config.location)
 
 
 _UNAVAILABLE = (ResponseHandlingException, ConnectionError, TimeoutError, OSError)

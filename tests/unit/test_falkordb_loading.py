@@ -73,7 +73,8 @@ class Watch:
 
     def _run(self) -> None:
         socket = falkordb_server.paths_for(self.root).socket
-        while not self.done.is_set():
+        while True:
+            last = self.done.is_set()  # one more sample after the watch ends: "at the end"
             if self.cli:
                 env = {**os.environ, "AUTOMEM_DATA_DIR": str(self.root)}
                 env.pop("FALKORDB_HOST", None)
@@ -90,6 +91,8 @@ class Watch:
             else:
                 self.states.append(falkordb_server.status(self.root, answer_timeout=0.5).state)
             self.servers.append(redis_servers_on(socket))
+            if last:
+                return
             time.sleep(0.05)
 
     def __enter__(self):

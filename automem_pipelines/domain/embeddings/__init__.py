@@ -12,7 +12,7 @@ from .base import (
     check_batch,
 )
 from .batches import BatchOutcome, embed_batches
-from .defaults import LOCAL_MODEL_NAME, OLLAMA_BASE_URL, VOYAGE_BASE_URL, VOYAGE_DIMENSIONS
+from ..embedding_defaults import LOCAL_MODEL_NAME, OLLAMA_BASE_URL, VOYAGE_BASE_URL, VOYAGE_DIMENSIONS
 from .http_api import HTTPStatusFailure
 from .local import LOCAL_MODEL_DIR, LocalStaticProvider, local_provider
 from .ollama import OllamaProvider

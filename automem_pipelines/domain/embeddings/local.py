@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .base import EmbeddedBatch, check_batch
-from .defaults import LOCAL_MODEL_NAME
+from ..embedding_defaults import LOCAL_MODEL_NAME
 
 LOCAL_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "minilm-l6-static"
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .base import EmbeddedBatch, EmbeddingError, RetryPolicy, check_batch, decode, stack
-from .defaults import (
+from ..embedding_defaults import (
     BACKOFF_BASE_SECONDS,
     BACKOFF_CAP_SECONDS,
     MAX_CONCURRENCY,

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .base import EmbeddedBatch, EmbeddingError, RetryPolicy, check_batch, decode, stack
-from .defaults import (
+from ..embedding_defaults import (
     BACKOFF_BASE_SECONDS,
     BACKOFF_CAP_SECONDS,
     MAX_CONCURRENCY,

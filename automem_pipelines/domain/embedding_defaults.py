@@ -1,5 +1,5 @@
-"""Each provider's defaults, written once: the settings, the providers' constructors and the
-embeddings resource take them from here."""
+"""Each embedding provider's defaults, written once: the settings, the providers' constructors
+and the embeddings resource take them from here."""
 
 LOCAL_MODEL_NAME = "minilm-l6-static"
 LOCAL_MODEL_DIM = 256
