@@ -22,7 +22,6 @@ from bench._common import (  # noqa: E402
     bench_dir, instance_in, keep_open, load, make_settings, median, run_job, table, timed,
 )
 
-from automem_pipelines.definitions import build_resources  # noqa: E402
 from automem_pipelines.domain.embeddings import OpenAIProvider, local_provider  # noqa: E402
 from automem_pipelines.domain.memory import content_hash, make_stamps, merged_payload  # noqa: E402
 from automem_pipelines.run_config import reembed_run_config  # noqa: E402

@@ -11,7 +11,6 @@ import sys
 import dagster as dg
 import pytest
 
-from automem_pipelines.definitions import build_resources
 from tests.helpers import failure_messages, new_id, run_reembed, summary_of
 from tests.support.embedding_server import Fault
 

@@ -246,8 +246,7 @@ def _flaky_resources(settings, fail_upserts: int) -> dict:
     res = build_resources(settings, from_env=False)
     q = res["qdrant"]
     res["qdrant"] = FlakyQdrantResource(
-        url=q.url, api_key=q.api_key, collection=q.collection, data_dir=q.data_dir,
-        fail_upserts=fail_upserts,
+        **{name: getattr(q, name) for name in type(q).model_fields}, fail_upserts=fail_upserts
     )
     _flaky_state.pop(q.collection, None)
     return res
