@@ -83,7 +83,8 @@ class ApiConfig:
             settings = Settings.from_env(os.environ if env is None else env)
         except SettingsError as exc:
             raise ApiConfigError(str(exc)) from None
-        values: dict[str, Any] = {"settings": settings, **settings.api.model_dump()}
+        api = settings.api
+        values: dict[str, Any] = {"settings": settings, **{f: getattr(api, f) for f in type(api).model_fields}}
         values.update(overrides)
         return cls(**values)
 

@@ -147,6 +147,10 @@ def _dagster_url(value: str) -> str:
     return value
 
 
+def _expand_user(path: Path | None) -> Path | None:
+    return None if path is None else path.expanduser()
+
+
 class ApiSettings(Group):
     """The admin API (tokens keep AutoMem's names)."""
 
@@ -172,7 +176,7 @@ class ApiSettings(Group):
         Expect("CALLS/SECONDS (e.g. 10/60) or 0 to disable"),
     ] = Field(RateLimit(10, 60.0), validation_alias="AUTOMEM_API_ADMIN_RATE_LIMIT")
     # None: <data dir>/api-audit.jsonl
-    audit_log: Annotated[Path | None, AfterValidator(lambda p: p and p.expanduser())] = Field(
+    audit_log: Annotated[Path | None, AfterValidator(_expand_user)] = Field(
         None, validation_alias="AUTOMEM_API_AUDIT_LOG"
     )
     # /health and /enrichment/status reuse a computed answer for this long (0 = never).
