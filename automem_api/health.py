@@ -80,7 +80,7 @@ class StatusService:
             scheduler, dagster = UNKNOWN_SCHEDULER, "unreachable"
         settings = self.settings
         with self.graph.store() as store:
-            status = enrichment_status(store, scheduler, settings.enrichment_max_attempts,
+            status = enrichment_status(store, scheduler, settings.enrichment.max_attempts,
                                        settings.recall_excluded_types)  # fmt: skip
         return {**status, "dagster": dagster}
 
@@ -97,7 +97,7 @@ class StatusService:
 
     def _vectors(self, memory_count: int | None, sync_summary: dict[str, Any]) -> dict[str, Any]:
         settings = self.settings
-        if settings.qdrant_local:
+        if settings.qdrant.local:
             # The API never opens the embedded store: the last drift-sync run's count stands in.
             vector_count = sync_summary.get("qdrant_count")
             recorded = (sync_summary.get("embedding_identity") or {}).get("recorded")
@@ -148,6 +148,6 @@ class StatusService:
             "api": {"version": __version__,
                     "uptime_seconds": round(time.monotonic() - self.started, 1)},  # fmt: skip
             "timestamp": datetime.now(timezone.utc).isoformat(),
-            "graph": self.settings.falkordb_graph,
-            "collection": self.settings.qdrant_collection,
+            "graph": self.settings.falkordb.graph,
+            "collection": self.settings.qdrant.collection,
         }

@@ -35,7 +35,7 @@ class GraphAccess:
     def store(self) -> Iterator[GraphStore]:
         with self._lock:
             if self._store is None:
-                if self.settings.falkordb_embedded and not falkordb_server.is_running(
+                if self.settings.falkordb.embedded and not falkordb_server.is_running(
                     self.settings.data_dir
                 ):
                     raise GraphUnavailableError("the embedded FalkorDB server is not running")
@@ -64,7 +64,7 @@ def qdrant_server_view(settings: Settings) -> tuple[int, dict[str, Any] | None]:
     """Vectors in the collection (excluded types left out, as AutoMem counts) and the
     collection's embedding identity record (automem_pipelines.domain.identity), if any.
     Server only."""
-    if settings.qdrant_local:
+    if settings.qdrant.local:
         raise RuntimeError("the embedded Qdrant store is never opened by the API")
     from qdrant_client import QdrantClient
 
@@ -86,8 +86,8 @@ def qdrant_server_view(settings: Settings) -> tuple[int, dict[str, Any] | None]:
 def embedding_identity(settings: Settings, recorded: dict[str, Any] | None, source: str | None) -> dict[str, Any]:
     """What /health says of the collection's embedding: configured, recorded, and whether
     they agree (None when nothing was recorded yet)."""
-    configured = {"provider": settings.embedding_provider, "model": settings.embedding_model,
-                  "dim": settings.vector_size}  # fmt: skip
+    configured = {"provider": settings.embedding.provider, "model": settings.embedding.model,
+                  "dim": settings.embedding.vector_size}  # fmt: skip
     match = None
     if recorded:
         match = all(recorded.get(k) == v for k, v in configured.items()) and recorded.get("status") == "verified"

@@ -109,9 +109,9 @@ def cmd_enrichment_status(args: argparse.Namespace) -> None:
     settings = _settings()
     ensure_dagster_home(settings)
     with dg.DagsterInstance.get() as instance:
-        scheduler = scheduler_state_from_instance(instance, settings.enrichment_sensor_enabled)
+        scheduler = scheduler_state_from_instance(instance, settings.enrichment.sensor_enabled)
     with _graph(settings) as graph:
-        status = enrichment_status(graph, scheduler, settings.enrichment_max_attempts,
+        status = enrichment_status(graph, scheduler, settings.enrichment.max_attempts,
                                    settings.recall_excluded_types)  # fmt: skip
     print(json.dumps(status, indent=2, default=str))
 
@@ -167,13 +167,13 @@ def cmd_falkordb(args: argparse.Namespace) -> None:
     from .stores import falkordb_server
 
     settings = _settings()
-    if settings.falkordb_host:
+    if settings.falkordb.host:
         raise SystemExit("FALKORDB_HOST is set: the embedded server is not in use")
     try:
         if args.action == "start":
             _show_falkordb_progress()
             socket = falkordb_server.ensure_running(
-                settings.data_dir, timeout=settings.falkordb_start_timeout_seconds
+                settings.data_dir, timeout=settings.falkordb.start_timeout_seconds
             )
             print(f"FalkorDB listening on {socket}")
         elif args.action == "stop":

@@ -1,23 +1,22 @@
-"""The module Dagster loads (workspace.yaml, ``[tool.dagster]``): the code location built in
-``location.py``, loaded with the cyclic garbage collector paused and then frozen.
+"""The module Dagster loads (workspace.yaml, ``[tool.dagster]``, the run workers).
 
-Every run is a fresh Python process that imports this module before its first step.
-Importing dagster, qdrant-client, redis, numpy and our modules creates several hundred
-thousand long-lived objects, and CPython runs a full collection each time the old
-generation grows by a quarter: four or five of them during the import, 0.2–0.45 s of a
-1.3–1.5 s load, plus one more (0.16 s) early in the run. None of those objects is garbage.
-Pausing the collector while the location loads and freezing what it built (``gc.freeze``:
-later collections skip these objects; refcounting still frees them) saves that time in every
-run worker and in the code server (figures in the README, "Admin API" benchmark).
+Importing it builds nothing and changes nothing in the importing process (pytest, the CLI,
+the API's tests): the code location is built from the environment's settings when Dagster
+asks for it, through the ``@dg.definitions`` function below. The garbage-collector freeze
+that speeds up each run's load happens in the pre-forked worker server, just before it forks
+(``run_workers.py``).
 """
 
-import gc
+import dagster as dg
 
-from .domain.gc_pause import cyclic_gc_paused
+from .location import build_definitions, build_resources, store_assets
+from .settings import Settings
 
-with cyclic_gc_paused():
-    from .location import build_definitions, build_resources, defs, store_assets
 
-gc.freeze()
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location, from the settings in the environment."""
+    return build_definitions(Settings.from_env())
+
 
 __all__ = ["build_definitions", "build_resources", "defs", "store_assets"]

@@ -98,7 +98,7 @@ def write_dagster_yaml(path: Path, settings: Settings) -> str:
     """Write our dagster.yaml unless the user edited the existing one. Returns what was done:
     "created", "updated", "unchanged" or "kept" (edited; a loud warning when it lacks run
     monitoring, without which a run whose worker dies stays STARTED)."""
-    wanted = dagster_yaml(settings.run_monitoring_poll_seconds)
+    wanted = dagster_yaml(settings.schedule.run_monitoring_poll_seconds)
     if not path.exists():
         path.write_text(wanted)
         return "created"

@@ -11,18 +11,18 @@ DAGSTER_HOME) keeps one *worker server* per launching process (the daemon): a ch
 interpreter that imports the configured modules once and then, for each run, ``fork()``s a
 run worker that executes the run exactly as ``dagster api execute_run`` does. The server is
 single-threaded and opens nothing before forking (no storage connection, no gRPC channel),
-so a fork copies only imported modules.
+so a fork copies only imported modules; it imports them with the cyclic collector paused and
+freezes them (``gc.freeze``) just before each fork.
 
 - Runs of any code location work (a module not preloaded is imported in the worker).
 - Edited code is picked up: before each launch the launcher compares the modification times
   of the preloaded packages' files with those at server start, and restarts the server when
   they changed.
 - The server checks at start that the private Dagster calls it makes still have the pinned
-  shape (``PRIVATE_API``); if not, or if it cannot be started or dies, the launch falls back
+  shape (``PRIVATE_API`` in ``dagster_contract.py``); if not, or if it cannot be started or dies, the launch falls back
   to Dagster's default (code-server spawn) path, with an engine event saying so.
-- Identity: the worker's pid and its process start time (boot id + start tick from
-  ``/proc/<pid>/stat``) are run tags. A pid alone could belong to an unrelated process after
-  the worker died; pid + start time cannot. Nothing is signalled without that proof.
+- Identity: the worker's pid and its process start time are run tags
+  (``worker_identity.py``); nothing is signalled without that proof.
 - Health (Dagster's run monitoring, in the daemon): a STARTED run whose worker is gone is
   reported FAILED, so the daemon fails the run.
 - Termination: ``terminate`` marks the run canceling and sends SIGINT to the proven worker,
@@ -32,9 +32,9 @@ so a fork copies only imported modules.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import importlib.util
-import inspect
 import json
 import os
 import select
@@ -45,23 +45,37 @@ import threading
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-# Pinned by PRIVATE_API below (checked by tests/unit/test_dagster_contract.py and at server start).
+# Pinned by PRIVATE_API (dagster_contract.py; checked by tests/unit/test_dagster_contract.py
+# and at server start).
 from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
+
+from .dagster_contract import EXISTS, PRIVATE_API, PROPERTY, private_api_problems
+from .stores.gc_pause import cyclic_gc_paused
+from .worker_identity import (
+    WORKER_PID_TAG,
+    WORKER_START_TAG,
+    WorkerCheck,
+    check_spawned_worker,
+    check_tagged_worker,
+    process_identity,
+    worker_tags,
+)
+
+__all__ = [
+    "EXISTS", "PRIVATE_API", "PROPERTY", "WARM_MODULES", "WORKER_PID_TAG", "WORKER_START_TAG",
+    "PreforkRunLauncher", "WorkerCheck", "WorkerServer", "check_tagged_worker",
+    "missing_warm_modules", "package_fingerprint", "private_api_problems", "process_identity",
+    "serve", "worker_tags",
+]  # fmt: skip
 
 if TYPE_CHECKING:
     from dagster._core.launcher import LaunchRunContext
     from dagster._serdes import ConfigurableClassData
-
-WORKER_PID_TAG = "automem/run_worker_pid"
-# "<boot id>:<start time in clock ticks after boot>" of the worker process.
-WORKER_START_TAG = "automem/run_worker_start"
 
 # What a run worker imports on top of the code location before its first step (opening the
 # sqlite instance storages, the filesystem IO manager, the executor): ~0.3 s per run unless the
@@ -83,91 +97,8 @@ WARM_MODULES = (
     "upath.implementations.local",
 )
 
-# Dagster calls that are not public API, pinned for the project's dagster==1.13.27: (module,
-# attribute, the parameters our calls rely on in order, or EXISTS, or PROPERTY). A parameter
-# list must be the start of the real one, and any further parameter optional.
-EXISTS, PROPERTY = "exists", "property"
-PRIVATE_API: tuple[tuple[str, str, tuple[str, ...] | str], ...] = (
-    # what a forked worker runs: `dagster api execute_run` without its CLI wrapper
-    ("dagster._cli.api", "_execute_run_command_body",
-     ("run_id", "instance", "write_stream_fn", "set_exit_code_on_failure")),
-    ("dagster._utils.interrupts", "capture_interrupts", ()),
-    # the run-monitoring answer, and the launcher hooks Dagster calls
-    ("dagster._core.launcher", "CheckRunHealthResult", ("status", "msg")),
-    ("dagster._core.launcher", "WorkerStatus.RUNNING", EXISTS),
-    ("dagster._core.launcher", "WorkerStatus.FAILED", EXISTS),
-    ("dagster._core.launcher", "RunLauncher.supports_check_run_worker_health", PROPERTY),
-    ("dagster._core.launcher", "RunLauncher.check_run_worker_health", ("self", "run")),
-    ("dagster._core.launcher", "RunLauncher.terminate", ("self", "run_id")),
-    ("dagster._core.launcher", "RunLauncher.launch_run", ("self", "context")),
-    ("dagster._core.launcher", "RunLauncher.join", ("self", "timeout")),
-    ("dagster._core.launcher", "RunLauncher.dispose", ("self",)),
-    ("dagster._core.launcher", "LaunchRunContext.dagster_run", EXISTS),
-    ("dagster", "DefaultRunLauncher.__init__", ("self", "inst_data")),
-    ("dagster", "DefaultRunLauncher.launch_run", ("self", "context")),
-    ("dagster", "DefaultRunLauncher.terminate", ("self", "run_id")),
-    ("dagster", "DefaultRunLauncher.join", ("self", "timeout")),
-    # the pid a worker records when it starts (read for runs started the default way)
-    ("dagster._core.events", "EngineEventData.in_process", ("pid",)),
-    # instance methods that are not marked public
-    ("dagster", "DagsterInstance.from_ref", ("instance_ref",)),
-    ("dagster", "DagsterInstance.get_ref", ("self",)),
-    ("dagster", "DagsterInstance.add_run_tags", ("self", "run_id", "new_tags")),
-    ("dagster", "DagsterInstance.all_logs", ("self", "run_id", "of_type")),
-    ("dagster", "DagsterInstance.report_engine_event", ("self", "message", "dagster_run")),
-    ("dagster", "DagsterInstance.report_run_canceling", ("self", "run", "message")),
-    ("dagster", "DagsterInstance.report_run_canceled", ("self", "dagster_run", "message")),
-    ("dagster", "DagsterInstance.report_run_failed", ("self", "dagster_run", "message")),
-)  # fmt: skip
-
 READY_TIMEOUT_SECONDS = 30.0  # both well under run monitoring's start timeout (instance.py)
 REPLY_TIMEOUT_SECONDS = 10.0
-# A run started the default way records its worker's pid in an event; a live process with that
-# pid that started before the event (plus this much for clock granularity) is that worker.
-SPAWNED_START_TOLERANCE_SECONDS = 2.0
-
-
-def _resolve(module: str, attribute: str) -> Any:
-    obj: Any = importlib.import_module(module)
-    for part in attribute.split("."):
-        obj = inspect.getattr_static(obj, part) if isinstance(obj, type) else getattr(obj, part)
-    return obj
-
-
-def private_api_problems() -> list[str]:
-    """What no longer matches PRIVATE_API in the installed Dagster (empty when all does)."""
-    problems = []
-    for module, attribute, expected in PRIVATE_API:
-        name = f"{module}.{attribute}"
-        try:
-            obj = _resolve(module, attribute)
-        except (ImportError, AttributeError) as exc:
-            problems.append(f"{name} is missing ({type(exc).__name__}: {exc})")
-            continue
-        if expected == EXISTS:
-            continue
-        if expected == PROPERTY:
-            if not isinstance(obj, property):
-                problems.append(f"{name} is no longer a property ({type(obj).__name__})")
-            continue
-        if isinstance(obj, (staticmethod, classmethod)):
-            obj = obj.__func__
-        try:
-            params = list(inspect.signature(obj).parameters.values())
-        except (TypeError, ValueError) as exc:
-            problems.append(f"{name} has no signature ({exc})")
-            continue
-        names = [p.name for p in params]
-        if names[: len(expected)] != list(expected):
-            problems.append(f"{name}{inspect.signature(obj)}: expected parameters {list(expected)} first")
-            continue
-        optional = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-        required = [p.name for p in params[len(expected) :]
-                    if p.default is inspect.Parameter.empty and p.kind not in optional]  # fmt: skip
-        if required:
-            problems.append(f"{name} has new required parameters {required}")
-    return problems
-
 
 def missing_warm_modules() -> list[str]:
     missing = []
@@ -179,74 +110,6 @@ def missing_warm_modules() -> list[str]:
         if not found:
             missing.append(name)
     return missing
-
-
-# -- process identity (Linux /proc) --------------------------------------------------------------
-@cache
-def _boot_id() -> str:
-    return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-
-
-def _start_ticks(pid: int) -> int | None:
-    """Start time (clock ticks after boot) of a live process; None if there is none (a zombie
-    counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may hold spaces
-    if fields[0] in ("Z", "X", "x"):
-        return None
-    return int(fields[19])  # field 22 of proc(5), counted from the state (field 3)
-
-
-def process_identity(pid: int) -> str | None:
-    """pid-reuse-proof identity of a live process: "<boot id>:<start tick>"; None if gone."""
-    ticks = _start_ticks(pid)
-    return None if ticks is None else f"{_boot_id()}:{ticks}"
-
-
-def _started_at(pid: int) -> float | None:
-    """Start of a live process as a Unix time (to ~1 s: the boot time has whole seconds)."""
-    ticks = _start_ticks(pid)
-    if ticks is None:
-        return None
-    btime = next(
-        int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-        if line.startswith("btime ")
-    )  # fmt: skip
-    return btime + ticks / os.sysconf("SC_CLK_TCK")
-
-
-def worker_tags(pid: int | None = None) -> dict[str, str]:
-    """The identity tags of a run's worker process (default: this process; the CLI tags its
-    in-process runs with them, so the daemon's run monitoring can tell when it died)."""
-    pid = os.getpid() if pid is None else pid
-    identity = process_identity(pid)
-    if identity is None:
-        raise ProcessLookupError(f"no process {pid}")
-    return {WORKER_PID_TAG: str(pid), WORKER_START_TAG: identity}
-
-
-@dataclass(frozen=True)
-class WorkerCheck:
-    alive: bool
-    pid: int | None  # None when the run records no worker process
-    why: str  # what was found, for engine events and the monitoring daemon's log
-
-
-def check_tagged_worker(tags: dict[str, str]) -> WorkerCheck:
-    """Is the process named by the run's worker tags still that process?"""
-    pid = int(tags[WORKER_PID_TAG])
-    recorded = tags.get(WORKER_START_TAG)
-    current = process_identity(pid)
-    if not recorded:
-        return WorkerCheck(False, pid, f"run worker (pid {pid}) has no recorded start time, so it cannot be told from another process")  # fmt: skip
-    if current is None:
-        return WorkerCheck(False, pid, f"run worker (pid {pid}) is not running")
-    if current != recorded:
-        return WorkerCheck(False, pid, f"run worker (pid {pid}) is gone: pid {pid} now belongs to another process")  # fmt: skip
-    return WorkerCheck(True, pid, f"run worker (pid {pid}) is running")
 
 
 class WorkerServer:
@@ -380,26 +243,7 @@ class PreforkRunLauncher(dg.DefaultRunLauncher):
     def _check_worker(self, run: dg.DagsterRun) -> WorkerCheck:
         if WORKER_PID_TAG in run.tags:
             return check_tagged_worker(run.tags)
-        return self._check_spawned_worker(run)
-
-    def _check_spawned_worker(self, run: dg.DagsterRun) -> WorkerCheck:
-        """A run started the default way: its worker recorded its pid in an engine event. A
-        live process with that pid that started before the event held the pid then, so it is
-        the worker (pids are not reused while in use)."""
-        events = self._instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
-        for entry in reversed(events):
-            data = entry.dagster_event.event_specific_data if entry.dagster_event else None
-            pid_value = getattr(data, "metadata", {}).get("pid") if data is not None else None
-            if pid_value is None:
-                continue
-            pid = int(pid_value.value)
-            started = _started_at(pid)
-            if started is None:
-                return WorkerCheck(False, pid, f"run worker (pid {pid}) is not running")
-            if started > entry.timestamp + SPAWNED_START_TOLERANCE_SECONDS:
-                return WorkerCheck(False, pid, f"run worker (pid {pid}) is gone: pid {pid} now belongs to another process")  # fmt: skip
-            return WorkerCheck(True, pid, f"run worker (pid {pid}) is running")
-        return WorkerCheck(True, None, "no run worker process recorded yet; not checked")
+        return check_spawned_worker(self._instance, run)
 
     @property
     def supports_check_run_worker_health(self) -> bool:
@@ -503,12 +347,16 @@ def serve(modules: Sequence[str]) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps finished workers
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopped by EOF on stdin, after the daemon
     out = os.fdopen(os.dup(1), "wb", buffering=0)
-    for name in modules:
-        importlib.import_module(name)
-    missing = missing_warm_modules()
-    for name in WARM_MODULES:
-        if name not in missing:
+    # Importing dagster, qdrant-client, redis, numpy and our modules creates several hundred
+    # thousand long-lived objects, none of them garbage: with the cyclic collector on, CPython
+    # would run four or five full collections during the imports.
+    with cyclic_gc_paused():
+        for name in modules:
             importlib.import_module(name)
+        missing = missing_warm_modules()  # after them: a preloaded module may add to the list
+        for name in WARM_MODULES:
+            if name not in missing:
+                importlib.import_module(name)
     if missing:
         print(f"run worker server: not preloaded (not in this Dagster): {', '.join(missing)}", file=sys.stderr)
     problems = private_api_problems()
@@ -521,6 +369,10 @@ def serve(modules: Sequence[str]) -> None:
     for line in sys.stdin.buffer:
         try:
             request = json.loads(line)
+            # Just before forking: what the server imported is frozen out of the collections
+            # of the worker (which would otherwise walk all of it, 0.16 s early in each run),
+            # and the pages it shares with the server stay shared (refcounts still free).
+            gc.freeze()
             pid = os.fork()
         except Exception as exc:  # noqa: BLE001
             out.write(json.dumps({"error": str(exc)}).encode() + b"\n")

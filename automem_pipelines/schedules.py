@@ -13,12 +13,12 @@ def build_reembed_schedule(job: dg.JobDefinition, settings: Settings) -> dg.Sche
     return dg.ScheduleDefinition(
         name=REEMBED_SCHEDULE,
         job=job,
-        cron_schedule=settings.reembed_schedule_cron,
+        cron_schedule=settings.schedule.reembed_cron,
         run_config=reembed_run_config(force=False),
         tags={TAG_TRIGGER: "schedule"},
         default_status=(
             dg.DefaultScheduleStatus.RUNNING
-            if settings.reembed_schedule_enabled
+            if settings.schedule.reembed_enabled
             else dg.DefaultScheduleStatus.STOPPED
         ),
     )
@@ -46,12 +46,12 @@ def build_drift_sync_schedule(job: dg.JobDefinition, settings: Settings) -> dg.S
     return dg.ScheduleDefinition(
         name=DRIFT_SYNC_SCHEDULE,
         job=job,
-        cron_schedule=interval_cron(settings.sync_check_interval_seconds),
+        cron_schedule=interval_cron(settings.sync.check_interval_seconds),
         run_config=sync_run_config(dry_run=False, recover_orphans=False),
         tags={TAG_TRIGGER: "schedule"},
         default_status=(
             dg.DefaultScheduleStatus.RUNNING
-            if settings.sync_auto_repair
+            if settings.sync.auto_repair
             else dg.DefaultScheduleStatus.STOPPED
         ),
     )

@@ -11,6 +11,7 @@ import dagster as dg
 from .constants import ENRICHMENT_JOB, ENRICHMENT_SENSOR, TAG_TRIGGER
 from .domain.enrichment import Candidate, find_candidates
 from .resources import FalkorDBResource
+from .resources.sync import SyncPolicyResource
 from .run_config import ENRICHMENT_CONFIG_OP, enrichment_run_config
 from .settings import Settings
 from .status import inflight_runs
@@ -107,24 +108,23 @@ def evaluate_enrichment(
 
 
 def build_enrichment_sensor(job: dg.JobDefinition, settings: Settings) -> dg.SensorDefinition:
-    batch_size = settings.enrichment_sensor_batch_size
-    excluded = settings.recall_excluded_types
+    batch_size = settings.enrichment.sensor_batch_size
 
     @dg.sensor(
         name=ENRICHMENT_SENSOR,
         job=job,
-        minimum_interval_seconds=settings.enrichment_sensor_interval_seconds,
+        minimum_interval_seconds=settings.enrichment.sensor_interval_seconds,
         default_status=(
             dg.DefaultSensorStatus.RUNNING
-            if settings.enrichment_sensor_enabled
+            if settings.enrichment.sensor_enabled
             else dg.DefaultSensorStatus.STOPPED
         ),
         description=f"Requests enrichment runs (≤{batch_size} memories each, "
         f"≤{MAX_RUNS_PER_TICK} per tick) for memories that are not processed and not failed.",
     )
     def enrichment_sensor(
-        context: dg.SensorEvaluationContext, falkordb: FalkorDBResource
+        context: dg.SensorEvaluationContext, falkordb: FalkorDBResource, sync: SyncPolicyResource
     ) -> dg.SensorResult:
-        return evaluate_enrichment(context, falkordb, batch_size, excluded)
+        return evaluate_enrichment(context, falkordb, batch_size, sync.excluded_types)
 
     return enrichment_sensor

@@ -204,8 +204,8 @@ def start_stack(
     extra_locations: more `load_from` entries (YAML list items), e.g. a benchmark fixture.
     A non-loopback `host` raises UnsafeBindError unless allow_remote_webserver."""
     check_webserver_bind(host, allow_remote_webserver)
-    if settings.falkordb_embedded:
-        falkordb_server.ensure_running(settings.data_dir, timeout=settings.falkordb_start_timeout_seconds)
+    if settings.falkordb.embedded:
+        falkordb_server.ensure_running(settings.data_dir, timeout=settings.falkordb.start_timeout_seconds)
     home = ensure_dagster_home(settings)
     create_storages(home)
     workspace = home / "workspace.yaml"
@@ -316,6 +316,6 @@ def serve_forever(
     finally:
         if stack is not None:
             stack.stop()
-        if settings.falkordb_embedded:
+        if settings.falkordb.embedded:
             falkordb_server.stop(settings.data_dir)
         print("stack stopped")

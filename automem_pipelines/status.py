@@ -120,7 +120,7 @@ def scheduler_state_from_instance(
     if default_running is None:
         from .settings import Settings
 
-        default_running = Settings.from_env().enrichment_sensor_enabled
+        default_running = Settings.from_env().enrichment.sensor_enabled
     return scheduler_state(
         sensor_status=stored_sensor_status(instance),
         default_running=default_running,

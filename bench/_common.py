@@ -8,7 +8,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -17,7 +17,10 @@ from automem_pipelines.definitions import build_definitions, build_resources
 from automem_pipelines.domain.memory import node_props_for_write
 from automem_pipelines.domain.sample import sample_memories
 from automem_pipelines.settings import Settings
-from automem_pipelines.stores import falkordb_server, vectors
+from automem_pipelines.stores import falkordb_server
+from automem_pipelines.stores.vectors import VectorStore
+
+_kept = ExitStack()  # stores kept open until the bench dir goes
 
 
 @contextmanager
@@ -26,9 +29,18 @@ def bench_dir():
     try:
         yield root
     finally:
-        vectors.close_all()
+        _kept.close()
         falkordb_server.stop(root)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def keep_open(settings_or_resources: Settings | dict) -> VectorStore:
+    """The vector store, open until the bench dir goes (a run meanwhile shares its client; an
+    in-memory store lives while it is open)."""
+    res = settings_or_resources
+    if isinstance(res, Settings):
+        res = build_resources(res, from_env=False)
+    return _kept.enter_context(res["qdrant"].open_store())
 
 
 def instance_in(root: Path) -> dg.DagsterInstance:

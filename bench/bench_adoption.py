@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import bench_dir, instance_in, make_settings, median, table  # noqa: E402
+from bench._common import bench_dir, instance_in, keep_open, make_settings, median, table  # noqa: E402
 
 from automem_pipelines.definitions import build_definitions, build_resources  # noqa: E402
 from automem_pipelines.run_config import reembed_run_config, sync_run_config  # noqa: E402
@@ -56,7 +56,7 @@ def automem_store(n: int) -> tuple[list[dict], list[str], list[dict], np.ndarray
 def load_points(resources: dict, ids: list[str], payloads: list[dict], vecs: np.ndarray) -> None:
     from qdrant_client import models
 
-    store = resources["qdrant"].get_store()
+    store = keep_open(resources)
     if store.client.collection_exists(store.collection):
         store.client.delete_collection(store.collection)
     store.client.create_collection(

@@ -35,6 +35,7 @@ import tempfile
 import threading
 import time
 import tracemalloc
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,7 @@ from automem_pipelines.stores import falkordb_server  # noqa: E402
 from automem_pipelines.stores.graph import GraphConfig, connect as connect_graph  # noqa: E402
 from automem_pipelines.stores.vectors import (  # noqa: E402
     VectorConfig,
-    connect as connect_vectors,
+    open_store,
     exclude_types_filter,
 )
 
@@ -171,9 +172,10 @@ def main() -> None:
 
     data_dir = Path(tempfile.mkdtemp(prefix="amb-"))
     falkordb_server.ensure_running(data_dir)
+    kept = ExitStack()
     try:
         graph = connect_graph(GraphConfig(None, 0, None, "bench_drift", data_dir))
-        vectors = connect_vectors(VectorConfig(":memory:", None, "bench_drift", data_dir))
+        vectors = kept.enter_context(open_store(VectorConfig(":memory:", None, "bench_drift", data_dir, 30, 0)))
         truth = build(graph, vectors, args.count, args.drift, args.seed)
         rows = []
 
@@ -252,6 +254,7 @@ def main() -> None:
             other = next(r for r in rows if r[0] == name)[2]
             print(f"ours / {name}: {ours / other:.2f}x")
     finally:
+        kept.close()
         falkordb_server.stop(data_dir)
         shutil.rmtree(data_dir, ignore_errors=True)
 

@@ -16,6 +16,7 @@ since local mode on disk is far slower than a Qdrant server at payload writes).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import statistics
 import sys
@@ -29,13 +30,14 @@ import dagster as dg  # noqa: E402
 
 from automem_pipelines.constants import ENRICHMENT_JOB, REEMBED_JOB, SUMMARY_OPS  # noqa: E402
 from automem_pipelines.definitions import build_definitions, build_resources  # noqa: E402
-from automem_pipelines.domain.enrichment import EnrichmentOptions, enrich_batch  # noqa: E402
+from automem_pipelines.domain.enrichment import enrich_batch  # noqa: E402
 from automem_pipelines.domain.memory import node_props_for_write  # noqa: E402
 from automem_pipelines.domain.nlp import load_entity_model  # noqa: E402
 from automem_pipelines.domain.sample import sample_memories  # noqa: E402
 from automem_pipelines.run_config import enrichment_run_config, reembed_run_config  # noqa: E402
 from automem_pipelines.settings import Settings  # noqa: E402
-from automem_pipelines.stores import falkordb_server, vectors  # noqa: E402
+from automem_pipelines.stores import falkordb_server  # noqa: E402
+from bench._common import keep_open  # noqa: E402
 
 STAGES = ("nlp_seconds", "graph_read_seconds", "graph_write_seconds", "neighbour_seconds",
           "payload_seconds")  # fmt: skip
@@ -75,19 +77,15 @@ def main() -> None:
         words = sum(len(t.split()) for t in texts) / len(texts)
         defs = build_definitions(settings)
         with dg.DagsterInstance.ephemeral() as instance, res["falkordb"].get_store() as graph:
+            store = keep_open(res)  # before the runs: an in-memory store lives while it is open
             graph.ensure_indexes()
             graph.upsert_memories(rows, batch=5000)
             defs.get_job_def(REEMBED_JOB).execute_in_process(
                 run_config=reembed_run_config(), resources=res, instance=instance
             )
-            store = res["qdrant"].get_store()
-            ner = load_entity_model(settings.enrichment_spacy_model)
-            full = load_entity_model(settings.enrichment_spacy_model, ner_only=False)
-            options = EnrichmentOptions(
-                similarity_limit=settings.enrichment_similarity_limit,
-                similarity_threshold=settings.enrichment_similarity_threshold,
-                nlp_batch_size=args.nlp_batch,
-            )
+            ner = load_entity_model(settings.enrichment.spacy_model)
+            full = load_entity_model(settings.enrichment.spacy_model, ner_only=False)
+            options = dataclasses.replace(res["nlp"].options(), nlp_batch_size=args.nlp_batch)
             ner.pipe(texts[:50])  # warm-up: models, and Dagster's first-run costs
             full.pipe(texts[:50])
             defs.get_job_def(ENRICHMENT_JOB).execute_in_process(
@@ -156,7 +154,6 @@ def main() -> None:
         print(table(["stage", "seconds", "of wall time"], stage_rows))
         print("\nLinks written per pass: " + ", ".join(f"{k} {v}" for k, v in links.items()))
     finally:
-        vectors.close_all()
         falkordb_server.stop(root)
         shutil.rmtree(root, ignore_errors=True)
 

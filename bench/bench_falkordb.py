@@ -60,7 +60,14 @@ from automem_pipelines.domain.memory import node_props_for_write, parse_metadata
 from automem_pipelines.domain.sample import sample_memories  # noqa: E402
 from automem_pipelines.stores import falkordb_server  # noqa: E402
 from automem_pipelines.stores.graph import GraphConfig, GraphStore, connect  # noqa: E402
+from automem_pipelines.settings import EnrichmentSettings  # noqa: E402
 from bench._common import bench_dir, table  # noqa: E402
+
+# AutoMem's ENRICHMENT_* defaults, as the settings define them.
+OPTIONS = EnrichmentSettings.model_construct().model_dump(
+    include={"similarity_limit", "similarity_threshold", "enable_summaries", "max_attempts",
+             "failure_backoff_seconds"}
+)
 
 GRAPH = "memories"
 BATCH = 500  # ops/enrichment.py BATCH_SIZE
@@ -140,7 +147,7 @@ class Workload:
 
     def run_pass(self, graph: GraphStore, now: datetime, sample, limit: int | None = None) -> None:
         now_iso = now.isoformat()
-        options = EnrichmentOptions()
+        options = EnrichmentOptions(**OPTIONS)
         failures: dict[str, str] = {}
         ids = self.ids[:limit]
         for start in range(0, len(ids), BATCH):

@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import bench_dir, instance_in, load, make_settings, median, run_job, table, timed  # noqa: E402
+from bench._common import (  # noqa: E402
+    bench_dir, instance_in, keep_open, load, make_settings, median, run_job, table, timed,
+)
 
-from automem_pipelines.definitions import build_resources  # noqa: E402
 from automem_pipelines.domain.embeddings import OpenAIProvider, local_provider  # noqa: E402
 from automem_pipelines.domain.memory import content_hash, make_stamps, merged_payload  # noqa: E402
 from automem_pipelines.run_config import reembed_run_config  # noqa: E402
-from automem_pipelines.stores import vectors  # noqa: E402
 
 
 def qdrant_env(kind: str) -> dict[str, str]:
@@ -53,7 +53,7 @@ def cmd_overhead(args) -> None:
             t_embed = timed(lambda: embed_alone(provider, texts, args.batch))
             vecs = embed_alone(provider, texts, args.batch)
             side = make_settings(root, QDRANT_COLLECTION="upsert_alone", **qdrant_env(args.qdrant))
-            side_store = build_resources(side, from_env=False)["qdrant"].get_store()
+            side_store = keep_open(side)
             t_upsert = timed(lambda: upsert_alone(side_store, rows, vecs, provider))
             t_job, full = run_job(settings, instance, reembed_run_config(args.batch, force=True))
             t_incr, incr = run_job(settings, instance, reembed_run_config(args.batch))
@@ -93,7 +93,7 @@ def cmd_latency(args) -> None:
                     assert summary["processed"] == args.n
                 # The reference's method: one batch at a time, embed then upsert, same client/store.
                 seq = make_settings(root, **{**env, "QDRANT_COLLECTION": "sequential"})
-                store = build_resources(seq, from_env=False)["qdrant"].get_store()
+                store = keep_open(seq)
                 provider = OpenAIProvider("text-embedding-3-small", 256, "sk-bench", server.base_url)
                 store.ensure_collection(256)
 
@@ -106,7 +106,7 @@ def cmd_latency(args) -> None:
                 t_seq = timed(sequential)
                 # Where the store caps it: the upsert of the same points alone.
                 cap = make_settings(root, **{**env, "QDRANT_COLLECTION": "upsert_only"})
-                cap_store = build_resources(cap, from_env=False)["qdrant"].get_store()
+                cap_store = keep_open(cap)
                 vecs = np.random.default_rng(0).standard_normal((len(rows), 256)).astype(np.float32)
                 t_store = timed(lambda: upsert_alone(cap_store, rows, vecs, provider))
                 rows_out.append((timings[0.0], timings[args.latency], t_seq, t_store))
@@ -135,7 +135,7 @@ from automem_pipelines.run_config import reembed_run_config
 root = Path(sys.argv[1]); env = json.loads(sys.argv[2])
 settings = make_settings(root, **env)
 base = rss_mb()
-t0 = time.perf_counter(); store = build_resources(settings, from_env=False)["qdrant"].get_store()
+t0 = time.perf_counter(); store = build_resources(settings, from_env=False)["qdrant"].open_store().__enter__()
 store.ensure_collection(256); t_open = time.perf_counter() - t0
 with instance_in(root) as instance:
     t_job, summary = run_job(settings, instance, reembed_run_config(256, force=True))
@@ -152,7 +152,6 @@ def cmd_scale(args) -> None:
         with bench_dir() as root:
             env = qdrant_env(args.qdrant)
             load(make_settings(root, **env), n)
-            vectors.close_all()
             child = subprocess.run([sys.executable, "-c", SCALE_CHILD, str(root), json.dumps(env), repo],
                                    capture_output=True, text=True, cwd=repo)
             if child.returncode != 0:
@@ -186,7 +185,7 @@ from automem_pipelines.definitions import build_resources
 settings = make_settings(Path(sys.argv[1]), **json.loads(sys.argv[2]))
 import automem_pipelines.stores.vectors, dagster  # same imports as the job process
 base = rss_mb(); t0 = time.perf_counter()
-store = build_resources(settings, from_env=False)["qdrant"].get_store(); n = store.count()
+store = build_resources(settings, from_env=False)["qdrant"].open_store().__enter__(); n = store.count()
 print(json.dumps({"open_s": time.perf_counter() - t0, "store_mb": rss_mb(), "base_mb": base, "points": n}))
 """
 

@@ -37,7 +37,7 @@ from automem_pipelines.run_config import reembed_run_config  # noqa: E402
 from automem_pipelines.run_workers import check_tagged_worker  # noqa: E402
 from automem_pipelines.settings import Settings  # noqa: E402
 from automem_pipelines.stack import running_stack  # noqa: E402
-from automem_pipelines.stores import falkordb_server, vectors  # noqa: E402
+from automem_pipelines.stores import falkordb_server  # noqa: E402
 from automem_pipelines.stores.graph import GraphConfig, connect  # noqa: E402
 
 TARGET_SECONDS = 120
@@ -104,12 +104,11 @@ def measure(label: str, poll: str | None, repeat: int, memories: int) -> dict:
             with dg.DagsterInstance.from_config(str(stack.dagster_home)) as instance:
                 times = []
                 for i in range(repeat):
-                    times.append(one_death(client, instance, settings.run_monitoring_poll_seconds))
+                    times.append(one_death(client, instance, settings.schedule.run_monitoring_poll_seconds))
                     print(f"  {label}: repetition {i + 1}: {times[-1]:.2f} s", file=sys.stderr)
-        return {"label": label, "poll": settings.run_monitoring_poll_seconds, "times": times}
+        return {"label": label, "poll": settings.schedule.run_monitoring_poll_seconds, "times": times}
     finally:
         os.environ.pop("DAGSTER_HOME", None)
-        vectors.close_all()
         falkordb_server.stop(root)
         shutil.rmtree(root, ignore_errors=True)
 

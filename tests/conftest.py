@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,6 @@ def data_dir() -> Iterator[Path]:
     try:
         yield root
     finally:
-        release_all()
         falkordb_server.stop(root)
         shutil.rmtree(root, ignore_errors=True)
 
@@ -83,9 +83,9 @@ def make_settings(data_dir: Path, request) -> Iterator[MakeSettings]:
         except Exception:  # noqa: BLE001 - the graph may never have been created
             pass
         try:
-            store = res["qdrant"].get_store()
-            if store.client.collection_exists(store.collection):
-                store.client.delete_collection(store.collection)
+            with res["qdrant"].open_store() as store:
+                if store.client.collection_exists(store.collection):
+                    store.client.delete_collection(store.collection)
         except Exception:  # noqa: BLE001
             pass
 
@@ -107,8 +107,10 @@ def graph(resources) -> Iterator[GraphStore]:
 
 
 @pytest.fixture
-def vector_store(resources) -> VectorStore:
-    return resources["qdrant"].get_store()
+def vector_store(resources) -> Iterator[VectorStore]:
+    """The test's collection, open for the test (a job run beside it shares the client)."""
+    with resources["qdrant"].open_store() as store:
+        yield store
 
 
 @pytest.fixture
@@ -126,3 +128,13 @@ def graph_factory() -> Iterator[Callable[[Settings], GraphStore]]:
     yield make
     for store in opened:
         store.close()
+
+
+@pytest.fixture
+def vectors_factory() -> Iterator[Callable[[Settings], VectorStore]]:
+    """Vector stores for settings made inside a test, open until the test ends (a job run
+    meanwhile shares a local store's client; an in-memory store lives while it is open)."""
+    with ExitStack() as opened:
+        yield lambda settings: opened.enter_context(
+            build_resources(settings, from_env=False)["qdrant"].open_store()
+        )

@@ -21,13 +21,13 @@ from typing import Any
 
 from ..stores.graph import GraphStore
 from .enrichment.selection import count_awaiting
+from .memory import DEFAULT_RECALL_EXCLUDED_TYPES
 
 STATS_LABEL = "EnrichmentStats"
 STATS_ID = "enrichment"
 RECENT_RUNS_KEPT = 200
 STATS_FIELDS = ("processed_total", "successes", "failures", "last_success_id",
                 "last_success_at", "last_error", "last_error_at")  # fmt: skip
-DEFAULT_EXCLUDED_TYPES = ("MetaPattern",)
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def enrichment_status(
     graph: GraphStore,
     scheduler: SchedulerState,
     max_attempts: int,
-    excluded_types: Sequence[str] = DEFAULT_EXCLUDED_TYPES,
+    excluded_types: Sequence[str] = DEFAULT_RECALL_EXCLUDED_TYPES,
 ) -> dict[str, Any]:
     """The documented ``/enrichment/status`` fields, plus ``nlp`` (which entity model the
     last run used; ``rule_only`` true means no spaCy model could be loaded)."""

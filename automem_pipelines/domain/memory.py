@@ -21,6 +21,9 @@ MEMORY_TYPES = ("Decision", "Pattern", "Preference", "Style", "Habit", "Insight"
 DEFAULT_IMPORTANCE = 0.5
 DEFAULT_TYPE = "Context"
 DEFAULT_CONFIDENCE = 0.6
+# AutoMem's RECALL_EXCLUDED_TYPES default: the consolidation's pattern summaries are not memories
+# to recall, so drift, enrichment and the counts leave them out too.
+DEFAULT_RECALL_EXCLUDED_TYPES = ("MetaPattern",)
 
 # Keys we add to a point's payload to record what its vector was made from. The same facts
 # also go into one string, `embedding_stamp`, so the incremental check reads one key per point.

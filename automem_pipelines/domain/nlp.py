@@ -10,7 +10,6 @@ tok2vec, so its entities are identical to the full pipeline's, at a fraction of 
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,18 +31,11 @@ class EntityModel:
     def rule_only(self) -> bool:
         return self.nlp is None
 
-    def describe(self) -> dict[str, Any]:
-        return {"model": self.name, "requested": self.requested, "rule_only": self.rule_only}
-
     def pipe(self, texts: list[str], batch_size: int = 64) -> list[Any | None]:
         """Docs for ``texts`` (None per text in rule-only mode), parsed in batches."""
         if self.nlp is None:
             return [None] * len(texts)
         return list(self.nlp.pipe(texts, batch_size=batch_size))
-
-
-_cache: dict[tuple[str, bool, str | None], EntityModel] = {}
-_lock = threading.Lock()
 
 
 def _try_load(name: str, ner_only: bool) -> Any:
@@ -57,32 +49,23 @@ def _try_load(name: str, ner_only: bool) -> Any:
 def load_entity_model(
     requested: str, ner_only: bool = True, fallback: str | None = PACKAGED_MODEL
 ) -> EntityModel:
-    """The pipeline for ``requested``, falling back as described above; cached per process."""
-    key = (requested, ner_only, fallback)
-    with _lock:
-        if key in _cache:
-            return _cache[key]
-        problems: list[str] = []
-        model: EntityModel | None = None
-        for name in dict.fromkeys(n for n in (requested, fallback) if n):
-            try:
-                nlp = _try_load(name, ner_only)
-            except Exception as exc:  # noqa: BLE001 - OSError, ImportError, version errors
-                problems.append(f"{name}: {type(exc).__name__}: {str(exc)[:200]}")
-                continue
-            if name != requested:
-                log.warning(
-                    "spaCy model %r is not installed; using the packaged %r instead",
-                    requested, name,
-                )  # fmt: skip
-            model = EntityModel(name, nlp, requested, tuple(problems))
-            break
-        if model is None:
-            log.error(
-                "NO spaCy MODEL COULD BE LOADED (%s): enrichment falls back to RULE-ONLY "
-                "entity extraction (people/tools/projects patterns only)",
-                "; ".join(problems),
+    """The pipeline for ``requested``, falling back as described above. Loading takes a
+    while: whoever needs it keeps it (the enrichment resource, for the length of a run)."""
+    problems: list[str] = []
+    for name in dict.fromkeys(n for n in (requested, fallback) if n):
+        try:
+            nlp = _try_load(name, ner_only)
+        except Exception as exc:  # noqa: BLE001 - OSError, ImportError, version errors
+            problems.append(f"{name}: {type(exc).__name__}: {str(exc)[:200]}")
+            continue
+        if name != requested:
+            log.warning(
+                "spaCy model %r is not installed; using the packaged %r instead", requested, name
             )
-            model = EntityModel(RULE_ONLY, None, requested, tuple(problems))
-        _cache[key] = model
-        return model
+        return EntityModel(name, nlp, requested, tuple(problems))
+    log.error(
+        "NO spaCy MODEL COULD BE LOADED (%s): enrichment falls back to RULE-ONLY "
+        "entity extraction (people/tools/projects patterns only)",
+        "; ".join(problems),
+    )
+    return EntityModel(RULE_ONLY, None, requested, tuple(problems))

@@ -20,7 +20,6 @@ import numpy as np
 from ..stores.graph import GraphStore
 from ..stores.vectors import VectorStore
 from .embeddings import EmbeddingProvider, embed_batches
-from .gc_pause import cyclic_gc_paused
 from . import identity as identity_mod
 from .memory import (
     CHECK_KEY, SIMILAR_PENDING, adoption_stamps, content_hash, has_content, make_stamps, merged_payload,
@@ -149,12 +148,12 @@ def plan_reembed(
     replace_in_place: bool = False,
 ) -> Selection:
     """Prove the collection's embedding identity (creating the collection if absent), then
-    enumerate and select in one read phase with the cyclic GC paused (see gc_pause), then
+    enumerate and select in one read phase (the store's bulk phase: see VectorStore.bulk_phase), then
     adopt what can be adopted. Raises DimensionMismatchError / EmbeddingIdentityError before
     anything is written."""
     check = identity_mod.check_identity(vectors, provider, replace_in_place)
     configured = check.configured
-    with cyclic_gc_paused():
+    with vectors.bulk_phase():
         found = enumerate_ids(graph, limit)
         ids, invalid, shared = split_usable_ids(found)
         selection = select_memories(ids, graph, vectors, configured, force, check.trust_unstamped)
@@ -274,7 +273,7 @@ def upsert_chunk(chunk: EmbeddedChunk, graph: GraphStore, vectors: VectorStore,
         for n, rows in enumerate(windows):
             if checkpoint is not None:
                 checkpoint()
-            with cyclic_gc_paused():  # a window's temporaries die with it (see gc_pause)
+            with vectors.bulk_phase():  # a window's temporaries die with it
                 props = pending.result()
                 if n + 1 < len(windows):
                     pending = pool.submit(graph.fetch_properties, [chunk.ids[r] for r in windows[n + 1]])

@@ -1,13 +1,10 @@
 from __future__ import annotations
 
-import threading
-
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
+from ..domain import embedding_defaults as d
 from ..domain.embeddings import (
-    OLLAMA_BASE_URL,
-    VOYAGE_BASE_URL,
     EmbeddingProvider,
     OllamaProvider,
     OpenAIProvider,
@@ -15,40 +12,50 @@ from ..domain.embeddings import (
     local_provider,
 )
 
-_logged: set[str] = set()
-_logged_lock = threading.Lock()
-
-
-def _log_selection_once(selection: str) -> None:
-    """One log line per process for the choice (a job builds providers per chunk)."""
-    with _logged_lock:
-        if selection in _logged:
-            return
-        _logged.add(selection)
-    dg.get_dagster_logger().info(f"embedding provider: {selection}")
-
 
 class EmbeddingsResource(dg.ConfigurableResource):
     """The embedding provider, chosen by Settings as AutoMem chooses it: ``voyage``,
     ``openai`` (any OpenAI-compatible endpoint), ``ollama``, or ``local`` (the shipped static
-    model, where AutoMem would run fastembed)."""
+    model, where AutoMem would run fastembed).
+
+    In a run the resource owns the provider: built at the first ``get_provider()`` (its
+    choice logged once), kept for the run's steps, closed when the run's resources are torn
+    down. Outside a run each ``get_provider()`` builds a provider its caller owns."""
 
     provider: str = Field("local", description="voyage | openai | ollama | local (resolved EMBEDDING_PROVIDER)")
-    model: str = Field("minilm-l6-static", description="VOYAGE_MODEL / EMBEDDING_MODEL / OLLAMA_MODEL")
-    vector_size: int = Field(256, description="Dimensions requested and expected (VECTOR_SIZE)")
+    model: str = Field(d.LOCAL_MODEL_NAME, description="VOYAGE_MODEL / EMBEDDING_MODEL / OLLAMA_MODEL")
+    vector_size: int = Field(d.LOCAL_MODEL_DIM, description="Dimensions requested and expected (VECTOR_SIZE)")
     selection: str = Field("", description="Why this provider, model and size were chosen")
     openai_api_key: str | None = Field(None, description="OPENAI_API_KEY")
     openai_base_url: str | None = Field(None, description="OPENAI_BASE_URL")
     voyage_api_key: str | None = Field(None, description="VOYAGE_API_KEY")
-    voyage_base_url: str = Field(VOYAGE_BASE_URL, description="VOYAGE_BASE_URL")
-    ollama_base_url: str = Field(OLLAMA_BASE_URL, description="OLLAMA_BASE_URL")
-    max_concurrency: int = Field(16, description="Requests in flight to a remote provider")
-    max_retries: int = Field(6, description="Retries of a 429/5xx/timeout per request")
-    timeout_seconds: float = Field(60.0, description="Per-request timeout")
+    voyage_base_url: str = Field(d.VOYAGE_BASE_URL, description="VOYAGE_BASE_URL")
+    ollama_base_url: str = Field(d.OLLAMA_BASE_URL, description="OLLAMA_BASE_URL")
+    max_concurrency: int = Field(d.MAX_CONCURRENCY, description="Requests in flight to a remote provider (EMBEDDING_MAX_CONCURRENCY)")
+    max_retries: int = Field(d.MAX_RETRIES, description="Retries of a 429/5xx/timeout per request")
+    timeout_seconds: float = Field(d.TIMEOUT_SECONDS, description="Per-request timeout")
+
+    _in_run: bool = PrivateAttr(False)
+    _provider: EmbeddingProvider | None = PrivateAttr(None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._in_run = True
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._provider is not None:
+            self._provider.close()
+        self._provider, self._in_run = None, False
 
     def get_provider(self) -> EmbeddingProvider:
-        if self.selection:
-            _log_selection_once(self.selection)
+        if not self._in_run:
+            return self.build_provider()
+        if self._provider is None:
+            self._provider = self.build_provider()
+            if self.selection:
+                dg.get_dagster_logger().info(f"embedding provider: {self.selection}")
+        return self._provider
+
+    def build_provider(self) -> EmbeddingProvider:
         remote = {
             "max_concurrency": self.max_concurrency,
             "max_retries": self.max_retries,

@@ -5,9 +5,10 @@ from pydantic import Field
 
 
 class SyncPolicyResource(dg.ConfigurableResource):
-    """What the drift sync leaves out of its accounting, as AutoMem does (RECALL_EXCLUDED_TYPES)."""
+    """What the drift sync and the enrichment sensor leave out, as AutoMem leaves it out of
+    recall (RECALL_EXCLUDED_TYPES): the one way that setting reaches Dagster code."""
 
     excluded_types: list[str] = Field(
-        default_factory=lambda: ["MetaPattern"],
-        description="Memory types left out of drift detection and repair (RECALL_EXCLUDED_TYPES)",
+        description="Memory types left out of drift detection and repair, and of enrichment "
+        "(RECALL_EXCLUDED_TYPES)",
     )

@@ -41,8 +41,8 @@ class GraphConfig:
     @classmethod
     def from_settings(cls, settings: Settings) -> GraphConfig:
         return cls(
-            settings.falkordb_host, settings.falkordb_port, settings.falkordb_password,
-            settings.falkordb_graph, settings.data_dir,
+            settings.falkordb.host, settings.falkordb.port, settings.falkordb.password,
+            settings.falkordb.graph, settings.data_dir,
         )  # fmt: skip
 
     def describe(self) -> str:

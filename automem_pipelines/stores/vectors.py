@@ -1,16 +1,16 @@
 """Qdrant access for memory points, through calls the Qdrant server API also has.
 
 The embedded default is qdrant-client's local mode on disk, which one process at a time may
-open: clients are cached per location for the life of the process (a run opens the store
-once, however many steps it has), and opening a path that another process holds waits for
-it, up to a timeout, instead of failing at once.
+open: whoever needs the store opens it for a block (``open_store``; the Qdrant resource for a
+run, however many steps it has), openers in one process share its one client, and opening a
+path that another process holds waits for it, up to a timeout, instead of failing at once.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException
+
+from .gc_pause import cyclic_gc_paused
+from .local_stores import LocalStores
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -40,15 +43,15 @@ class VectorConfig:
     api_key: str | None
     collection: str
     data_dir: Path
-    timeout_seconds: int = 30
-    lock_timeout_seconds: float = 600.0
+    timeout_seconds: int  # a server's request timeout
+    lock_timeout_seconds: float  # how long to wait for another process to release a local store
 
     @classmethod
     def from_settings(cls, settings: Settings, timeout_seconds: int | None = None) -> VectorConfig:
         return cls(
-            settings.qdrant_url, settings.qdrant_api_key, settings.qdrant_collection,
-            settings.data_dir, timeout_seconds or settings.qdrant_timeout_seconds,
-            settings.qdrant_lock_timeout_seconds,
+            settings.qdrant.url, settings.qdrant.api_key, settings.qdrant.collection,
+            settings.data_dir, timeout_seconds or settings.qdrant.timeout_seconds,
+            settings.qdrant.lock_timeout_seconds,
         )  # fmt: skip
 
     @property
@@ -64,15 +67,12 @@ class VectorConfig:
         return f"Qdrant {kind} {self.location}, collection {self.collection!r}"
 
 
-_clients: dict[str, QdrantClient] = {}
-_clients_lock = threading.Lock()
+_LOCAL_STORES = LocalStores()
 
 
-def _open_client(config: VectorConfig) -> QdrantClient:
+def _open_local(config: VectorConfig) -> QdrantClient:
     if config.url == ":memory:":
         return QdrantClient(location=":memory:")
-    if config.url is not None:
-        return QdrantClient(url=config.url, api_key=config.api_key, timeout=config.timeout_seconds)
     path = Path(config.location)
     path.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + config.lock_timeout_seconds
@@ -89,32 +89,29 @@ def _open_client(config: VectorConfig) -> QdrantClient:
             time.sleep(0.5)
 
 
-def connect(config: VectorConfig) -> VectorStore:
-    key = config.location
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            client = _open_client(config)
-            _clients[key] = client
-    return VectorStore(client, config)
-
-
-def close_all() -> None:
-    """Release every cached client (frees local-mode stores for other processes)."""
-    with _clients_lock:
-        for client in _clients.values():
-            try:
-                client.close()
-            except Exception:  # noqa: BLE001 - closing is best effort
-                pass
-        _clients.clear()
-
-
-def forget(config: VectorConfig) -> None:
-    with _clients_lock:
-        client = _clients.pop(config.location, None)
-    if client is not None:
+@contextmanager
+def open_store(config: VectorConfig) -> Iterator[VectorStore]:
+    """The store, open for the block: a server gets its own client, closed after; a local
+    store is shared with its other openers in this process (see local_stores.py), and released
+    after. Opening a local store that another process holds waits for it, up to
+    ``lock_timeout_seconds``."""
+    if config.is_local:
+        client = _LOCAL_STORES.acquire(config.location, lambda: _open_local(config))
+        try:
+            yield VectorStore(client, config)
+        finally:
+            _LOCAL_STORES.release(config.location)
+        return
+    client = QdrantClient(url=config.url, api_key=config.api_key, timeout=config.timeout_seconds)
+    try:
+        yield VectorStore(client, config)
+    finally:
         client.close()
+
+
+def local_holders(config: VectorConfig) -> int:
+    """How many openers in this process hold this local store (0: closed here)."""
+    return _LOCAL_STORES.holders(config.location)
 
 
 _UNAVAILABLE = (ResponseHandlingException, ConnectionError, TimeoutError, OSError)
@@ -125,6 +122,13 @@ class VectorStore:
         self.client = client
         self.config = config
         self.collection = config.collection
+
+    def bulk_phase(self) -> AbstractContextManager[None]:
+        """A phase that builds and drops many short-lived objects (pages of rows, records,
+        payloads): with a local store, which keeps the whole collection as Python objects in
+        this process, the cyclic collector is paused for it (see gc_pause); a server needs
+        nothing."""
+        return cyclic_gc_paused() if self.config.is_local else nullcontext()
 
     def _call(self, what: str, fn, *args, **kwargs):
         try:

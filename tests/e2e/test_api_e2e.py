@@ -73,12 +73,9 @@ class E2E:
     @contextmanager
     def qdrant(self) -> Iterator[QdrantClient]:
         """The local store, once the last run's process has let go of it (it reports success
-        a moment before it exits): `vectors.connect` waits for the store."""
-        config = VectorConfig.from_settings(self.settings)
-        try:
-            yield vectors.connect(config).client
-        finally:
-            vectors.forget(config)
+        a moment before it exits): `vectors.open_store` waits for the store."""
+        with vectors.open_store(VectorConfig.from_settings(self.settings)) as store:
+            yield store.client
 
     def graph(self):
         return connect(GraphConfig.from_settings(self.settings))
@@ -149,7 +146,7 @@ def test_reembed_with_wait_returns_the_summary_and_vectors_are_in_qdrant(e2e: E2
         "metadata_preserved": True,
     }  # fmt: skip
     with e2e.qdrant() as client:
-        points = client.retrieve(e2e.settings.qdrant_collection, e2e.ids, with_vectors=True)
+        points = client.retrieve(e2e.settings.qdrant.collection, e2e.ids, with_vectors=True)
     assert len(e2e.ids) == MEMORIES
     assert sorted(str(p.id) for p in points) == sorted(e2e.ids)
     assert all(len(p.vector) == 256 for p in points)
@@ -202,7 +199,7 @@ def test_sync_dry_run_then_repair(e2e: E2E):
     e2e.synced()
     missing = e2e.ids[:3]
     with e2e.qdrant() as client:
-        client.delete(e2e.settings.qdrant_collection, points_selector=missing)
+        client.delete(e2e.settings.qdrant.collection, points_selector=missing)
     dry = e2e.post("/admin/sync", {"dry_run": True, "wait": True})
     assert dry.status_code == 200, dry.text
     assert dry.json()["status"] == "dry_run"
@@ -213,7 +210,7 @@ def test_sync_dry_run_then_repair(e2e: E2E):
     assert repair.status_code == 200, repair.text
     assert repair.json()["status"] == "complete" and repair.json()["synced"] == 3
     with e2e.qdrant() as client:
-        assert len(client.retrieve(e2e.settings.qdrant_collection, missing)) == 3
+        assert len(client.retrieve(e2e.settings.qdrant.collection, missing)) == 3
     again = e2e.post("/admin/sync", {"wait": True})
     assert again.json()["status"] == "already_synced"
 

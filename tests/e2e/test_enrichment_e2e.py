@@ -23,7 +23,6 @@ from automem_pipelines.stores import falkordb_server
 from tests.support.api import ADMIN_TOKEN, API_TOKEN
 from tests.support.dagster_stack import free_port
 from tests.support.enrichment import insert, memory, reembed
-from tests.support.local_qdrant import release_all
 
 WAIT_SECONDS = 240
 
@@ -72,8 +71,7 @@ def test_sensor_enriches_new_memories_with_no_manual_step():
                 memory(first[1], "Deployed SuperWhisper with Alice during the Launchpad review.", 2),
                 memory(first[2], "Met with Bob Chen in Berlin to plan Project Atlas.", 3),
             ])  # fmt: skip
-            reembed(settings)
-            release_all()  # runs must be able to open the local Qdrant store
+            reembed(settings)  # its run closed the local Qdrant store: the stack's runs can open it
             with running_stack(settings, port=free_port(), env=env) as stack:
                 api_port = free_port()
                 start_api(stack, port=api_port, env=env)
@@ -111,6 +109,5 @@ def test_sensor_enriches_new_memories_with_no_manual_step():
             os.environ.pop("DAGSTER_HOME", None)
         else:
             os.environ["DAGSTER_HOME"] = saved_home
-        release_all()
         falkordb_server.stop(root)
         shutil.rmtree(root, ignore_errors=True)

@@ -187,7 +187,7 @@ def test_runs_start_the_default_way_when_the_private_dagster_api_changed():
         home.mkdir(parents=True)
         # The worker server also preloads a module that changes a private function the worker
         # calls, as a Dagster upgrade could: the server must refuse to start.
-        broken = dagster_yaml(settings.run_monitoring_poll_seconds).replace(
+        broken = dagster_yaml(settings.schedule.run_monitoring_poll_seconds).replace(
             "[automem_pipelines.definitions]",
             "[automem_pipelines.definitions, tests.support.breaks_dagster_contract]",
         )  # fmt: skip

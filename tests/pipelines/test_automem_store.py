@@ -41,9 +41,9 @@ def automem_env(make_settings, fake_openai):
     model and dimension (here the local server speaking the OpenAI wire protocol)."""
     settings = openai_settings(make_settings, fake_openai, MODEL)
     resources = build_resources(settings, from_env=False)
-    with resources["falkordb"].get_store() as graph:
-        store = load_fixture(graph, resources["qdrant"].get_store())
-        yield settings, resources, graph, resources["qdrant"].get_store(), store
+    with resources["falkordb"].get_store() as graph, resources["qdrant"].open_store() as vectors:
+        store = load_fixture(graph, vectors)
+        yield settings, resources, graph, vectors, store
 
 
 def test_dry_run_on_the_untouched_automem_store_finds_no_drift(automem_env, fake_openai):
@@ -158,8 +158,7 @@ def test_points_automem_writes_later_are_checked_before_adoption(automem_env, fa
 def test_another_model_of_the_same_dimension_is_refused_before_any_write(make_settings, fake_openai, force):
     settings = openai_settings(make_settings, fake_openai, "text-embedding-3-large")
     resources = build_resources(settings, from_env=False)
-    with resources["falkordb"].get_store() as graph:
-        vectors = resources["qdrant"].get_store()
+    with resources["falkordb"].get_store() as graph, resources["qdrant"].open_store() as vectors:
         load_fixture(graph, vectors)
         before = snapshot(graph, vectors)
         result = run_reembed(settings, resources, raise_on_error=False, force=force)
@@ -179,8 +178,7 @@ def test_another_model_of_the_same_dimension_is_refused_before_any_write(make_se
 def test_replace_in_place_is_explicit_and_finishes_with_the_new_model(make_settings, fake_openai):
     settings = openai_settings(make_settings, fake_openai, "text-embedding-3-large")
     resources = build_resources(settings, from_env=False)
-    with resources["falkordb"].get_store() as graph:
-        vectors = resources["qdrant"].get_store()
+    with resources["falkordb"].get_store() as graph, resources["qdrant"].open_store() as vectors:
         store = load_fixture(graph, vectors)
         summary = reembed_summary(run_reembed(settings, resources, replace_model_in_place=True))
         assert (summary["processed"], summary["adopted"], summary["failed"]) == (200, 0, 0)
@@ -242,11 +240,10 @@ def test_automems_other_providers_adopt_its_points_over_their_own_protocol(make_
         env = ({"VOYAGE_API_KEY": "voyage-test-key", "VOYAGE_BASE_URL": server.base_url}
                if wire == "voyage" else {"OLLAMA_BASE_URL": server.base_url})  # fmt: skip
         settings = make_settings(EMBEDDING_PROVIDER="auto", VECTOR_SIZE=str(DIM), **env)
-        assert settings.embedding_provider == wire
-        assert settings.embedding_model == ("voyage-4" if wire == "voyage" else "nomic-embed-text")
+        assert settings.embedding.provider == wire
+        assert settings.embedding.model == ("voyage-4" if wire == "voyage" else "nomic-embed-text")
         resources = build_resources(settings, from_env=False)
-        with resources["falkordb"].get_store() as graph:
-            vectors = resources["qdrant"].get_store()
+        with resources["falkordb"].get_store() as graph, resources["qdrant"].open_store() as vectors:
             load_fixture(graph, vectors)
             summary = reembed_summary(run_reembed(settings, resources))
             assert (summary["adopted"], summary["processed"], summary["failed"]) == (200, 0, 0)

@@ -61,7 +61,7 @@ def seed_points(vectors: VectorStore, memories: list[dict], settings=None) -> No
     """Points exactly as the re-embed path writes them (merged payload + stamps of the
     configured embedding), with the local model's vectors."""
     provider, model, dim = ("local", "minilm-l6-static", 256) if settings is None else (
-        settings.embedding_provider, settings.embedding_model, settings.vector_size)
+        settings.embedding.provider, settings.embedding.model, settings.embedding.vector_size)
     vectors.ensure_collection(dim)
     embedded = local_provider().embed([m["content"] for m in memories]).vectors
     payloads = [
@@ -217,9 +217,8 @@ def graph_vector_openai(make_settings, fake_openai):
         EMBEDDING_MODEL="text-embedding-3-small", VECTOR_SIZE="256", EMBEDDING_MAX_RETRIES="0",
     )
     resources = build_resources(settings, from_env=False)
-    with resources["falkordb"].get_store() as graph:
+    with resources["falkordb"].get_store() as graph, resources["qdrant"].open_store() as vectors:
         memories = seed_graph(graph, 12)
-        vectors = resources["qdrant"].get_store()
         assert summary_of(run_sync(settings, resources))["missing_synced"] == 12
         yield settings, resources, graph, vectors, memories
 
@@ -249,8 +248,7 @@ def test_dry_run_writes_nothing_and_needs_no_provider(make_settings):
         VECTOR_SIZE="256",
     )
     resources = build_resources(settings, from_env=False)
-    with resources["falkordb"].get_store() as graph:
-        vectors = resources["qdrant"].get_store()
+    with resources["falkordb"].get_store() as graph, resources["qdrant"].open_store() as vectors:
         memories = seed_graph(graph, 20)
         seed_points(vectors, memories[:15], settings)  # 5 missing
         ids = [m["id"] for m in memories]
@@ -304,8 +302,7 @@ def test_provider_failure_counts_failed_and_rerun_finishes(make_settings, fake_o
         VECTOR_SIZE="256", EMBEDDING_MAX_RETRIES="0",
     )
     resources = build_resources(settings, from_env=False)
-    with resources["falkordb"].get_store() as graph:
-        vectors = resources["qdrant"].get_store()
+    with resources["falkordb"].get_store() as graph, resources["qdrant"].open_store() as vectors:
         memories = seed_graph(graph, 10)
         poisoned = memories[4]["id"]
         graph.upsert_memories([{"id": poisoned, "content": memories[4]["content"] + " POISON"}])
@@ -352,7 +349,8 @@ def test_bad_run_config_is_a_clear_config_error(settings, resources, graph):
         assert not result.success
         assert f"batch_size must be an integer from 1 to 2048, got {bad}" in error_text(result)
         assert not any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events)
-    assert resources["qdrant"].get_store().collection_dim() is None  # nothing was touched
+    with resources["qdrant"].open_store() as vectors:
+        assert vectors.collection_dim() is None  # nothing was touched
 
 
 @pytest.mark.slow
@@ -361,8 +359,7 @@ def test_25000_memories_drift_spread_over_the_whole_range_found_exactly(make_set
     settings = make_settings(QDRANT_URL=":memory:")
     resources = build_resources(settings, from_env=False)
     n = 25_000
-    with resources["falkordb"].get_store() as graph:
-        vectors = resources["qdrant"].get_store()
+    with resources["falkordb"].get_store() as graph, resources["qdrant"].open_store() as vectors:
         memories = seed_graph(graph, n, seed=25)
         seed_points(vectors, memories)
         ids = [m["id"] for m in memories]

@@ -38,8 +38,8 @@ def store(make_settings):
             memory(E, "Globex asked for an export of Beacon data by Friday.", 24 * 30),
         ])  # fmt: skip
     reembed(settings)
-    with res["falkordb"].get_store() as graph:
-        yield settings, graph, res["qdrant"].get_store()
+    with res["falkordb"].get_store() as graph, res["qdrant"].open_store() as vectors:
+        yield settings, graph, vectors
 
 
 def test_every_edge_kind_with_its_properties(store):

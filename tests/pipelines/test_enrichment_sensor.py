@@ -39,7 +39,7 @@ def setup(make_settings):
 
         def tick(cursor: str | None) -> dg.SensorResult:
             context = dg.build_sensor_context(
-                instance=instance, cursor=cursor, resources={"falkordb": res["falkordb"]}
+                instance=instance, cursor=cursor, resources={"falkordb": res["falkordb"], "sync": res["sync"]}
             )
             return sensor(context)
 

@@ -11,7 +11,6 @@ import sys
 import dagster as dg
 import pytest
 
-from automem_pipelines.definitions import build_resources
 from tests.helpers import failure_messages, new_id, run_reembed, summary_of
 from tests.support.embedding_server import Fault
 
@@ -67,7 +66,7 @@ def test_the_threshold_decides_and_a_rerun_of_only_failures_fails(openai_store, 
     assert not again.success and summary_of(again)["failed"] == 10
 
 
-def test_one_poisoned_text_in_a_batch_of_100_fails_alone(openai_store, fake_openai):
+def test_one_poisoned_text_in_a_batch_of_100_fails_alone(openai_store, fake_openai, vectors_factory):
     settings, graph, ids = openai_store(100)
     poisoned = ids[37]
     graph.query("MATCH (m:Memory {id: $id}) SET m.content = 'POISON text'", {"id": poisoned})
@@ -75,7 +74,7 @@ def test_one_poisoned_text_in_a_batch_of_100_fails_alone(openai_store, fake_open
     summary = summary_of(run_reembed(settings, batch_size=100))
     assert (summary["processed"], summary["failed"], summary["failed_ids"]) == (99, 1, [poisoned])
     assert summary["provider_requests"] <= 1 + 2 * 7  # halves down to the one text
-    store = build_resources(settings, from_env=False)["qdrant"].get_store()
+    store = vectors_factory(settings)
     assert len(store.payloads(ids)) == 99 and poisoned not in store.payloads([poisoned])
 
 
@@ -83,8 +82,8 @@ def test_the_cli_exits_non_zero_when_the_run_failed(openai_store, fake_openai, d
     settings, graph, ids = openai_store(12)
     fake_openai.state.fail_marker = "Note"
     fake_openai.state.fail_fault = Fault.wrong_dimension()
-    env = {**os.environ, "AUTOMEM_DATA_DIR": str(data_dir), "FALKORDB_GRAPH": settings.falkordb_graph,
-           "QDRANT_URL": ":memory:", "QDRANT_COLLECTION": settings.qdrant_collection,
+    env = {**os.environ, "AUTOMEM_DATA_DIR": str(data_dir), "FALKORDB_GRAPH": settings.falkordb.graph,
+           "QDRANT_URL": ":memory:", "QDRANT_COLLECTION": settings.qdrant.collection,
            "EMBEDDING_PROVIDER": "openai", "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": fake_openai.base_url,
            "EMBEDDING_MAX_RETRIES": "0", "VECTOR_SIZE": "384", "DAGSTER_HOME": str(tmp_path / "home")}  # fmt: skip
     done = subprocess.run([sys.executable, "-m", "automem_pipelines.cli", "reembed", "--batch-size", "4"],

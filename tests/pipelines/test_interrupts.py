@@ -134,6 +134,9 @@ class _InterruptedDuringSecondWrite:
     def payloads(self, ids):
         return self.store.payloads(ids)
 
+    def bulk_phase(self):
+        return self.store.bulk_phase()
+
     def upsert(self, ids, vectors, payloads):
         self.writes += 1
         half = len(ids) // 2

@@ -187,7 +187,8 @@ def test_dimension_mismatch_stops_before_any_write(settings, graph, vector_store
     assert retries == []
 
 
-def test_openai_provider_batch_failure_is_counted_and_rest_written(make_settings, graph_factory, fake_openai):
+def test_openai_provider_batch_failure_is_counted_and_rest_written(make_settings, graph_factory, fake_openai,
+                                                                   vectors_factory):
     settings = make_settings(EMBEDDING_PROVIDER="openai", OPENAI_API_KEY="sk-test",
                              OPENAI_BASE_URL=fake_openai.base_url, EMBEDDING_MAX_RETRIES="1",
                              VECTOR_SIZE="384")
@@ -204,7 +205,7 @@ def test_openai_provider_batch_failure_is_counted_and_rest_written(make_settings
     assert summary["failed"] == 10 and poisoned in summary["failed_ids"]
     assert summary["processed"] == 40 and summary["total"] == 50
     assert "500" in summary["last_error"]
-    store = build_resources(settings, from_env=False)["qdrant"].get_store()
+    store = vectors_factory(settings)
     written = set(store.payloads(ids))
     assert len(written) == 40 and poisoned not in written
     assert store.collection_dim() == 384
@@ -245,8 +246,7 @@ def _flaky_resources(settings, fail_upserts: int) -> dict:
     res = build_resources(settings, from_env=False)
     q = res["qdrant"]
     res["qdrant"] = FlakyQdrantResource(
-        url=q.url, api_key=q.api_key, collection=q.collection, data_dir=q.data_dir,
-        fail_upserts=fail_upserts,
+        **{name: getattr(q, name) for name in type(q).model_fields}, fail_upserts=fail_upserts
     )
     _flaky_state.pop(q.collection, None)
     return res
@@ -289,13 +289,13 @@ def test_qdrant_down_fails_the_run_and_a_rerun_completes_with_nothing_lost(setti
 
 
 @pytest.mark.slow
-def test_25000_memories_are_reembedded_whole(make_settings, graph_factory):
+def test_25000_memories_are_reembedded_whole(make_settings, graph_factory, vectors_factory):
     settings = make_settings(QDRANT_URL=":memory:")
     graph = graph_factory(settings)
+    store = vectors_factory(settings)  # the in-memory store lives while it is open
     rows = load_sample(graph, 25_000, seed=11)
     summary = summary_of(run_reembed(settings, batch_size=256))
     assert (summary["processed"], summary["total"], summary["failed"]) == (25_000, 25_000, 0)
-    store = build_resources(settings, from_env=False)["qdrant"].get_store()
     assert store.count() == 25_000
     ids = {str(r.id) for page in store.scroll(page=5000) for r in page}
     assert ids == {r["id"] for r in rows}

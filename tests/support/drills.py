@@ -18,7 +18,6 @@ import dagster as dg
 from automem_pipelines.run_workers import WORKER_PID_TAG, check_tagged_worker
 from automem_pipelines.settings import Settings
 from automem_pipelines.stores import falkordb_server
-from tests.support.local_qdrant import release_all
 
 LIMIT_SECONDS = 180.0  # a bound on waiting, not an assertion about speed
 FINISHED = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
@@ -37,7 +36,6 @@ def drill_root(prefix: str) -> Iterator[Path]:
         os.environ.pop("DAGSTER_HOME", None)  # running_stack exported the drill's own home
         if saved is not None:
             os.environ["DAGSTER_HOME"] = saved
-        release_all()
         falkordb_server.stop(root)
         shutil.rmtree(root, ignore_errors=True)
 
@@ -84,7 +82,7 @@ def local_points(settings: Settings) -> int:
     run that holds the store keeps it; after a kill -9 the journal may be hot, which a
     read-only connection cannot roll back — the copy is rolled back on open, as the next
     writer of the store would)."""
-    path = Path(settings.data_dir) / "qdrant" / "collection" / settings.qdrant_collection / "storage.sqlite"
+    path = Path(settings.data_dir) / "qdrant" / "collection" / settings.qdrant.collection / "storage.sqlite"
     if not path.exists():
         return 0
     with tempfile.TemporaryDirectory(prefix="amq-") as tmp:

@@ -17,13 +17,21 @@ vectors far from those (a random projection per model).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from automem_pipelines.domain.embeddings import local_provider
+from automem_pipelines.domain.embeddings import LocalStaticProvider, local_provider
+
+
+@functools.cache
+def static_model() -> LocalStaticProvider:
+    """The shipped model, loaded once for the test servers that answer with its vectors."""
+    return local_provider()
+
 
 FIXTURE_SEED_BASE = 1234
 # The models AutoMem's defaults name; each plays the fixture's model (seed 1234 + dim).
@@ -46,7 +54,7 @@ def _projection(seed: int, dim: int) -> np.ndarray:
 def project(texts: Sequence[str], dim: int, seed: int) -> np.ndarray:
     """The static model's vectors of ``texts`` projected to ``dim`` with seed ``seed``,
     L2-normalised, float32 (little-endian), one row per text."""
-    base = local_provider().embed(list(texts)).vectors
+    base = static_model().embed(list(texts)).vectors
     out = base @ _projection(seed, dim)
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     return (out / np.where(norms == 0, 1, norms)).astype("<f4")

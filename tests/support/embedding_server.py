@@ -23,9 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
-from automem_pipelines.domain.embeddings import local_provider
 
-from .embedding_models import model_vectors
+from .embedding_models import model_vectors, static_model
 
 HANG_LIMIT_SECONDS = 120.0  # a hung request is released at the latest then (or at stop/reset)
 
@@ -231,7 +230,7 @@ class EmbeddingTestServer(ThreadingHTTPServer):
         return self.server_address[1]
 
     def start(self):
-        local_provider()  # load the model before the first request
+        static_model()  # load the model before the first request
         self._thread.start()
         return self
 

@@ -1,7 +1,5 @@
-"""The test process's hold on a local-mode Qdrant store (one process at a time may open it):
-open a settings' store for a moment and let go, so a run in another process can open it.
-
-The one place the tests reach into how ``stores.vectors`` keeps its clients."""
+"""Open a settings' local-mode Qdrant store for a moment and let go (one process at a time may
+open a local store), so a run in another process can open it."""
 
 from __future__ import annotations
 
@@ -10,7 +8,6 @@ from contextlib import contextmanager
 
 from automem_pipelines.definitions import build_resources
 from automem_pipelines.settings import Settings
-from automem_pipelines.stores import vectors
 from automem_pipelines.stores.vectors import VectorStore
 
 
@@ -18,18 +15,10 @@ from automem_pipelines.stores.vectors import VectorStore
 def opened_vector_store(settings: Settings) -> Iterator[VectorStore]:
     """The settings' vector store, released when the block ends (opening it waits for a run's
     process to let go of a local store)."""
-    qdrant = build_resources(settings, from_env=False)["qdrant"]
-    try:
-        yield qdrant.get_store()
-    finally:
-        vectors.forget(qdrant.vector_config())
+    with build_resources(settings, from_env=False)["qdrant"].open_store() as store:
+        yield store
 
 
 def point_count(settings: Settings) -> int:
     with opened_vector_store(settings) as store:
         return store.count()
-
-
-def release_all() -> None:
-    """Let go of every store this process opened."""
-    vectors.close_all()

@@ -11,8 +11,8 @@ from automem_pipelines.status import scheduler_state_from_instance
 
 def test_enrichment_status_reads_the_instance_and_the_graph(monkeypatch, settings, tmp_path, capsys):
     monkeypatch.setenv("AUTOMEM_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("FALKORDB_GRAPH", settings.falkordb_graph)
-    monkeypatch.setenv("QDRANT_COLLECTION", settings.qdrant_collection)
+    monkeypatch.setenv("FALKORDB_GRAPH", settings.falkordb.graph)
+    monkeypatch.setenv("QDRANT_COLLECTION", settings.qdrant.collection)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))  # restored after the test
     cli.main(["enrichment-status"])
     body = json.loads(capsys.readouterr().out)

@@ -94,6 +94,8 @@ class Watch:
             else:
                 self.states.append(falkordb_server.status(self.root, answer_timeout=0.5).state)
             self.servers.append(redis_servers_on(socket))
+            if last:
+                return
             time.sleep(0.05)
 
     def __enter__(self):

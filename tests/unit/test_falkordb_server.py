@@ -257,4 +257,4 @@ def test_start_timeout_must_be_in_range(raw):
 def test_start_timeout_defaults_and_reads_the_variable():
     assert falkordb_server.start_timeout_from_env({}) == 600
     assert falkordb_server.start_timeout_from_env({falkordb_server.START_TIMEOUT_ENV: "1800"}) == 1800
-    assert Settings.from_env({falkordb_server.START_TIMEOUT_ENV: "45"}).falkordb_start_timeout_seconds == 45
+    assert Settings.from_env({falkordb_server.START_TIMEOUT_ENV: "45"}).falkordb.start_timeout_seconds == 45

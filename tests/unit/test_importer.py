@@ -10,8 +10,8 @@ from automem_pipelines import cli
 @pytest.fixture
 def cli_env(monkeypatch, settings):
     monkeypatch.setenv("AUTOMEM_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("FALKORDB_GRAPH", settings.falkordb_graph)
-    monkeypatch.setenv("QDRANT_COLLECTION", settings.qdrant_collection)
+    monkeypatch.setenv("FALKORDB_GRAPH", settings.falkordb.graph)
+    monkeypatch.setenv("QDRANT_COLLECTION", settings.qdrant.collection)
     return settings
 
 

@@ -50,9 +50,9 @@ def settings_for(tmp_path, **env) -> Settings:
 
 def test_the_default_bound_is_within_two_minutes(tmp_path):
     settings = settings_for(tmp_path)
-    assert settings.run_monitoring_poll_seconds == 30
+    assert settings.schedule.run_monitoring_poll_seconds == 30
     # a dead worker is noticed at the next poll; a run that never started after the timeout
-    assert START_TIMEOUT_SECONDS + settings.run_monitoring_poll_seconds <= 120
+    assert START_TIMEOUT_SECONDS + settings.schedule.run_monitoring_poll_seconds <= 120
 
 
 @pytest.mark.parametrize("value", ["0", "601", "soon"])

@@ -73,7 +73,7 @@ def test_selection_keeps_only_memories_without_a_current_vector(graph, vector_st
 def test_cyclic_gc_pause_restores_the_collector():
     import gc
 
-    from automem_pipelines.domain.gc_pause import cyclic_gc_paused
+    from automem_pipelines.stores.gc_pause import cyclic_gc_paused
 
     assert gc.isenabled()
     with cyclic_gc_paused():

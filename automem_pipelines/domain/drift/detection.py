@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from ...stores.graph import GraphStore
 from ...stores.vectors import VectorStore
 from .. import identity as identity_mod
-from ..gc_pause import cyclic_gc_paused
 from ..memory import COMPARED_FIELDS, has_content, id_problem, shown_id
 from ..vector_state import STATE_KEYS, EmbeddingIdentity
 from .digests import content_digest, expected_digest, payload_fields_digest, vector_is_current
@@ -85,9 +84,10 @@ def detect(
 ) -> DriftReport:
     """Compare both stores completely. Reads only; never writes to either store.
 
-    Runs with the cyclic GC paused (see gc_pause): the pages read here die by refcount, and
-    with local mode's collection in the heap every full collection would walk all of it."""
-    with cyclic_gc_paused():
+    Runs as the store's bulk phase (VectorStore.bulk_phase): the pages read here die by
+    refcount, and with local mode's collection in the heap every full collection would walk
+    all of it."""
+    with vectors.bulk_phase():
         return _detect(graph, vectors, identity, excluded_types, scroll_page, graph_page)
 
 

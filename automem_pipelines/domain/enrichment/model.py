@@ -22,11 +22,12 @@ ERROR_MAX_CHARS = 500
 
 @dataclass(frozen=True)
 class EnrichmentOptions:
-    similarity_limit: int = 5
-    similarity_threshold: float = 0.8
-    enable_summaries: bool = True
-    max_attempts: int = 3
-    failure_backoff_seconds: float = 5.0
+    # AutoMem's ENRICHMENT_* settings (defaults and ranges: automem_pipelines.settings).
+    similarity_limit: int
+    similarity_threshold: float
+    enable_summaries: bool
+    max_attempts: int
+    failure_backoff_seconds: float
     temporal_limit: int = 5
     temporal_window_days: int = 7
     nlp_batch_size: int = 64
