@@ -23,7 +23,6 @@ from automem_pipelines.settings import Settings
 from automem_pipelines.stores import falkordb_server
 from automem_pipelines.stores.graph import GraphStore
 from automem_pipelines.stores.vectors import VectorStore
-from tests.support.local_qdrant import release_all
 from tests.support.openai_server import OpenAIEmbeddingsServer
 
 
