@@ -89,6 +89,9 @@ class IdentityCheck:
     provider_texts: int = 0  # texts embedded to decide (0 when the record or stamps answered)
     created: bool = False
     notes: list[str] = field(default_factory=list)
+    # Most sampled points had no stamps (a store AutoMem wrote): a hint for readers, which
+    # then read the rule's keys with the contents at once (see reembed.select_memories).
+    mostly_unstamped: bool = False
 
     @property
     def trust_unstamped(self) -> bool:
@@ -185,6 +188,7 @@ def check_identity(
                 named_by.setdefault(label, named)
         elif isinstance(payload.get("content"), str) and _sample_vector(rec) is not None:
             unstamped.append(rec)
+    mostly_unstamped = len(unstamped) > len(sample) // 2
     unstamped = unstamped[:sample_size]
     cosines: list[float] = []
     if unstamped:
@@ -199,7 +203,8 @@ def check_identity(
         record = IdentityRecord(configured, VERIFIED, method, utc_now_iso(),
                                 sampled=checked, median_cosine=median)  # fmt: skip
         write_record(vectors, record)
-        check = IdentityCheck(configured, record, provider_texts=len(cosines))
+        check = IdentityCheck(configured, record, provider_texts=len(cosines),
+                              mostly_unstamped=mostly_unstamped)  # fmt: skip
         if other:
             check.notes.append(
                 f"{other} of {checked} sampled points are not the configured model's "

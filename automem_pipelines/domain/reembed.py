@@ -88,42 +88,58 @@ def select_memories(
     force: bool,
     trust_unstamped: bool,
     page: int = SELECT_PAGE,
+    contents_first: bool = False,
 ) -> Selection:
     """Keep the ids that need a vector, by the one rule (``vector_state``). ``force`` keeps them
     all (the embed step still skips empty content); otherwise, a page at a time, memories
     without content are skipped, current points are skipped, adoptable ones (unstamped, same
-    content, collection identity proven) are set aside for adoption."""
+    content, collection identity proven) are set aside for adoption.
+
+    Reads adapt to the store: a page whose points mostly need their payload content (unstamped
+    or adopted) makes the next page read the rule's keys and the contents at once, instead of
+    the stamps first; ``contents_first`` starts so (the identity check found the store mostly
+    unstamped). The next page's node contents are read from the graph while this page's points
+    are read from Qdrant and judged."""
     if force:
         return Selection(len(ids), list(ids))
     selection = Selection(len(ids), [])
-    whole = False  # the previous page mostly needed contents too: read them at once
-    for start in range(0, len(ids), page):
-        part = ids[start : start + page]
-        contents = graph.fetch_contents(part)
-        payloads = vectors.payloads(part, keys=list(STATE_KEYS) if whole else [CHECK_KEY])
-        if not whole:
-            more = [m for m in part if m in payloads and needs_content(payloads[m])]
-            if more:  # unstamped or adopted: read what the rule needs (older stamps, content)
-                payloads.update(vectors.payloads(more, keys=list(STATE_KEYS)))
-            whole = len(more) > len(part) // 2
-        else:
-            whole = sum(needs_content(p) for p in payloads.values()) > len(part) // 2
-        for mid in part:
-            if mid not in contents:
-                selection.skipped_missing += 1
-                continue
-            if not has_content(contents[mid]):
-                selection.skipped_empty += 1
-                continue
-            hashed = content_hash(contents[mid])
-            state = vector_state(payloads.get(mid), hashed, identity, trust_unstamped)
-            if state is VectorState.CURRENT:
-                selection.skipped_unchanged += 1
-            elif state is VectorState.ADOPTABLE:
-                selection._adoptable[mid] = hashed
+    whole = contents_first  # the previous page mostly needed contents too: read them at once
+    pages = [ids[start : start + page] for start in range(0, len(ids), page)]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-prefetch") as pool:
+        pending = pool.submit(graph.fetch_contents, pages[0]) if pages else None
+        for n, part in enumerate(pages):
+            contents = pending.result()
+            if n + 1 < len(pages):
+                pending = pool.submit(graph.fetch_contents, pages[n + 1])
+            payloads = vectors.payloads(part, keys=list(STATE_KEYS) if whole else [CHECK_KEY])
+            if not whole:
+                more = [m for m in part if m in payloads and needs_content(payloads[m])]
+                if more:  # unstamped or adopted: read what the rule needs (older stamps, content)
+                    payloads.update(vectors.payloads(more, keys=list(STATE_KEYS)))
+                whole = len(more) > len(part) // 2
             else:
-                selection.todo.append(mid)
+                whole = sum(needs_content(p) for p in payloads.values()) > len(part) // 2
+            _judge(part, contents, payloads, identity, trust_unstamped, selection)
     return selection
+
+
+def _judge(part: Sequence[str], contents: dict[str, Any], payloads: dict[str, dict], identity: EmbeddingIdentity,
+           trust_unstamped: bool, selection: Selection) -> None:  # fmt: skip
+    for mid in part:
+        if mid not in contents:
+            selection.skipped_missing += 1
+            continue
+        if not has_content(contents[mid]):
+            selection.skipped_empty += 1
+            continue
+        hashed = content_hash(contents[mid])
+        state = vector_state(payloads.get(mid), hashed, identity, trust_unstamped)
+        if state is VectorState.CURRENT:
+            selection.skipped_unchanged += 1
+        elif state is VectorState.ADOPTABLE:
+            selection._adoptable[mid] = hashed
+        else:
+            selection.todo.append(mid)
 
 
 def adopt(vectors: VectorStore, selection: Selection, identity: EmbeddingIdentity) -> int:
@@ -139,6 +155,11 @@ def adopt(vectors: VectorStore, selection: Selection, identity: EmbeddingIdentit
     return len(ids)
 
 
+def _listed(graph: GraphStore, limit: int | None) -> tuple[list[str], tuple[list[str], list[str], list[str]]]:
+    found = enumerate_ids(graph, limit)
+    return found, split_usable_ids(found)
+
+
 def plan_reembed(
     graph: GraphStore,
     vectors: VectorStore,
@@ -147,16 +168,19 @@ def plan_reembed(
     force: bool,
     replace_in_place: bool = False,
 ) -> Selection:
-    """Prove the collection's embedding identity (creating the collection if absent), then
-    enumerate and select in one read phase (the store's bulk phase: see VectorStore.bulk_phase), then
-    adopt what can be adopted. Raises DimensionMismatchError / EmbeddingIdentityError before
-    anything is written."""
-    check = identity_mod.check_identity(vectors, provider, replace_in_place)
-    configured = check.configured
+    """Prove the collection's embedding identity (creating the collection if absent) while the
+    graph's memories are listed (a read, in a thread), then select, all in one read phase (the
+    store's bulk phase: see VectorStore.bulk_phase), then adopt what can be adopted. Raises
+    DimensionMismatchError / EmbeddingIdentityError before anything is written (a refusal
+    wins over a graph error of the listing running beside it)."""
     with vectors.bulk_phase():
-        found = enumerate_ids(graph, limit)
-        ids, invalid, shared = split_usable_ids(found)
-        selection = select_memories(ids, graph, vectors, configured, force, check.trust_unstamped)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-enumerate") as pool:
+            listing = pool.submit(_listed, graph, limit)  # read-only: may overlap the check
+            check = identity_mod.check_identity(vectors, provider, replace_in_place)
+            found, (ids, invalid, shared) = listing.result()
+        configured = check.configured
+        selection = select_memories(ids, graph, vectors, configured, force, check.trust_unstamped,
+                                    contents_first=check.mostly_unstamped)  # fmt: skip
     selection.total = len(found)
     selection.invalid_ids = invalid
     selection.duplicate_ids = shared

@@ -1,8 +1,12 @@
 """The re-embed plain functions on real stores, without Dagster."""
 
-from automem_pipelines.domain import reembed
+import pytest
+
+from automem_pipelines.domain import identity, reembed
+from automem_pipelines.domain.memory import utc_now_iso
 from automem_pipelines.domain.vector_state import EmbeddingIdentity
 from automem_pipelines.domain.embeddings import local_provider
+from automem_pipelines.stores.graph import GraphUnavailableError
 from tests.helpers import load_sample, new_id
 
 
@@ -68,6 +72,61 @@ def test_selection_keeps_only_memories_without_a_current_vector(graph, vector_st
 
     forced = reembed.select_memories(ids, graph, vector_store, ident, True, True)
     assert (forced.todo, forced.skipped) == (ids, 0)  # the embed step skips empty/deleted
+
+
+def test_reading_contents_first_decides_exactly_as_the_adaptive_reads(graph, vector_store):
+    """A mostly unstamped store read stamps-and-contents at once from the first page (the
+    identity check's hint) gets the same verdict per memory, in one Qdrant read per page."""
+    provider = local_provider()
+    ident = EmbeddingIdentity.of(provider)
+    rows = load_sample(graph, 12)
+    ids = [r["id"] for r in rows]
+    vector_store.ensure_collection(provider.dim)
+    stamped = ids[7:10]
+    reembed.upsert_chunk(reembed.embed_chunk(0, stamped, graph, provider, 8), graph, vector_store)
+    unstamped = rows[:7]  # AutoMem's points: payload content, no stamps
+    vecs = provider.embed([r["content"] for r in unstamped]).vectors
+    payloads = [{"content": r["content"]} for r in unstamped]
+    payloads[0]["content"] = "an older text"  # not the node's content: stale
+    vector_store.upsert([r["id"] for r in unstamped], vecs, payloads)  # ids[10:] have no point
+
+    reads: list[int] = []
+    payloads_of = vector_store.payloads
+    vector_store.payloads = lambda part, keys=None: reads.append(len(part)) or payloads_of(part, keys)
+    verdicts = []
+    for first in (False, True):
+        reads.clear()
+        sel = reembed.select_memories(ids, graph, vector_store, ident, False, True, page=5,
+                                      contents_first=first)  # fmt: skip
+        verdicts.append((sel.todo, sorted(sel._adoptable), sel.skipped_unchanged))
+        # adaptive: page 1 reads stamps, then the contents of those that need them (all);
+        # contents first: page 1 in one read; then both adapt alike
+        assert reads == ([5, 5, 2] if first else [5, 5, 5, 2]), reads
+    assert verdicts[0] == verdicts[1]
+    assert verdicts[1] == ([unstamped[0]["id"], *ids[10:]], sorted(r["id"] for r in unstamped[1:]), 3)
+
+    check = identity.check_identity(vector_store, provider)  # samples 7 unstamped of 10 points
+    assert check.mostly_unstamped and check.provider_texts == 7
+    assert not identity.check_identity(vector_store, provider).mostly_unstamped  # recorded: no sample
+
+
+def test_a_refusal_wins_over_the_graph_listing_beside_it(graph, vector_store):
+    """The identity check and the graph's listing run side by side: a collection of another
+    model is refused with its own error even when the graph fails meanwhile."""
+    provider = local_provider()
+    vector_store.ensure_collection(provider.dim)
+    other = EmbeddingIdentity(provider.provider, "another-model", provider.dim)
+    identity.write_record(vector_store, identity.IdentityRecord(other, identity.VERIFIED, "sampled", utc_now_iso()))
+
+    def down(*_args, **_kwargs):
+        raise GraphUnavailableError("FalkorDB is unreachable")
+
+    graph.memory_ids = down
+    with pytest.raises(identity.EmbeddingIdentityError, match="another-model"):
+        reembed.plan_reembed(graph, vector_store, provider, None, False)
+    vector_store.client.delete_collection(vector_store.collection)
+    with pytest.raises(GraphUnavailableError):  # no refusal: the graph's error surfaces
+        reembed.plan_reembed(graph, vector_store, provider, None, False)
 
 
 def test_cyclic_gc_pause_restores_the_collector():
