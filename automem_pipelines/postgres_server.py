@@ -121,7 +121,7 @@ def ensure_running(root: Path) -> str:
             "initdb",
         )  # fmt: skip
     if not _ready(bin_dir, root, port):
-        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=on"
+        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c synchronous_commit=off"
         _run(
             [str(bin_dir / "pg_ctl"), "-D", str(cluster), "-l", str(root / "server.log"),
              "-o", options, "-w", "-t", str(START_TIMEOUT_SECONDS), "start"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from collections import Counter
 from collections.abc import Iterable
@@ -55,6 +56,9 @@ def content_hash(content: str) -> str:
     return "sha256:" + hashlib.sha256(content.encode("utf-8")).hexdigest()
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def id_problem(value: Any) -> str | None:
     """Why a node's id cannot be its point's id, or None when it can. Point id = memory id, and
     Qdrant spells UUIDs lowercase with hyphens (AutoMem's ids are ``str(uuid4())``): any other
@@ -63,6 +67,8 @@ def id_problem(value: Any) -> str | None:
         return "no id"
     if not isinstance(value, str):
         return f"id is a {type(value).__name__}, not a UUID string"
+    if _CANONICAL_UUID.fullmatch(value):  # the common case, without parsing
+        return None
     try:
         canonical = str(uuid.UUID(value))
     except ValueError:

@@ -28,6 +28,7 @@ from tests.support.api import ADMIN_TOKEN, API_TOKEN
 from tests.support.dagster_stack import free_port, submit
 from tests.support.drills import (
     drill_root,
+    failure_of,
     engine_messages,
     kill_worker,
     local_points,
@@ -78,7 +79,8 @@ def test_a_killed_worker_fails_its_run_frees_the_api_and_a_rerun_finishes(stack)
     answer = requests.post(f"{api}/admin/reembed", json={"batch_size": 256}, headers=ADMIN, timeout=60)
     assert answer.status_code == 202, answer.text
     rerun = answer.json()["run_id"]
-    assert wait_for_end(instance, rerun) == dg.DagsterRunStatus.SUCCESS
+    end = wait_for_end(instance, rerun)
+    assert end == dg.DagsterRunStatus.SUCCESS, failure_of(instance, rerun)
     assert point_count(settings) == MEMORIES  # waits for the last run's process to let go
 
 

@@ -116,3 +116,16 @@ def kill_worker(instance: dg.DagsterInstance, run_id: str) -> int:
 
 def engine_messages(instance: dg.DagsterInstance, run_id: str) -> list[str]:
     return [e.message for e in instance.all_logs(run_id) if e.message]
+
+
+def failure_of(instance: dg.DagsterInstance, run_id: str) -> str:
+    """What a failed run's failure events say (for an assertion's message)."""
+    lines = []
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None or not event.is_failure:
+            continue
+        error = getattr(event.event_specific_data, "error", None)
+        lines.append(f"{event.step_key or 'run'}: {record.user_message}"
+                     + (f"\n{error.to_string()}" if error is not None else ""))  # fmt: skip
+    return "\n".join(lines)[-4000:] or "no failure event"
