@@ -34,9 +34,11 @@ DESCRIPTION = (
 
 def create_app(config: ApiConfig, gateway: DagsterGateway | None = None) -> FastAPI:
     app = FastAPI(
-        title="AutoMem admin API", version=__version__, description=DESCRIPTION,
+        title="AutoMem admin API",
+        version=__version__,
+        description=DESCRIPTION,
         strict_content_type=False,  # AutoMem reads a body as JSON whatever its content type
-    )  # fmt: skip
+    )
     state = app.state
     state.config = config
     state.redactor = Redactor(config.secrets)
@@ -46,8 +48,12 @@ def create_app(config: ApiConfig, gateway: DagsterGateway | None = None) -> Fast
     state.limiter = SlidingWindowLimiter(config.admin_rate_limit)
     state.runs = RunService(config, state.gateway)
     state.status = StatusService(config, state.gateway, state.graph, state.runs)
-    app.add_middleware(RequestContextMiddleware, audit=state.audit, redactor=state.redactor,
-                       max_body_bytes=MAX_BODY_BYTES)
+    app.add_middleware(
+        RequestContextMiddleware,
+        audit=state.audit,
+        redactor=state.redactor,
+        max_body_bytes=MAX_BODY_BYTES,
+    )
     install_error_handlers(app, admin.BODY_MODELS)
     for router in (status.router, admin.router, runs.router):
         app.include_router(router)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,9 @@ def recorded_query(items: Iterable[tuple[str, str]]) -> dict[str, str] | None:
     """Decoded (name, value) pairs → what the audit line keeps of them."""
     out: dict[str, str] = {}
     for name, value in list(items)[:MAX_RECORDED]:
-        out[clip(name, MAX_NAME)] = clip(value, MAX_VALUE) if name in RECORDED_QUERY_PARAMS else REDACTED
+        out[clip(name, MAX_NAME)] = (
+            clip(value, MAX_VALUE) if name in RECORDED_QUERY_PARAMS else REDACTED
+        )
     return out or None
 
 
@@ -59,7 +61,7 @@ class AuditLog:
         self._lock = threading.Lock()
 
     def write(self, entry: dict[str, Any]) -> None:
-        record = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), **entry}
+        record = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), **entry}
         line = self.redactor.scrub(json.dumps(record, default=str, ensure_ascii=False))
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)

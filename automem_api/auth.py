@@ -103,9 +103,10 @@ def check_rate(request: Request) -> None:
     wait = request.app.state.limiter.hit(client_ip(request))
     if wait is not None:
         raise ApiError(
-            429, "Too many admin requests; retry later",
+            429,
+            "Too many admin requests; retry later",
             headers={"Retry-After": retry_after_header(wait)},
-        )  # fmt: skip
+        )
 
 
 CHECKS = {

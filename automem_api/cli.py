@@ -30,27 +30,39 @@ def log_config(redactor: Redactor, level: str = "info") -> dict[str, Any]:
     config = copy.deepcopy(LOGGING_CONFIG)
     config["filters"] = {"scrub_secrets": {"()": ScrubSecrets, "redactor": redactor}}
     config["handlers"]["api_access"] = {
-        "formatter": "default", "class": "logging.StreamHandler", "stream": "ext://sys.stdout",
-    }  # fmt: skip
+        "formatter": "default",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stdout",
+    }
     for handler in config["handlers"].values():
         handler["filters"] = ["scrub_secrets"]
     config["loggers"][ACCESS_LOGGER] = {
-        "handlers": ["api_access"], "level": level.upper(), "propagate": False,
-    }  # fmt: skip
+        "handlers": ["api_access"],
+        "level": level.upper(),
+        "propagate": False,
+    }
     # Any other library's warnings go through a filtered handler too (not the bare lastResort).
     config["root"] = {"handlers": ["default"], "level": "WARNING"}
     return config
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="automem-api", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="automem-api",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--host", help="bind address (AUTOMEM_API_HOST, default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (AUTOMEM_API_PORT, default 8001)")
-    parser.add_argument("--dagster-url", help="Dagster webserver (DAGSTER_WEBSERVER_URL, "
-                        "default http://127.0.0.1:3000)")  # fmt: skip
-    parser.add_argument("--allow-unauthenticated", action="store_true",
-                        help="serve without AUTOMEM_API_TOKEN on a non-loopback address")  # fmt: skip
+    parser.add_argument(
+        "--dagster-url",
+        help="Dagster webserver (DAGSTER_WEBSERVER_URL, default http://127.0.0.1:3000)",
+    )
+    parser.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="serve without AUTOMEM_API_TOKEN on a non-loopback address",
+    )
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
 
@@ -75,12 +87,19 @@ def main(argv: list[str] | None = None) -> None:
     from .app import create_app
 
     app = create_app(config)
-    print(f"automem-api: serving on http://{config.host}:{config.port} "
-          f"(Dagster {config.dagster_url}, audit log {config.audit_log_path})", flush=True)  # fmt: skip
+    print(
+        f"automem-api: serving on http://{config.host}:{config.port} "
+        f"(Dagster {config.dagster_url}, audit log {config.audit_log_path})",
+        flush=True,
+    )
     uvicorn.run(
-        app, host=config.host, port=config.port, log_level=args.log_level, access_log=False,
+        app,
+        host=config.host,
+        port=config.port,
+        log_level=args.log_level,
+        access_log=False,
         log_config=log_config(app.state.redactor, args.log_level),
-    )  # fmt: skip
+    )
 
 
 if __name__ == "__main__":

@@ -84,7 +84,10 @@ class ApiConfig:
         except SettingsError as exc:
             raise ApiConfigError(str(exc)) from None
         api = settings.api
-        values: dict[str, Any] = {"settings": settings, **{f: getattr(api, f) for f in type(api).model_fields}}
+        values: dict[str, Any] = {
+            "settings": settings,
+            **{f: getattr(api, f) for f in type(api).model_fields},
+        }
         values.update(overrides)
         return cls(**values)
 

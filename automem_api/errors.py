@@ -41,9 +41,11 @@ def error_body(status_code: int, message: str, extra: dict[str, Any] | None = No
 
 
 def error_response(
-    status_code: int, message: str, headers: dict[str, str] | None = None,
+    status_code: int,
+    message: str,
+    headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
-) -> JSONResponse:  # fmt: skip
+) -> JSONResponse:
     return JSONResponse(
         error_body(status_code, message, extra), status_code=status_code, headers=headers
     )

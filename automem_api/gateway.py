@@ -86,8 +86,10 @@ def short_message(message: Any) -> str:
 
 def config_errors(errors: Any) -> str:
     if isinstance(errors, list):
-        parts = [short_message(e.get("message")) if isinstance(e, dict) else short_message(e)
-                 for e in errors]  # fmt: skip
+        parts = [
+            short_message(e.get("message")) if isinstance(e, dict) else short_message(e)
+            for e in errors
+        ]
         return "; ".join(p for p in parts if p)[:MAX_MESSAGE]
     return short_message(errors)
 
@@ -98,19 +100,27 @@ def launch_error(job: str, location: str, result: dict[str, Any]) -> LaunchError
     detail = short_message(result.get("message"))
     where = f"code location {location!r}"
     if kind in ("RunConfigValidationInvalid", "PipelineConfigValidationInvalid"):
-        return LaunchError(422, f"Dagster rejected the run config for {job}: "
-                           f"{config_errors(result.get('errors'))}", kind)  # fmt: skip
+        return LaunchError(
+            422,
+            f"Dagster rejected the run config for {job}: {config_errors(result.get('errors'))}",
+            kind,
+        )
     if kind in ("JobNotFoundError", "PipelineNotFoundError"):
-        return LaunchError(500, f"job {job!r} was not found in {where}: is the code location "
-                           "loaded and up to date with this API?", kind)  # fmt: skip
+        return LaunchError(
+            500,
+            f"job {job!r} was not found in {where}: is the code location "
+            "loaded and up to date with this API?",
+            kind,
+        )
     if kind in ("RepositoryLocationNotFound", "RepositoryNotFoundError"):
         return LaunchError(500, f"{where} is not loaded in the Dagster webserver", kind)
     if kind == "RepositoryLocationLoadFailure":
         return LaunchError(503, f"{where} failed to load in Dagster: {detail}", kind)
     if kind in ("RunConflict", "PipelineRunConflict"):
         return LaunchError(409, f"Dagster reported a conflicting run: {detail}", kind)
-    return LaunchError(500, f"Dagster could not launch {job} ({kind or 'error'}): {detail}",
-                       kind or "UnknownError")  # fmt: skip
+    return LaunchError(
+        500, f"Dagster could not launch {job} ({kind or 'error'}): {detail}", kind or "UnknownError"
+    )
 
 
 def run_info(node: dict[str, Any]) -> RunInfo:
@@ -205,8 +215,12 @@ class DagsterGateway:
             return result
         if result["__typename"] == "RunNotFoundError":
             return None
-        raise LaunchError(500, f"Dagster could not read run {short_id(run_id)}: "
-                          f"{short_message(result.get('message'))}", result["__typename"])  # fmt: skip
+        raise LaunchError(
+            500,
+            f"Dagster could not read run {short_id(run_id)}: "
+            f"{short_message(result.get('message'))}",
+            result["__typename"],
+        )
 
     def run(self, run_id: str) -> RunInfo | None:
         node = self._run_or_error(queries.RUN, run_id)
@@ -216,8 +230,13 @@ class DagsterGateway:
         node = self._run_or_error(queries.RUN_STATUS, run_id)
         return None if node is None else node["status"]
 
-    def runs(self, job: str, statuses: list[str] | None = None, limit: int | None = None,
-             tags: dict[str, str] | None = None) -> list[RunInfo]:  # fmt: skip
+    def runs(
+        self,
+        job: str,
+        statuses: list[str] | None = None,
+        limit: int | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> list[RunInfo]:
         run_filter: dict[str, Any] = {"pipelineName": job}
         if statuses:
             run_filter["statuses"] = statuses
@@ -245,9 +264,12 @@ class DagsterGateway:
             variables = {"runId": run_id, "cursor": cursor, "limit": LOG_PAGE}
             logs = self.query(queries.RUN_EVENTS, variables)["logsForRun"]
             if logs["__typename"] != "EventConnection":
-                raise LaunchError(500, f"Dagster could not read the events of run "
-                                  f"{short_id(run_id)}: {short_message(logs.get('message'))}",
-                                  logs["__typename"])  # fmt: skip
+                raise LaunchError(
+                    500,
+                    f"Dagster could not read the events of run "
+                    f"{short_id(run_id)}: {short_message(logs.get('message'))}",
+                    logs["__typename"],
+                )
             for event in logs["events"]:
                 kind = event.get("__typename")
                 if kind == "ExecutionStepOutputEvent" and event.get("stepKey") == summary_step:

@@ -38,10 +38,13 @@ def validation_error(exc: RequestValidationError, model: type | None) -> ApiErro
     unknown = [e for e in errors if e.get("type") == "extra_forbidden"]
     if unknown:
         names = [clip(str(e["loc"][-1]), 40) for e in unknown]
-        shown = ", ".join(names[:MAX_UNKNOWN_SHOWN]) + (", …" if len(names) > MAX_UNKNOWN_SHOWN else "")
+        shown = ", ".join(names[:MAX_UNKNOWN_SHOWN]) + (
+            ", …" if len(names) > MAX_UNKNOWN_SHOWN else ""
+        )
         accepted = ", ".join(getattr(model, "model_fields", {}) or ())
-        return ApiError(400, f"Unknown field(s): {shown}; accepted: {accepted}",
-                        extra={"field": names[0]})  # fmt: skip
+        return ApiError(
+            400, f"Unknown field(s): {shown}; accepted: {accepted}", extra={"field": names[0]}
+        )
     first = errors[0] if errors else {}
     kind = first.get("type")
     cause = (first.get("ctx") or {}).get("error")

@@ -9,22 +9,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from automem_pipelines.constants import DRIFT_SYNC_JOB, SUMMARY_OPS
 from automem_pipelines.domain.enrichment_status import SchedulerState, enrichment_status
+from automem_pipelines.stores.graph import GraphUnavailableError
 
 from . import __version__
 from .config import ApiConfig
 from .gateway import DagsterGateway, DagsterUnavailableError, LaunchError
 from .runs import RunService
 from .stores import GraphAccess, embedding_identity, qdrant_server_view
-from automem_pipelines.stores.graph import GraphUnavailableError
 
 # Without the webserver nobody can tell the sensor is running: report it stopped.
-UNKNOWN_SCHEDULER = SchedulerState(sensor_running=False, daemon_alive=False, queued_runs=0,
-                                   inflight_ids=0, queued_ids=0)  # fmt: skip
+UNKNOWN_SCHEDULER = SchedulerState(
+    sensor_running=False, daemon_alive=False, queued_runs=0, inflight_ids=0, queued_ids=0
+)
 
 
 class TtlCache:
@@ -50,7 +51,7 @@ class TtlCache:
 
 
 def iso(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat() if ts else None
+    return datetime.fromtimestamp(ts, UTC).isoformat() if ts else None
 
 
 def sync_status(memories: int | None, vectors: int | None) -> str:
@@ -62,8 +63,9 @@ def sync_status(memories: int | None, vectors: int | None) -> str:
 
 
 class StatusService:
-    def __init__(self, config: ApiConfig, gateway: DagsterGateway, graph: GraphAccess,
-                 runs: RunService):  # fmt: skip
+    def __init__(
+        self, config: ApiConfig, gateway: DagsterGateway, graph: GraphAccess, runs: RunService
+    ):
         self.config = config
         self.settings = config.settings
         self.gateway = gateway
@@ -80,8 +82,9 @@ class StatusService:
             scheduler, dagster = UNKNOWN_SCHEDULER, "unreachable"
         settings = self.settings
         with self.graph.store() as store:
-            status = enrichment_status(store, scheduler, settings.enrichment.max_attempts,
-                                       settings.recall_excluded_types)  # fmt: skip
+            status = enrichment_status(
+                store, scheduler, settings.enrichment.max_attempts, settings.recall_excluded_types
+            )
         return {**status, "dagster": dagster}
 
     def last_drift_sync(self) -> dict[str, Any] | None:
@@ -92,8 +95,11 @@ class StatusService:
             outcome = self.runs.finished_outcome(run) if DRIFT_SYNC_JOB in SUMMARY_OPS else None
         except (DagsterUnavailableError, LaunchError):
             return None
-        return {"run_id": run.run_id, "finished_at": iso(run.ended_at),
-                "summary": outcome.summary if outcome else None}  # fmt: skip
+        return {
+            "run_id": run.run_id,
+            "finished_at": iso(run.ended_at),
+            "summary": outcome.summary if outcome else None,
+        }
 
     def _vectors(self, memory_count: int | None, sync_summary: dict[str, Any]) -> dict[str, Any]:
         settings = self.settings
@@ -102,19 +108,26 @@ class StatusService:
             vector_count = sync_summary.get("qdrant_count")
             recorded = (sync_summary.get("embedding_identity") or {}).get("recorded")
             source = "last_drift_sync" if sync_summary else None
-            return {"qdrant": "embedded", "vector_count": vector_count,
-                    "vector_source": "last_drift_sync" if vector_count is not None else None,
-                    "basis": (sync_summary.get("falkordb_count"), vector_count),
-                    "identity": embedding_identity(settings, recorded, source)}  # fmt: skip
+            return {
+                "qdrant": "embedded",
+                "vector_count": vector_count,
+                "vector_source": "last_drift_sync" if vector_count is not None else None,
+                "basis": (sync_summary.get("falkordb_count"), vector_count),
+                "identity": embedding_identity(settings, recorded, source),
+            }
         try:
             vector_count, recorded = qdrant_server_view(settings)
             qdrant, vector_source = "connected", "qdrant"
         except Exception:  # noqa: BLE001 - any failure means "not reachable" here
             vector_count, qdrant, vector_source, recorded = None, "disconnected", None, None
         source = "qdrant" if qdrant == "connected" else None
-        return {"qdrant": qdrant, "vector_count": vector_count, "vector_source": vector_source,
-                "basis": (memory_count, vector_count),
-                "identity": embedding_identity(settings, recorded, source)}  # fmt: skip
+        return {
+            "qdrant": qdrant,
+            "vector_count": vector_count,
+            "vector_source": vector_source,
+            "basis": (memory_count, vector_count),
+            "identity": embedding_identity(settings, recorded, source),
+        }
 
     def health(self) -> dict[str, Any]:
         dagster_ok = self.gateway.ping()
@@ -128,9 +141,12 @@ class StatusService:
         status_of_sync = sync_status(*vectors["basis"])
         identity = vectors["identity"]
         degraded = (
-            falkordb != "connected" or vectors["qdrant"] == "disconnected" or not dagster_ok
-            or status_of_sync == "drift_detected" or identity["match"] is False
-        )  # fmt: skip
+            falkordb != "connected"
+            or vectors["qdrant"] == "disconnected"
+            or not dagster_ok
+            or status_of_sync == "drift_detected"
+            or identity["match"] is False
+        )
         return {
             "status": "degraded" if degraded else "healthy",
             "falkordb": falkordb,
@@ -145,9 +161,11 @@ class StatusService:
             "embedding_identity": identity,
             "dagster": "reachable" if dagster_ok else "unreachable",
             "last_drift_sync": last_sync,
-            "api": {"version": __version__,
-                    "uptime_seconds": round(time.monotonic() - self.started, 1)},  # fmt: skip
-            "timestamp": datetime.now(timezone.utc).isoformat(),
+            "api": {
+                "version": __version__,
+                "uptime_seconds": round(time.monotonic() - self.started, 1),
+            },
+            "timestamp": datetime.now(UTC).isoformat(),
             "graph": self.settings.falkordb.graph,
             "collection": self.settings.qdrant.collection,
         }

@@ -63,7 +63,9 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 size += len(message.get("body", b""))
                 if size > self.max_body_bytes:
-                    raise HTTPException(413, f"Request body is larger than {self.max_body_bytes} bytes")
+                    raise HTTPException(
+                        413, f"Request body is larger than {self.max_body_bytes} bytes"
+                    )
             return message
 
         return limited
@@ -83,8 +85,10 @@ class RequestContextMiddleware:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
-                message["headers"] = [*message.get("headers", []),
-                                      (b"x-request-id", request_id.encode())]  # fmt: skip
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
             await send(message)
 
         try:
@@ -97,10 +101,13 @@ class RequestContextMiddleware:
                 client = scope.get("client")
                 access_log.info(
                     '%s - "%s %s HTTP/%s" %d request_id=%s',
-                    f"{client[0]}:{client[1]}" if client else "-", scope.get("method"),
-                    loggable_path(scope, self.redactor), scope.get("http_version", "1.1"), code,
+                    f"{client[0]}:{client[1]}" if client else "-",
+                    scope.get("method"),
+                    loggable_path(scope, self.redactor),
+                    scope.get("http_version", "1.1"),
+                    code,
                     request_id,
-                )  # fmt: skip
+                )
 
     def _write_audit(self, scope: Scope, state: dict[str, Any], code: int) -> None:
         request = Request(scope)

@@ -74,13 +74,17 @@ class RunService:
         audit_of(request)["run_id"] = run_id
         return run_id
 
-    async def _submit_exclusive(self, request: Request, job: str, run_config: dict[str, Any]) -> str:
+    async def _submit_exclusive(
+        self, request: Request, job: str, run_config: dict[str, Any]
+    ) -> str:
         """409 with the active run's id if the job is queued or running (whoever started it).
         The check and the submit happen under the job's lock."""
         async with self._locks[job]:
             active = await run_in_threadpool(self.gateway.active_runs, job)
             if active:
-                running = next((r for r in active if r.status in ("STARTING", "STARTED")), active[-1])
+                running = next(
+                    (r for r in active if r.status in ("STARTING", "STARTED")), active[-1]
+                )
                 audit_of(request).update(run_id=running.run_id, outcome="conflict")
                 raise ApiError(
                     409,
@@ -125,11 +129,16 @@ class RunService:
         if status not in FINISHED:
             audit["outcome"] = f"still {status.lower()} after wait"
             return JSONResponse(
-                {"status": status.lower(), "run_id": run_id, "request_id": request_id, "job": job,
-                 "message": f"the {label} run is still {status.lower()} after "
-                 f"{self.config.wait_timeout_seconds:g}s; poll /admin/runs/{run_id}"},
+                {
+                    "status": status.lower(),
+                    "run_id": run_id,
+                    "request_id": request_id,
+                    "job": job,
+                    "message": f"the {label} run is still {status.lower()} after "
+                    f"{self.config.wait_timeout_seconds:g}s; poll /admin/runs/{run_id}",
+                },
                 status_code=202,
-            )  # fmt: skip
+            )
         outcome = await self.outcome(RunInfo(run_id, job, status))
         summary = outcome.summary
         if status == "SUCCESS" and summary is not None:
@@ -140,16 +149,22 @@ class RunService:
             # AutoMem answers provider failures (200, with failed counts and ids), plus the
             # run's status and why it failed.
             audit["outcome"] = "run failure: failure threshold reached"
-            return JSONResponse({**summary, "run_id": run_id, "request_id": request_id,
-                                 "run_status": "failure"})  # fmt: skip
+            return JSONResponse(
+                {**summary, "run_id": run_id, "request_id": request_id, "run_status": "failure"}
+            )
         if status == "SUCCESS":
-            message = f"the {label} run {short_id(run_id)} succeeded but its summary could not be read"
+            message = (
+                f"the {label} run {short_id(run_id)} succeeded but its summary could not be read"
+            )
         else:
             reason = outcome.errors[-1] if outcome.errors else "no error message recorded"
             message = f"the {label} run {short_id(run_id)} ended {status.lower()}: {reason}"
         audit["outcome"] = f"run {status.lower()}"
-        raise ApiError(500, message, extra={"run_id": run_id, "run_status": status.lower(),
-                                            "errors": outcome.errors[-5:]})  # fmt: skip
+        raise ApiError(
+            500,
+            message,
+            extra={"run_id": run_id, "run_status": status.lower(), "errors": outcome.errors[-5:]},
+        )
 
 
 def queued(request: Request, job: str, run_id: str, extra: dict[str, Any]) -> JSONResponse:

@@ -51,14 +51,18 @@ WAIT_DESCRIPTION = (
 
 
 class ReembedRequest(RequestBody):
-    batch_size: BatchSize = Field(DEFAULT_BATCH_SIZE, description="Texts per embedding API request.")
+    batch_size: BatchSize = Field(
+        DEFAULT_BATCH_SIZE, description="Texts per embedding API request."
+    )
     limit: Limit | None = Field(None, description="At most this many memories, newest first.")
     force: Flag = Field(False, description="Re-embed even memories whose vector is up to date.")
     wait: Flag = Field(False, description=WAIT_DESCRIPTION)
 
 
 class SyncRequest(RequestBody):
-    batch_size: BatchSize = Field(DEFAULT_BATCH_SIZE, description="Texts per embedding API request.")
+    batch_size: BatchSize = Field(
+        DEFAULT_BATCH_SIZE, description="Texts per embedding API request."
+    )
     dry_run: Flag = Field(False, description="Report drift without changing anything.")
     recover_orphans: Flag = Field(False, description="Also recover orphaned vectors.")
     wait: Flag = Field(False, description=WAIT_DESCRIPTION)

@@ -10,9 +10,9 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import redis
 
@@ -83,12 +83,20 @@ def qdrant_server_view(settings: Settings) -> tuple[int, dict[str, Any] | None]:
         client.close()
 
 
-def embedding_identity(settings: Settings, recorded: dict[str, Any] | None, source: str | None) -> dict[str, Any]:
+def embedding_identity(
+    settings: Settings, recorded: dict[str, Any] | None, source: str | None
+) -> dict[str, Any]:
     """What /health says of the collection's embedding: configured, recorded, and whether
     they agree (None when nothing was recorded yet)."""
-    configured = {"provider": settings.embedding.provider, "model": settings.embedding.model,
-                  "dim": settings.embedding.vector_size}  # fmt: skip
+    configured = {
+        "provider": settings.embedding.provider,
+        "model": settings.embedding.model,
+        "dim": settings.embedding.vector_size,
+    }
     match = None
     if recorded:
-        match = all(recorded.get(k) == v for k, v in configured.items()) and recorded.get("status") == "verified"
+        match = (
+            all(recorded.get(k) == v for k, v in configured.items())
+            and recorded.get("status") == "verified"
+        )
     return {"configured": configured, "recorded": recorded, "match": match, "source": source}

@@ -7,7 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from .constants import DEFAULT_BATCH_SIZE, DRIFT_SYNC_JOB, ENRICHMENT_JOB, REEMBED_JOB, SUMMARY_OPS, TAG_TRIGGER
+from .constants import (
+    DEFAULT_BATCH_SIZE,
+    DRIFT_SYNC_JOB,
+    ENRICHMENT_JOB,
+    REEMBED_JOB,
+    SUMMARY_OPS,
+    TAG_TRIGGER,
+)
 from .settings import Settings, SettingsError
 
 DEMO_SAMPLE_SIZE = 2000
@@ -41,7 +48,9 @@ def run_job(settings: Settings, job_name: str, run_config: dict) -> dict:
     run_config = {**run_config, "loggers": {"console": {"config": {"log_level": "INFO"}}}}
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
-            run_config=run_config, instance=instance, raise_on_error=False,
+            run_config=run_config,
+            instance=instance,
+            raise_on_error=False,
             # this process is the run's worker: the daemon's run monitoring fails the run if
             # it dies, and Terminate interrupts it
             tags={TAG_TRIGGER: "cli", **worker_tags()},
@@ -111,8 +120,9 @@ def cmd_enrichment_status(args: argparse.Namespace) -> None:
     with dg.DagsterInstance.get() as instance:
         scheduler = scheduler_state_from_instance(instance, settings.enrichment.sensor_enabled)
     with _graph(settings) as graph:
-        status = enrichment_status(graph, scheduler, settings.enrichment.max_attempts,
-                                   settings.recall_excluded_types)  # fmt: skip
+        status = enrichment_status(
+            graph, scheduler, settings.enrichment.max_attempts, settings.recall_excluded_types
+        )
     print(json.dumps(status, indent=2, default=str))
 
 
@@ -219,12 +229,16 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("sync", help="run the drift-sync job (detect, then repair) in this process")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     p.add_argument("--dry-run", action="store_true", help="report drift, write nothing")
-    p.add_argument("--recover-orphans", action="store_true", help="restore orphaned points as memories")
+    p.add_argument(
+        "--recover-orphans", action="store_true", help="restore orphaned points as memories"
+    )
     p.set_defaults(func=cmd_sync)
 
     p = sub.add_parser("enrich", help="run the enrichment job on the given memory ids")
     p.add_argument("ids", nargs="+")
-    p.add_argument("--forced", action="store_true", help="re-enrich even processed or failed memories")
+    p.add_argument(
+        "--forced", action="store_true", help="re-enrich even processed or failed memories"
+    )
     p.set_defaults(func=cmd_enrich)
 
     p = sub.add_parser("enrichment-status", help="the enrichment queue and scheduler state")
@@ -245,13 +259,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("action", choices=["start", "stop", "status"])
     p.set_defaults(func=cmd_falkordb)
 
-    p = sub.add_parser("stack", help="run FalkorDB + dagster-webserver + dagster-daemon + admin API")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="webserver bind address; loopback only unless --allow-remote-webserver")  # fmt: skip
+    p = sub.add_parser(
+        "stack", help="run FalkorDB + dagster-webserver + dagster-daemon + admin API"
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="webserver bind address; loopback only unless --allow-remote-webserver",
+    )
     p.add_argument("--port", type=int, default=3000)
-    p.add_argument("--allow-remote-webserver", action="store_true",
-                   help="let the webserver (no authentication of its own) listen beyond loopback "
-                   "(also AUTOMEM_ALLOW_REMOTE_WEBSERVER=true)")  # fmt: skip
+    p.add_argument(
+        "--allow-remote-webserver",
+        action="store_true",
+        help="let the webserver (no authentication of its own) listen beyond loopback "
+        "(also AUTOMEM_ALLOW_REMOTE_WEBSERVER=true)",
+    )
     p.add_argument("--api-host", default="127.0.0.1", help="admin API bind address")
     p.add_argument("--api-port", type=int, default=8001, help="admin API port")
     p.add_argument("--no-api", action="store_true", help="do not start the admin API")

@@ -15,8 +15,11 @@ from typing import Any
 EXISTS, PROPERTY = "exists", "property"
 PRIVATE_API: tuple[tuple[str, str, tuple[str, ...] | str], ...] = (
     # what a forked worker runs: `dagster api execute_run` without its CLI wrapper
-    ("dagster._cli.api", "_execute_run_command_body",
-     ("run_id", "instance", "write_stream_fn", "set_exit_code_on_failure")),
+    (
+        "dagster._cli.api",
+        "_execute_run_command_body",
+        ("run_id", "instance", "write_stream_fn", "set_exit_code_on_failure"),
+    ),
     ("dagster._utils.interrupts", "capture_interrupts", ()),
     # the run-monitoring answer, and the launcher hooks Dagster calls
     ("dagster._core.launcher", "CheckRunHealthResult", ("status", "msg")),
@@ -44,7 +47,7 @@ PRIVATE_API: tuple[tuple[str, str, tuple[str, ...] | str], ...] = (
     ("dagster", "DagsterInstance.report_run_canceling", ("self", "run", "message")),
     ("dagster", "DagsterInstance.report_run_canceled", ("self", "dagster_run", "message")),
     ("dagster", "DagsterInstance.report_run_failed", ("self", "dagster_run", "message")),
-)  # fmt: skip
+)
 
 
 def _resolve(module: str, attribute: str) -> Any:
@@ -79,11 +82,16 @@ def private_api_problems() -> list[str]:
             continue
         names = [p.name for p in params]
         if names[: len(expected)] != list(expected):
-            problems.append(f"{name}{inspect.signature(obj)}: expected parameters {list(expected)} first")
+            problems.append(
+                f"{name}{inspect.signature(obj)}: expected parameters {list(expected)} first"
+            )
             continue
         optional = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-        required = [p.name for p in params[len(expected) :]
-                    if p.default is inspect.Parameter.empty and p.kind not in optional]  # fmt: skip
+        required = [
+            p.name
+            for p in params[len(expected) :]
+            if p.default is inspect.Parameter.empty and p.kind not in optional
+        ]
         if required:
             problems.append(f"{name} has new required parameters {required}")
     return problems

@@ -20,10 +20,12 @@ CANCEL_TIMEOUT_SECONDS = 60
 _HEADER = "# Written by automem-pipelines (sha256 of the lines below: {digest})."
 # dagster.yaml files written by earlier versions, unmodified (sha256 of the whole file): they
 # are regenerated like a current one.
-_EARLIER_VERSIONS_SHA256 = frozenset({
-    "fc59235f73885ea39b182916ed1cee3fa82d7280b87f884b95bb9911deefe194",  # queue only
-    "33e2876d78fea7e0c6c1ea94c16c3527ebf7eedcd73f96eec6a07be7f0b47758",  # + pre-forked workers
-})  # fmt: skip
+_EARLIER_VERSIONS_SHA256 = frozenset(
+    {
+        "fc59235f73885ea39b182916ed1cee3fa82d7280b87f884b95bb9911deefe194",  # queue only
+        "33e2876d78fea7e0c6c1ea94c16c3527ebf7eedcd73f96eec6a07be7f0b47758",  # + pre-forked workers
+    }
+)
 
 
 def _body(poll_seconds: int, start_timeout: int, cancel_timeout: int) -> str:
@@ -113,9 +115,9 @@ def write_dagster_yaml(path: Path, settings: Settings) -> str:
             f"WARNING: {path} was edited, so it is kept as it is, but it does not enable run "
             "monitoring: a run whose worker dies stays STARTED and blocks the run queue and "
             "the admin API. Add this block (or delete the file to have it regenerated):\n"
-            + wanted[wanted.index("run_monitoring:"):],
+            + wanted[wanted.index("run_monitoring:") :],
             file=sys.stderr,
-        )  # fmt: skip
+        )
     return "kept"
 
 

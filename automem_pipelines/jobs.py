@@ -12,7 +12,6 @@ from .constants import (
     TAG_PIPELINE,
     TAG_QDRANT_LOCK,
 )
-from .ops.enrichment import batch_enrichment, enrich_batch, select_memories, summarize_enrichment
 from .ops.drift import (
     check_dimension,
     detect_drift,
@@ -21,7 +20,14 @@ from .ops.drift import (
     repair_vectors,
     summarize_sync,
 )
-from .ops.reembed import batch_memories, embed_chunk, enumerate_memories, summarize_reembed, upsert_chunk
+from .ops.enrichment import batch_enrichment, enrich_batch, select_memories, summarize_enrichment
+from .ops.reembed import (
+    batch_memories,
+    embed_chunk,
+    enumerate_memories,
+    summarize_reembed,
+    upsert_chunk,
+)
 
 
 def job_tags(pipeline: str, qdrant_local: bool) -> dict[str, str]:

@@ -25,9 +25,12 @@ warnings.filterwarnings("ignore", message="Parameter `owners`", category=dg.Beta
 
 
 def _from_group(
-    resource: type[dg.ConfigurableResource], group: BaseModel, secrets: dict[str, str],
-    from_env: bool, **extra: Any,
-) -> Any:  # fmt: skip
+    resource: type[dg.ConfigurableResource],
+    group: BaseModel,
+    secrets: dict[str, str],
+    from_env: bool,
+    **extra: Any,
+) -> Any:
     """The resource with every field it shares with the group taken from the group; each
     credential that is set as ``dg.EnvVar`` of its variable (so it never shows in the UI)."""
     values = group.model_dump(include=set(resource.model_fields) - set(extra))
@@ -41,8 +44,9 @@ def build_resources(settings: Settings, from_env: bool = True) -> dict[str, Any]
     data_dir = str(settings.data_dir)
 
     def make(resource: type[dg.ConfigurableResource], group: str, **extra: Any) -> Any:
-        return _from_group(resource, getattr(settings, group), settings.secret_variables(group),
-                           from_env, **extra)  # fmt: skip
+        return _from_group(
+            resource, getattr(settings, group), settings.secret_variables(group), from_env, **extra
+        )
 
     return {
         "falkordb": make(FalkorDBResource, "falkordb", data_dir=data_dir),

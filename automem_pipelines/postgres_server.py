@@ -116,27 +116,58 @@ def ensure_running(root: Path) -> str:
     _hand_to_server_user(root)
     if not (cluster / "PG_VERSION").exists():
         _run(
-            [str(bin_dir / "initdb"), "-D", str(cluster), "-U", USER, "-A", "trust", "-E", "UTF8",
-             "--no-instructions"],
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(cluster),
+                "-U",
+                USER,
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-instructions",
+            ],
             "initdb",
-        )  # fmt: skip
+        )
     if not _ready(bin_dir, root, port):
         options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c synchronous_commit=off"
         _run(
-            [str(bin_dir / "pg_ctl"), "-D", str(cluster), "-l", str(root / "server.log"),
-             "-o", options, "-w", "-t", str(START_TIMEOUT_SECONDS), "start"],
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(cluster),
+                "-l",
+                str(root / "server.log"),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                str(START_TIMEOUT_SECONDS),
+                "start",
+            ],
             "pg_ctl start",
-        )  # fmt: skip
+        )
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while not _ready(bin_dir, root, port):
         if time.monotonic() > deadline:
             raise PostgresServerError(f"PostgreSQL on port {port} did not become ready")
         time.sleep(0.2)
     exists = _run(
-        [str(bin_dir / "psql"), "-h", str(root), "-p", str(port), "-U", USER, "-tAc",
-         f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'", "postgres"],
+        [
+            str(bin_dir / "psql"),
+            "-h",
+            str(root),
+            "-p",
+            str(port),
+            "-U",
+            USER,
+            "-tAc",
+            f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'",
+            "postgres",
+        ],
         "psql",
-    )  # fmt: skip
+    )
     if exists.strip() != "1":
         _run(
             [str(bin_dir / "createdb"), "-h", str(root), "-p", str(port), "-U", USER, DATABASE],
@@ -149,4 +180,7 @@ def stop(root: Path) -> None:
     cluster = root.resolve() / "data"
     if not (cluster / "postmaster.pid").exists():
         return
-    _run([str(find_bin_dir() / "pg_ctl"), "-D", str(cluster), "-m", "fast", "-w", "stop"], "pg_ctl stop")
+    _run(
+        [str(find_bin_dir() / "pg_ctl"), "-D", str(cluster), "-m", "fast", "-w", "stop"],
+        "pg_ctl stop",
+    )

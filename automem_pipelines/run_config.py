@@ -40,9 +40,11 @@ def reembed_run_config(
 
 
 def sync_run_config(
-    batch_size: int = DEFAULT_BATCH_SIZE, dry_run: bool = False, recover_orphans: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    dry_run: bool = False,
+    recover_orphans: bool = False,
     failure_threshold: float = DEFAULT_FAILURE_THRESHOLD,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     config: dict[str, Any] = {
         "batch_size": check_value(BatchSize, batch_size, "batch_size"),
         "dry_run": check_value(Flag, dry_run, "dry_run"),

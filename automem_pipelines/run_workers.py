@@ -67,11 +67,23 @@ from .worker_identity import (
 )
 
 __all__ = [
-    "EXISTS", "PRIVATE_API", "PROPERTY", "WARM_MODULES", "WORKER_PID_TAG", "WORKER_START_TAG",
-    "PreforkRunLauncher", "WorkerCheck", "WorkerServer", "check_tagged_worker",
-    "missing_warm_modules", "package_fingerprint", "private_api_problems", "process_identity",
-    "serve", "worker_tags",
-]  # fmt: skip
+    "EXISTS",
+    "PRIVATE_API",
+    "PROPERTY",
+    "WARM_MODULES",
+    "WORKER_PID_TAG",
+    "WORKER_START_TAG",
+    "PreforkRunLauncher",
+    "WorkerCheck",
+    "WorkerServer",
+    "check_tagged_worker",
+    "missing_warm_modules",
+    "package_fingerprint",
+    "private_api_problems",
+    "process_identity",
+    "serve",
+    "worker_tags",
+]
 
 if TYPE_CHECKING:
     from dagster._core.launcher import LaunchRunContext
@@ -100,6 +112,7 @@ WARM_MODULES = (
 READY_TIMEOUT_SECONDS = 30.0  # both well under run monitoring's start timeout (instance.py)
 REPLY_TIMEOUT_SECONDS = 10.0
 
+
 def missing_warm_modules() -> list[str]:
     missing = []
     for name in WARM_MODULES:
@@ -120,8 +133,10 @@ class WorkerServer:
         self.fingerprint = package_fingerprint(self.modules)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "automem_pipelines.run_workers", *self.modules],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
-        )  # fmt: skip
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None,
+        )
         self._lock = threading.Lock()
         ready = self._read_line(READY_TIMEOUT_SECONDS)
         if ready.get("ready") is not True:
@@ -147,7 +162,9 @@ class WorkerServer:
         """Fork a worker for the run; returns its identity tags."""
         assert self.proc.stdin is not None
         with self._lock:
-            self.proc.stdin.write(json.dumps({"run_id": run_id, "instance_ref": instance_ref}).encode() + b"\n")
+            self.proc.stdin.write(
+                json.dumps({"run_id": run_id, "instance_ref": instance_ref}).encode() + b"\n"
+            )
             self.proc.stdin.flush()
             reply = self._read_line(REPLY_TIMEOUT_SECONDS)
         if "pid" not in reply:
@@ -191,7 +208,9 @@ class PreforkRunLauncher(dg.DefaultRunLauncher):
     """Launches each run in a worker forked from a process that already imported
     ``preload_modules``; falls back to Dagster's default launch path when it cannot."""
 
-    def __init__(self, preload_modules: Sequence[str] = (), inst_data: ConfigurableClassData | None = None):
+    def __init__(
+        self, preload_modules: Sequence[str] = (), inst_data: ConfigurableClassData | None = None
+    ):
         self._preload_modules = list(preload_modules)
         self._server: WorkerServer | None = None
         self._server_lock = threading.Lock()
@@ -200,7 +219,11 @@ class PreforkRunLauncher(dg.DefaultRunLauncher):
 
     @classmethod
     def config_type(cls):
-        return {"preload_modules": dg.Field(dg.Array(dg.StringSource), is_required=False, default_value=[])}
+        return {
+            "preload_modules": dg.Field(
+                dg.Array(dg.StringSource), is_required=False, default_value=[]
+            )
+        }
 
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData, config_value: dict[str, Any]):
@@ -215,8 +238,11 @@ class PreforkRunLauncher(dg.DefaultRunLauncher):
             if server is None:
                 server = self._server = WorkerServer(self._preload_modules)
                 if server.missing_warm_modules:
-                    print(f"run worker server: not preloaded (not in this Dagster): "
-                          f"{', '.join(server.missing_warm_modules)}", file=sys.stderr)  # fmt: skip
+                    print(
+                        f"run worker server: not preloaded (not in this Dagster): "
+                        f"{', '.join(server.missing_warm_modules)}",
+                        file=sys.stderr,
+                    )
             return server
 
     def launch_run(self, context: LaunchRunContext) -> None:
@@ -229,13 +255,18 @@ class PreforkRunLauncher(dg.DefaultRunLauncher):
         except Exception as exc:  # noqa: BLE001 - any failure here means: use the default path
             self._instance.report_engine_event(
                 f"Pre-forked run worker unavailable ({exc}); starting the run the default way.",
-                run, cls=self.__class__,
-            )  # fmt: skip
+                run,
+                cls=self.__class__,
+            )
             return super().launch_run(context)
         self._instance.add_run_tags(run.run_id, tags)
-        message = f"Run worker forked from the pre-imported worker server (pid {tags[WORKER_PID_TAG]})."
+        message = (
+            f"Run worker forked from the pre-imported worker server (pid {tags[WORKER_PID_TAG]})."
+        )
         if server.missing_warm_modules:
-            message += f" Not preloaded (not in this Dagster): {', '.join(server.missing_warm_modules)}."
+            message += (
+                f" Not preloaded (not in this Dagster): {', '.join(server.missing_warm_modules)}."
+            )
         self._instance.report_engine_event(message, run, cls=self.__class__)
         self._forked_run_ids.add(run.run_id)
 
@@ -252,7 +283,9 @@ class PreforkRunLauncher(dg.DefaultRunLauncher):
     def check_run_worker_health(self, run: dg.DagsterRun) -> CheckRunHealthResult:
         """For Dagster's run monitoring: a STARTED run whose worker is gone is FAILED."""
         worker = self._check_worker(run)
-        return CheckRunHealthResult(WorkerStatus.RUNNING if worker.alive else WorkerStatus.FAILED, worker.why)
+        return CheckRunHealthResult(
+            WorkerStatus.RUNNING if worker.alive else WorkerStatus.FAILED, worker.why
+        )
 
     def terminate(self, run_id: str) -> bool:
         if not self.has_instance:
@@ -266,15 +299,23 @@ class PreforkRunLauncher(dg.DefaultRunLauncher):
         self._instance.report_run_canceling(run)
         if worker.alive and worker.pid is not None:
             try:
-                os.kill(worker.pid, signal.SIGINT)  # the proven worker stops at its next write window
+                os.kill(
+                    worker.pid, signal.SIGINT
+                )  # the proven worker stops at its next write window
                 return True
             except ProcessLookupError:
-                worker = WorkerCheck(False, worker.pid, f"run worker (pid {worker.pid}) has just exited")
+                worker = WorkerCheck(
+                    False, worker.pid, f"run worker (pid {worker.pid}) has just exited"
+                )
         self._instance.report_engine_event(
             f"{worker.why[0].upper()}{worker.why[1:]}: nothing to interrupt (no process was "
-            "signalled); the run is marked canceled.", run, cls=self.__class__,
-        )  # fmt: skip
-        self._instance.report_run_canceled(run, message="Run canceled: its worker was no longer running.")
+            "signalled); the run is marked canceled.",
+            run,
+            cls=self.__class__,
+        )
+        self._instance.report_run_canceled(
+            run, message="Run canceled: its worker was no longer running."
+        )
         return True
 
     def join(self, timeout: int = 30) -> None:
@@ -282,9 +323,10 @@ class PreforkRunLauncher(dg.DefaultRunLauncher):
         deadline = time.monotonic() + timeout
         while True:
             running = [
-                run_id for run_id in self._forked_run_ids
+                run_id
+                for run_id in self._forked_run_ids
                 if (run := self._instance.get_run_by_id(run_id)) is not None and not run.is_finished
-            ]  # fmt: skip
+            ]
             if not running:
                 return
             if time.monotonic() > deadline:
@@ -328,10 +370,15 @@ def _run_worker(request: dict[str, Any], answer_fd: int) -> None:
         from dagster._utils.interrupts import capture_interrupts
 
         with capture_interrupts():
-            with dg.DagsterInstance.from_ref(dg.deserialize_value(request["instance_ref"])) as instance:
+            with dg.DagsterInstance.from_ref(
+                dg.deserialize_value(request["instance_ref"])
+            ) as instance:
                 try:
                     code = _execute_run_command_body(
-                        request["run_id"], instance, lambda _event: None, set_exit_code_on_failure=False
+                        request["run_id"],
+                        instance,
+                        lambda _event: None,
+                        set_exit_code_on_failure=False,
                     )
                 except BaseException:
                     _fail_unfinished_run(instance, request["run_id"], traceback.format_exc(limit=5))
@@ -358,7 +405,10 @@ def serve(modules: Sequence[str]) -> None:
             if name not in missing:
                 importlib.import_module(name)
     if missing:
-        print(f"run worker server: not preloaded (not in this Dagster): {', '.join(missing)}", file=sys.stderr)
+        print(
+            f"run worker server: not preloaded (not in this Dagster): {', '.join(missing)}",
+            file=sys.stderr,
+        )
     problems = private_api_problems()
     if problems:
         error = "the private Dagster API it relies on changed: " + "; ".join(problems)

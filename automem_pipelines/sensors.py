@@ -76,10 +76,15 @@ def evaluate_enrichment(
 
     def result(requests: list[dg.RunRequest], skip: str | None = None) -> dg.SensorResult:
         ids = sum(len(r.run_config["ops"][ENRICHMENT_CONFIG_OP]["config"]["ids"]) for r in requests)
-        new_cursor = json.dumps({
-            "ticks": ticks, "requested_ids": requested_total + ids, "generation": generation,
-            "last_run_keys": [r.run_key for r in requests],
-        }, sort_keys=True)  # fmt: skip
+        new_cursor = json.dumps(
+            {
+                "ticks": ticks,
+                "requested_ids": requested_total + ids,
+                "generation": generation,
+                "last_run_keys": [r.run_key for r in requests],
+            },
+            sort_keys=True,
+        )
         if skip is not None:
             return dg.SensorResult(skip_reason=dg.SkipReason(skip), cursor=new_cursor)
         return dg.SensorResult(run_requests=requests, cursor=new_cursor)
@@ -89,19 +94,27 @@ def evaluate_enrichment(
     )
     ended = failed[0].end_time if failed else None
     if ended is not None and time.time() - ended < FAILED_RUN_PAUSE_SECONDS:
-        return result([], f"enrichment run {failed[0].dagster_run.run_id} failed "
-                          f"{time.time() - ended:.0f}s ago; pausing {FAILED_RUN_PAUSE_SECONDS:.0f}s "
-                          "before requesting more")  # fmt: skip
+        return result(
+            [],
+            f"enrichment run {failed[0].dagster_run.run_id} failed "
+            f"{time.time() - ended:.0f}s ago; pausing {FAILED_RUN_PAUSE_SECONDS:.0f}s "
+            "before requesting more",
+        )
     if room <= 0:
-        return result([], f"{runs.queued_runs} queued and {runs.started_runs} running "
-                          "enrichment runs; waiting for them to finish")  # fmt: skip
+        return result(
+            [],
+            f"{runs.queued_runs} queued and {runs.started_runs} running "
+            "enrichment runs; waiting for them to finish",
+        )
     with falkordb.get_store() as graph:
         candidates = find_candidates(
             graph, batch_size * room, busy=sorted(runs.busy_ids), excluded_types=excluded_types
         )
     if not candidates:
-        return result([], "no memories waiting for enrichment"
-                          f" ({len(runs.busy_ids)} in queued or running runs)")  # fmt: skip
+        return result(
+            [],
+            f"no memories waiting for enrichment ({len(runs.busy_ids)} in queued or running runs)",
+        )
     requests = plan_run_requests(candidates, batch_size, room, generation)
     context.log.info(f"requesting {len(requests)} enrichment runs for {len(candidates)} memories")
     return result(requests)

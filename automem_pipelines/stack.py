@@ -205,7 +205,9 @@ def start_stack(
     A non-loopback `host` raises UnsafeBindError unless allow_remote_webserver."""
     check_webserver_bind(host, allow_remote_webserver)
     if settings.falkordb.embedded:
-        falkordb_server.ensure_running(settings.data_dir, timeout=settings.falkordb.start_timeout_seconds)
+        falkordb_server.ensure_running(
+            settings.data_dir, timeout=settings.falkordb.start_timeout_seconds
+        )
     home = ensure_dagster_home(settings)
     create_storages(home)
     workspace = home / "workspace.yaml"
@@ -221,9 +223,14 @@ def start_stack(
     def spawn(name: str, args: list[str]) -> subprocess.Popen:
         log = open(log_dir / f"{name}.log", "ab")
         proc = subprocess.Popen(
-            args, env=child_env, cwd=str(home), stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            args,
+            env=child_env,
+            cwd=str(home),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         stack.add(name, proc)
         return proc
 
@@ -254,9 +261,13 @@ def start_api(
     log = open(stack.dagster_home / "stack-logs" / f"{name}.log", "ab")
     args = [_bin("automem-api"), "--host", host, "--port", str(port), "--dagster-url", stack.url]
     proc = subprocess.Popen(
-        args, env=dict(os.environ if env is None else env), stdout=log, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        args,
+        env=dict(os.environ if env is None else env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     stack.add(name, proc)
     try:
         wait_for_http(f"http://{host}:{port}/health", timeout, proc)
@@ -276,9 +287,13 @@ def running_stack(settings: Settings, **kwargs) -> Iterator[Stack]:
 
 
 def serve_forever(
-    settings: Settings, host: str, port: int, extra: list[tuple[str, list[str]]] = (),
-    api: tuple[str, int] | None = None, allow_remote_webserver: bool = False,
-) -> None:  # fmt: skip
+    settings: Settings,
+    host: str,
+    port: int,
+    extra: list[tuple[str, list[str]]] = (),
+    api: tuple[str, int] | None = None,
+    allow_remote_webserver: bool = False,
+) -> None:
     """Foreground: start everything, print where it is, stop it all on SIGINT/SIGTERM
     (also when they arrive while it is still starting).
 
@@ -301,10 +316,15 @@ def serve_forever(
             stack.add(name, subprocess.Popen(args, start_new_session=True))
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGTERM, handler)
-        print(f"Dagster UI: {stack.url}  (DAGSTER_HOME={stack.dagster_home}); Ctrl-C stops everything")
+        print(
+            f"Dagster UI: {stack.url}  (DAGSTER_HOME={stack.dagster_home}); Ctrl-C stops everything"
+        )
         if not is_loopback(host):
-            print(f"WARNING: the Dagster webserver listens on {host} with no authentication: "
-                  "anyone who reaches it can launch and terminate runs", file=sys.stderr)  # fmt: skip
+            print(
+                f"WARNING: the Dagster webserver listens on {host} with no authentication: "
+                "anyone who reaches it can launch and terminate runs",
+                file=sys.stderr,
+            )
         while not stop["now"]:
             for name, proc in stack.processes.items():
                 if proc.poll() is not None:

@@ -20,8 +20,11 @@ from .constants import ENRICHMENT_JOB, ENRICHMENT_SENSOR
 from .domain.enrichment_status import SchedulerState
 from .run_config import ENRICHMENT_CONFIG_OP
 
-QUEUED_STATUSES = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-                   dg.DagsterRunStatus.STARTING]  # fmt: skip
+QUEUED_STATUSES = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+]
 STARTED_STATUSES = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 SENSOR_DAEMON = "SENSOR"
 HEARTBEAT_TOLERANCE_SECONDS = 120.0
@@ -59,10 +62,14 @@ def daemon_is_alive(last_heartbeat: float | None, now: float | None = None) -> b
 
 
 def scheduler_state(
-    *, sensor_status: str | None, default_running: bool, last_heartbeat: float | None,
+    *,
+    sensor_status: str | None,
+    default_running: bool,
+    last_heartbeat: float | None,
     queued_run_configs: Sequence[Mapping[str, Any] | None],
-    started_run_configs: Sequence[Mapping[str, Any] | None], now: float | None = None,
-) -> SchedulerState:  # fmt: skip
+    started_run_configs: Sequence[Mapping[str, Any] | None],
+    now: float | None = None,
+) -> SchedulerState:
     """The scheduler state from raw facts: the sensor's stored status (None if never
     switched), the sensor daemon's last heartbeat (epoch seconds), and the run configs of
     the enrichment runs waiting to start and of those started."""
@@ -89,17 +96,23 @@ class InflightRuns:
 
 
 def _enrichment_runs(instance: dg.DagsterInstance, statuses: list) -> list[dg.DagsterRun]:
-    return list(instance.get_runs(
-        filters=dg.RunsFilter(job_name=ENRICHMENT_JOB, statuses=statuses), limit=MAX_RUNS_READ
-    ))  # fmt: skip
+    return list(
+        instance.get_runs(
+            filters=dg.RunsFilter(job_name=ENRICHMENT_JOB, statuses=statuses), limit=MAX_RUNS_READ
+        )
+    )
 
 
 def inflight_runs(instance: dg.DagsterInstance) -> InflightRuns:
     """Enrichment runs waiting to start or running, and the memory ids they hold."""
     queued = _enrichment_runs(instance, QUEUED_STATUSES)
     started = _enrichment_runs(instance, STARTED_STATUSES)
-    return InflightRuns(len(queued), len(started), _ids(r.run_config for r in queued),
-                        _ids(r.run_config for r in started))  # fmt: skip
+    return InflightRuns(
+        len(queued),
+        len(started),
+        _ids(r.run_config for r in queued),
+        _ids(r.run_config for r in started),
+    )
 
 
 def stored_sensor_status(instance: dg.DagsterInstance) -> str | None:

@@ -50,9 +50,10 @@ def started_at(pid: int) -> float | None:
     if ticks is None:
         return None
     btime = next(
-        int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+        int(line.split()[1])
+        for line in Path("/proc/stat").read_text().splitlines()
         if line.startswith("btime ")
-    )  # fmt: skip
+    )
     return btime + ticks / os.sysconf("SC_CLK_TCK")
 
 
@@ -79,11 +80,17 @@ def check_tagged_worker(tags: dict[str, str]) -> WorkerCheck:
     recorded = tags.get(WORKER_START_TAG)
     current = process_identity(pid)
     if not recorded:
-        return WorkerCheck(False, pid, f"run worker (pid {pid}) has no recorded start time, so it cannot be told from another process")  # fmt: skip
+        return WorkerCheck(
+            False,
+            pid,
+            f"run worker (pid {pid}) has no recorded start time, so it cannot be told from another process",
+        )
     if current is None:
         return WorkerCheck(False, pid, f"run worker (pid {pid}) is not running")
     if current != recorded:
-        return WorkerCheck(False, pid, f"run worker (pid {pid}) is gone: pid {pid} now belongs to another process")  # fmt: skip
+        return WorkerCheck(
+            False, pid, f"run worker (pid {pid}) is gone: pid {pid} now belongs to another process"
+        )
     return WorkerCheck(True, pid, f"run worker (pid {pid}) is running")
 
 
@@ -102,6 +109,10 @@ def check_spawned_worker(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Wo
         if started is None:
             return WorkerCheck(False, pid, f"run worker (pid {pid}) is not running")
         if started > entry.timestamp + SPAWNED_START_TOLERANCE_SECONDS:
-            return WorkerCheck(False, pid, f"run worker (pid {pid}) is gone: pid {pid} now belongs to another process")  # fmt: skip
+            return WorkerCheck(
+                False,
+                pid,
+                f"run worker (pid {pid}) is gone: pid {pid} now belongs to another process",
+            )
         return WorkerCheck(True, pid, f"run worker (pid {pid}) is running")
     return WorkerCheck(True, None, "no run worker process recorded yet; not checked")

@@ -64,13 +64,19 @@ def load(settings: Settings, count: int, seed: int = 7) -> list[dict]:
     return rows
 
 
-def run_job(settings: Settings, instance: dg.DagsterInstance, run_config: dict, resources: dict | None = None):
+def run_job(
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    run_config: dict,
+    resources: dict | None = None,
+):
     job = build_definitions(settings).get_job_def("reembed_job")
     started = time.perf_counter()
     result = job.execute_in_process(
-        run_config=run_config, instance=instance,
+        run_config=run_config,
+        instance=instance,
         resources=resources or build_resources(settings, from_env=False),
-    )  # fmt: skip
+    )
     return time.perf_counter() - started, result.output_for_node("summarize_reembed")
 
 
@@ -99,7 +105,10 @@ def peak_rss_mb() -> float:
 def table(title: str, header: list[str], rows: list[list[object]]) -> str:
     cells = [header] + [[f"{c:.3f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = [f"\n{title}", "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines = [
+        f"\n{title}",
+        "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
     lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in cells[1:]]
     return "\n".join(lines)

@@ -25,10 +25,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import bench_dir, instance_in, keep_open, make_settings, median, table  # noqa: E402
-
 from automem_pipelines.definitions import build_definitions, build_resources  # noqa: E402
 from automem_pipelines.run_config import reembed_run_config, sync_run_config  # noqa: E402
+from bench._common import bench_dir, instance_in, keep_open, make_settings, median, table  # noqa: E402
 from tests.support.automem_fixture import DIM, MODEL, read_fixture  # noqa: E402
 from tests.support.embedding_models import model_vectors  # noqa: E402
 from tests.support.openai_server import OpenAIEmbeddingsServer  # noqa: E402
@@ -46,10 +45,12 @@ def automem_store(n: int) -> tuple[list[dict], list[str], list[dict], np.ndarray
         content = f"{template['content']} [copy {i}]"
         nodes.append({**template, "id": str(uuid.uuid4()), "content": content})
         payloads.append({**payload_of[template["id"]], "content": content})
-    vecs = np.vstack([
-        model_vectors([m["content"] for m in nodes[s : s + 2000]], MODEL, DIM)
-        for s in range(0, n, 2000)
-    ])  # fmt: skip
+    vecs = np.vstack(
+        [
+            model_vectors([m["content"] for m in nodes[s : s + 2000]], MODEL, DIM)
+            for s in range(0, n, 2000)
+        ]
+    )
     return nodes, [m["id"] for m in nodes], payloads, vecs
 
 
@@ -60,7 +61,8 @@ def load_points(resources: dict, ids: list[str], payloads: list[dict], vecs: np.
     if store.client.collection_exists(store.collection):
         store.client.delete_collection(store.collection)
     store.client.create_collection(
-        store.collection, vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE)
+        store.collection,
+        vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE),
     )
     store.upsert(ids, vecs, payloads)
 
@@ -68,7 +70,9 @@ def load_points(resources: dict, ids: list[str], payloads: list[dict], vecs: np.
 def run(settings, instance, job: str, config: dict, resources: dict) -> tuple[float, dict]:
     definition = build_definitions(settings).get_job_def(job)
     started = time.perf_counter()
-    result = definition.execute_in_process(run_config=config, instance=instance, resources=resources)
+    result = definition.execute_in_process(
+        run_config=config, instance=instance, resources=resources
+    )
     seconds = time.perf_counter() - started
     op = "summarize_reembed" if job == "reembed_job" else "summarize_sync"
     return seconds, result.output_for_node(op)
@@ -77,8 +81,13 @@ def run(settings, instance, job: str, config: dict, resources: dict) -> tuple[fl
 def one(kind: str, n: int, server: OpenAIEmbeddingsServer, store) -> dict:
     nodes, ids, payloads, vecs = store
     with bench_dir() as root, instance_in(root) as instance:
-        env = {"EMBEDDING_PROVIDER": "openai", "OPENAI_API_KEY": "bench", "OPENAI_BASE_URL": server.base_url,
-               "EMBEDDING_MODEL": MODEL, "VECTOR_SIZE": str(DIM)}  # fmt: skip
+        env = {
+            "EMBEDDING_PROVIDER": "openai",
+            "OPENAI_API_KEY": "bench",
+            "OPENAI_BASE_URL": server.base_url,
+            "EMBEDDING_MODEL": MODEL,
+            "VECTOR_SIZE": str(DIM),
+        }
         if kind == "memory":
             env["QDRANT_URL"] = ":memory:"
         settings = make_settings(root, **env)
@@ -88,35 +97,56 @@ def one(kind: str, n: int, server: OpenAIEmbeddingsServer, store) -> dict:
             graph.upsert_memories(nodes, batch=5000)
         load_points(resources, ids, payloads, vecs)
 
-        t_dry_unstamped, dry = run(settings, instance, "drift_sync_job", sync_run_config(dry_run=True), resources)
+        t_dry_unstamped, dry = run(
+            settings, instance, "drift_sync_job", sync_run_config(dry_run=True), resources
+        )
         server.reset()
-        t_incr, incr = run(settings, instance, "reembed_job", reembed_run_config(batch_size=100), resources)
+        t_incr, incr = run(
+            settings, instance, "reembed_job", reembed_run_config(batch_size=100), resources
+        )
         incr_requests = len(server.state.requests)
         incr_texts = sum(len(r.texts) for r in server.state.requests)
         assert incr["adopted"] == n and incr["processed"] == 0, incr
 
         load_points(resources, ids, payloads, vecs)  # the same unstamped store again
         server.reset()
-        t_forced, forced = run(settings, instance, "reembed_job",
-                               reembed_run_config(batch_size=100, force=True), resources)  # fmt: skip
+        t_forced, forced = run(
+            settings,
+            instance,
+            "reembed_job",
+            reembed_run_config(batch_size=100, force=True),
+            resources,
+        )
         assert forced["processed"] == n, forced
         forced_requests = len(server.state.requests)
-        t_dry_stamped, dry_stamped = run(settings, instance, "drift_sync_job", sync_run_config(dry_run=True), resources)
+        t_dry_stamped, dry_stamped = run(
+            settings, instance, "drift_sync_job", sync_run_config(dry_run=True), resources
+        )
     return {
-        "incr": t_incr, "forced": t_forced, "incr_requests": incr_requests, "incr_texts": incr_texts,
-        "forced_requests": forced_requests, "adopted": incr["adopted"],
-        "dry_unstamped": t_dry_unstamped, "dry_stamped": t_dry_stamped,
-        "drift_unstamped": sum(dry[k] for k in ZERO), "drift_stamped": sum(dry_stamped[k] for k in ZERO),
+        "incr": t_incr,
+        "forced": t_forced,
+        "incr_requests": incr_requests,
+        "incr_texts": incr_texts,
+        "forced_requests": forced_requests,
+        "adopted": incr["adopted"],
+        "dry_unstamped": t_dry_unstamped,
+        "dry_stamped": t_dry_stamped,
+        "drift_unstamped": sum(dry[k] for k in ZERO),
+        "drift_stamped": sum(dry_stamped[k] for k in ZERO),
         "detect_unstamped": sum(dry["detect_seconds"].values()),
         "detect_stamped": sum(dry_stamped["detect_seconds"].values()),
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--qdrant", default="memory,path", help="memory, path or both (comma-separated)")
+    parser.add_argument(
+        "--qdrant", default="memory,path", help="memory, path or both (comma-separated)"
+    )
     args = parser.parse_args()
     kinds = [k for k in args.qdrant.split(",") if k in KINDS]
     store = automem_store(args.n)
@@ -127,8 +157,11 @@ def main() -> None:
             for kind in kinds:  # interleaved, so drift of the machine's load hits both alike
                 r = one(kind, args.n, server, store)
                 results[kind].append(r)
-                print(f"rep {rep} {kind}: incremental {r['incr']:.2f}s forced {r['forced']:.2f}s "
-                      f"dry run {r['dry_unstamped']:.2f}/{r['dry_stamped']:.2f}s", file=sys.stderr)
+                print(
+                    f"rep {rep} {kind}: incremental {r['incr']:.2f}s forced {r['forced']:.2f}s "
+                    f"dry run {r['dry_unstamped']:.2f}/{r['dry_stamped']:.2f}s",
+                    file=sys.stderr,
+                )
     finally:
         server.stop()
 
@@ -137,36 +170,68 @@ def main() -> None:
 
     rows = []
     for kind in kinds:
-        rows.append([
-            "local mode " + ("in memory" if kind == "memory" else "on disk"), args.n,
-            f"{max(r['incr_requests'] for r in results[kind])} / {max(r['incr_texts'] for r in results[kind])}",
-            m(kind, "adopted"), m(kind, "incr"), m(kind, "forced"), m(kind, "forced_requests"),
-            m(kind, "incr") / m(kind, "forced"),
-        ])  # fmt: skip
-    print(table(
-        f"First incremental re-embed of an AutoMem-written store (no stamps), batch 100, "
-        f"0 ms provider; medians of {args.repeat}",
-        ["Qdrant", "memories", "provider requests / texts", "adopted", "incremental (s)",
-         "forced (s)", "forced requests", "incremental ÷ forced (target ≤ 0.1)"],
-        rows,
-    ))
+        rows.append(
+            [
+                "local mode " + ("in memory" if kind == "memory" else "on disk"),
+                args.n,
+                f"{max(r['incr_requests'] for r in results[kind])} / {max(r['incr_texts'] for r in results[kind])}",
+                m(kind, "adopted"),
+                m(kind, "incr"),
+                m(kind, "forced"),
+                m(kind, "forced_requests"),
+                m(kind, "incr") / m(kind, "forced"),
+            ]
+        )
+    print(
+        table(
+            f"First incremental re-embed of an AutoMem-written store (no stamps), batch 100, "
+            f"0 ms provider; medians of {args.repeat}",
+            [
+                "Qdrant",
+                "memories",
+                "provider requests / texts",
+                "adopted",
+                "incremental (s)",
+                "forced (s)",
+                "forced requests",
+                "incremental ÷ forced (target ≤ 0.1)",
+            ],
+            rows,
+        )
+    )
     rows = []
     for kind in kinds:
-        rows.append([
-            "local mode " + ("in memory" if kind == "memory" else "on disk"),
-            max(r["drift_unstamped"] for r in results[kind]), max(r["drift_stamped"] for r in results[kind]),
-            m(kind, "dry_unstamped"), m(kind, "dry_stamped"), m(kind, "dry_unstamped") / m(kind, "dry_stamped"),
-            m(kind, "detect_unstamped"), m(kind, "detect_stamped"),
-            m(kind, "detect_unstamped") / m(kind, "detect_stamped"),
-        ])  # fmt: skip
-    print(table(
-        f"Drift dry run, the same stores: unstamped (AutoMem's points) and after a forced re-embed "
-        f"(every point stamped); medians of {args.repeat}",
-        ["Qdrant", "drift found, unstamped", "drift found, stamped", "run unstamped (s)",
-         "run stamped (s)", "run ratio (target ≤ 1.2)", "detection unstamped (s)",
-         "detection stamped (s)", "detection ratio"],
-        rows,
-    ))
+        rows.append(
+            [
+                "local mode " + ("in memory" if kind == "memory" else "on disk"),
+                max(r["drift_unstamped"] for r in results[kind]),
+                max(r["drift_stamped"] for r in results[kind]),
+                m(kind, "dry_unstamped"),
+                m(kind, "dry_stamped"),
+                m(kind, "dry_unstamped") / m(kind, "dry_stamped"),
+                m(kind, "detect_unstamped"),
+                m(kind, "detect_stamped"),
+                m(kind, "detect_unstamped") / m(kind, "detect_stamped"),
+            ]
+        )
+    print(
+        table(
+            f"Drift dry run, the same stores: unstamped (AutoMem's points) and after a forced re-embed "
+            f"(every point stamped); medians of {args.repeat}",
+            [
+                "Qdrant",
+                "drift found, unstamped",
+                "drift found, stamped",
+                "run unstamped (s)",
+                "run stamped (s)",
+                "run ratio (target ≤ 1.2)",
+                "detection unstamped (s)",
+                "detection stamped (s)",
+                "detection ratio",
+            ],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

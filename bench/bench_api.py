@@ -77,8 +77,9 @@ def free_port() -> int:
 def api_reembed_seconds(api_url: str, run_ids: list[str] | None = None) -> float:
     headers = {"Authorization": f"Bearer {API_TOKEN}", "X-Admin-Token": ADMIN_TOKEN}
     started = time.perf_counter()
-    response = requests.post(f"{api_url}/admin/reembed", json={"force": True, "wait": True},
-                             headers=headers, timeout=600)  # fmt: skip
+    response = requests.post(
+        f"{api_url}/admin/reembed", json={"force": True, "wait": True}, headers=headers, timeout=600
+    )
     elapsed = time.perf_counter() - started
     if response.status_code != 200 or response.json().get("status") != "complete":
         raise RuntimeError(f"re-embed through the API did not complete: {response.text}")
@@ -97,9 +98,11 @@ def bare_seconds(
     """Submit over GraphQL directly and poll until the run ends (no API in between)."""
     started = time.perf_counter()
     run_id = client.submit_job_execution(
-        job, repository_location_name=location, repository_name=REPOSITORY_NAME,
+        job,
+        repository_location_name=location,
+        repository_name=REPOSITORY_NAME,
         run_config=run_config,
-    )  # fmt: skip
+    )
     while True:
         status = client.get_run_status(run_id).value
         if status in ("SUCCESS", "FAILURE", "CANCELED"):
@@ -128,12 +131,17 @@ def run_phases(instance, run_id: str) -> dict[str, float]:
         if kind == "ENGINE_EVENT" and "PIPELINE_STARTING" not in first:
             continue  # engine events before the launch belong to the queue
         first.setdefault(kind, record.timestamp)
-    return dict(zip(PHASES, (
-        first["PIPELINE_STARTING"] - first["PIPELINE_ENQUEUED"],
-        first["ENGINE_EVENT"] - first["PIPELINE_STARTING"],
-        first["PIPELINE_START"] - first["ENGINE_EVENT"],
-        first["PIPELINE_SUCCESS"] - first["PIPELINE_START"],
-    )))  # fmt: skip
+    return dict(
+        zip(
+            PHASES,
+            (
+                first["PIPELINE_STARTING"] - first["PIPELINE_ENQUEUED"],
+                first["ENGINE_EVENT"] - first["PIPELINE_STARTING"],
+                first["PIPELINE_START"] - first["ENGINE_EVENT"],
+                first["PIPELINE_SUCCESS"] - first["PIPELINE_START"],
+            ),
+        )
+    )
 
 
 def load(url: str, clients: int, seconds: float) -> dict:
@@ -167,8 +175,14 @@ def load(url: str, clients: int, seconds: float) -> dict:
         t.join()
     wall = time.perf_counter() - began
     q = statistics.quantiles(latencies, n=100, method="inclusive")
-    return {"n": len(latencies), "rps": len(latencies) / wall, "p50": q[49], "p95": q[94],
-            "p99": q[98], "errors": errors[0]}  # fmt: skip
+    return {
+        "n": len(latencies),
+        "rps": len(latencies) / wall,
+        "p50": q[49],
+        "p95": q[94],
+        "p99": q[98],
+        "errors": errors[0],
+    }
 
 
 def main() -> None:
@@ -184,11 +198,16 @@ def main() -> None:
     env = {
         k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("OPENAI")
     }
-    env.update({
-        "AUTOMEM_DATA_DIR": str(root), "EMBEDDING_PROVIDER": "local",
-        "ENRICHMENT_SENSOR_ENABLED": "false", "AUTOMEM_API_TOKEN": API_TOKEN,
-        "ADMIN_API_TOKEN": ADMIN_TOKEN, "AUTOMEM_API_ADMIN_RATE_LIMIT": "0",
-    })  # fmt: skip
+    env.update(
+        {
+            "AUTOMEM_DATA_DIR": str(root),
+            "EMBEDDING_PROVIDER": "local",
+            "ENRICHMENT_SENSOR_ENABLED": "false",
+            "AUTOMEM_API_TOKEN": API_TOKEN,
+            "ADMIN_API_TOKEN": ADMIN_TOKEN,
+            "AUTOMEM_API_ADMIN_RATE_LIMIT": "0",
+        }
+    )
     settings = Settings.from_env(env)
     os.environ.pop("DAGSTER_HOME", None)
     try:
@@ -204,8 +223,12 @@ def main() -> None:
         ) as stack:
             cached_port, uncached_port = free_port(), free_port()
             start_api(stack, port=cached_port, env=env, name="api")
-            start_api(stack, port=uncached_port, env={**env, "AUTOMEM_API_STATUS_CACHE_SECONDS": "0"},
-                      name="api-uncached")  # fmt: skip
+            start_api(
+                stack,
+                port=uncached_port,
+                env={**env, "AUTOMEM_API_STATUS_CACHE_SECONDS": "0"},
+                name="api-uncached",
+            )
             api = f"http://127.0.0.1:{cached_port}"
             uncached = f"http://127.0.0.1:{uncached_port}"
             client = DagsterGraphQLClient("127.0.0.1", port_number=stack.port)
@@ -237,9 +260,11 @@ def main() -> None:
                 dephase()
                 api_runs.append(api_reembed_seconds(api, api_ids))
                 dephase()
-                bare_reembed.append(bare_seconds(
-                    client, reembed_config, REEMBED_JOB, CODE_LOCATION_NAME, reembed_ids
-                ))  # fmt: skip
+                bare_reembed.append(
+                    bare_seconds(
+                        client, reembed_config, REEMBED_JOB, CODE_LOCATION_NAME, reembed_ids
+                    )
+                )
                 dephase()
                 noop_inproc.append(bare_seconds(client, IN_PROCESS, run_ids=noop_ids))
                 dephase()
@@ -248,7 +273,11 @@ def main() -> None:
             with dg.DagsterInstance.from_config(str(stack.dagster_home)) as instance:
                 phases = {
                     label: [run_phases(instance, run_id) for run_id in ids]
-                    for label, ids in (("api", api_ids), ("reembed", reembed_ids), ("noop", noop_ids))
+                    for label, ids in (
+                        ("api", api_ids),
+                        ("reembed", reembed_ids),
+                        ("noop", noop_ids),
+                    )
                 }
 
             loads = {}
@@ -273,23 +302,31 @@ def main() -> None:
         print(
             f"| {label} | {executor} | {med(values):.2f} | {min(values):.2f} | {max(values):.2f} |"
         )
-    print(f"\nWhere the bare runs' time went (median of {args.runs}, seconds, from each run's event log)\n")
+    print(
+        f"\nWhere the bare runs' time went (median of {args.runs}, seconds, from each run's event log)\n"
+    )
     print("| phase | re-embed via the API | re-embed, bare | no-op, bare | bare re-embed − no-op |")
     print("|---|---|---|---|---|")
     for phase in PHASES:
         c, a, b = (med([p[phase] for p in phases[k]]) for k in ("api", "reembed", "noop"))
         print(f"| {phase} | {c:.2f} | {a:.2f} | {b:.2f} | {a - b:+.2f} |")
-    print(f"\nAPI overhead, API re-embed / bare GraphQL re-embed: "
-          f"{med(api_runs) / med(bare_reembed):.2f}")  # fmt: skip
-    print(f"ratio API re-embed / bare no-op in-process: {med(api_runs) / med(noop_inproc):.2f} "
-          f"(target ≤ 1.5); / bare no-op default: {med(api_runs) / med(noop_default):.2f}")  # fmt: skip
+    print(
+        f"\nAPI overhead, API re-embed / bare GraphQL re-embed: "
+        f"{med(api_runs) / med(bare_reembed):.2f}"
+    )
+    print(
+        f"ratio API re-embed / bare no-op in-process: {med(api_runs) / med(noop_inproc):.2f} "
+        f"(target ≤ 1.5); / bare no-op default: {med(api_runs) / med(noop_default):.2f}"
+    )
 
     print(f"\n{args.clients} concurrent clients × {args.seconds:g} s (milliseconds)\n")
     print("| API status cache | endpoint | requests | req/s | p50 | p95 | p99 | errors |")
     print("|---|---|---|---|---|---|---|---|")
     for (name, path), r in loads.items():
-        print(f"| {name} | GET {path} | {r['n']} | {r['rps']:.0f} | {r['p50'] * 1000:.1f} | "
-              f"{r['p95'] * 1000:.1f} | {r['p99'] * 1000:.1f} | {r['errors']} |")  # fmt: skip
+        print(
+            f"| {name} | GET {path} | {r['n']} | {r['rps']:.0f} | {r['p50'] * 1000:.1f} | "
+            f"{r['p95'] * 1000:.1f} | {r['p99'] * 1000:.1f} | {r['errors']} |"
+        )
     for name in ("cache 1 s", "cache off"):
         ratio = loads[(name, "/enrichment/status")]["p95"] / loads[(name, "/health")]["p95"]
         print(f"p95 ratio status / health ({name}): {ratio:.2f} (target ≤ 3)")

@@ -43,7 +43,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from automem_pipelines.domain import drift  # noqa: E402
-from bench._common import rss_mb  # noqa: E402
 from automem_pipelines.domain.memory import (  # noqa: E402
     content_hash,
     make_stamps,
@@ -52,12 +51,14 @@ from automem_pipelines.domain.memory import (  # noqa: E402
 )
 from automem_pipelines.domain.sample import sample_memories  # noqa: E402
 from automem_pipelines.stores import falkordb_server  # noqa: E402
-from automem_pipelines.stores.graph import GraphConfig, connect as connect_graph  # noqa: E402
+from automem_pipelines.stores.graph import GraphConfig  # noqa: E402
+from automem_pipelines.stores.graph import connect as connect_graph
 from automem_pipelines.stores.vectors import (  # noqa: E402
     VectorConfig,
-    open_store,
     exclude_types_filter,
+    open_store,
 )
+from bench._common import rss_mb  # noqa: E402
 
 SPEC = drift.EmbeddingSpec("local", "minilm-l6-static", 256)
 EXCLUDED = ("MetaPattern",)
@@ -108,17 +109,19 @@ def build(graph, vectors, count: int, fraction: float, seed: int) -> dict[str, s
         vecs = vrng.standard_normal((len(part), SPEC.dim)).astype(np.float32)
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
         payloads = [
-            merged_payload(None, m, make_stamps(content_hash(m["content"]), SPEC.provider,
-                                                SPEC.model, SPEC.dim))
+            merged_payload(
+                None,
+                m,
+                make_stamps(content_hash(m["content"]), SPEC.provider, SPEC.model, SPEC.dim),
+            )
             for m in part
-        ]  # fmt: skip
+        ]
         vectors.upsert([m["id"] for m in part], vecs, payloads)
     t2 = time.perf_counter()
     per_kind = max(1, int(count * fraction))
     chosen = rng.sample([m["id"] for m in memories], 4 * per_kind)
     truth = {
-        kind: set(chosen[i * per_kind : (i + 1) * per_kind])
-        for i, kind in enumerate(drift.KINDS)
+        kind: set(chosen[i * per_kind : (i + 1) * per_kind]) for i, kind in enumerate(drift.KINDS)
     }
     vectors.client.delete(vectors.collection, points_selector=list(truth["missing"]), wait=True)
     # New values are computed here and passed as parameters: FalkorDB 4.16.3 string '+' on
@@ -126,15 +129,24 @@ def build(graph, vectors, count: int, fraction: float, seed: int) -> dict[str, s
     by_id = {m["id"]: m for m in memories}
     ids = list(truth["orphaned"])
     for start in range(0, len(ids), 1000):
-        graph.query("MATCH (m:Memory) WHERE m.id IN $ids DELETE m", {"ids": ids[start : start + 1000]})
+        graph.query(
+            "MATCH (m:Memory) WHERE m.id IN $ids DELETE m", {"ids": ids[start : start + 1000]}
+        )
     edits = {
         "stale_vector": lambda m: {"id": m["id"], "content": m["content"] + " (edited)"},
-        "payload_drift": lambda m: {"id": m["id"], "importance": 0.01, "tags": m["tags"] + ["moved"]},
+        "payload_drift": lambda m: {
+            "id": m["id"],
+            "importance": 0.01,
+            "tags": m["tags"] + ["moved"],
+        },
     }
     for kind, edit in edits.items():
         graph.upsert_memories(edit(by_id[mid]) for mid in truth[kind])
-    print(f"built: {count} memories in FalkorDB ({t1 - t0:.1f}s), Qdrant :memory: "
-          f"({t2 - t1:.1f}s); {per_kind} of each drift kind injected", flush=True)
+    print(
+        f"built: {count} memories in FalkorDB ({t1 - t0:.1f}s), Qdrant :memory: "
+        f"({t2 - t1:.1f}s); {per_kind} of each drift kind injected",
+        flush=True,
+    )
     return truth
 
 
@@ -156,8 +168,15 @@ def id_sets(graph, vectors, page: int, use_filter: bool, unbounded_graph: bool =
     t2 = time.perf_counter()
     missing, orphaned = falkor - qdrant, qdrant - falkor
     t3 = time.perf_counter()
-    return {"falkordb_count": len(falkor), "qdrant_count": len(qdrant), "missing": missing,
-            "orphaned": orphaned, "graph": t1 - t0, "vector": t2 - t1, "compare": t3 - t2}
+    return {
+        "falkordb_count": len(falkor),
+        "qdrant_count": len(qdrant),
+        "missing": missing,
+        "orphaned": orphaned,
+        "graph": t1 - t0,
+        "vector": t2 - t1,
+        "compare": t3 - t2,
+    }
 
 
 def main() -> None:
@@ -166,8 +185,11 @@ def main() -> None:
     parser.add_argument("--drift", type=float, default=0.01, help="fraction of each kind")
     parser.add_argument("--scroll-page", type=int, default=drift.SCROLL_PAGE)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--skip-shipped", action="store_true",
-                        help="skip AutoMem's 1000-per-page filtered scroll (about 2 min at 100k)")
+    parser.add_argument(
+        "--skip-shipped",
+        action="store_true",
+        help="skip AutoMem's 1000-per-page filtered scroll (about 2 min at 100k)",
+    )
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="amb-"))
@@ -175,7 +197,9 @@ def main() -> None:
     kept = ExitStack()
     try:
         graph = connect_graph(GraphConfig(None, 0, None, "bench_drift", data_dir))
-        vectors = kept.enter_context(open_store(VectorConfig(":memory:", None, "bench_drift", data_dir, 30, 0)))
+        vectors = kept.enter_context(
+            open_store(VectorConfig(":memory:", None, "bench_drift", data_dir, 30, 0))
+        )
         truth = build(graph, vectors, args.count, args.drift, args.seed)
         rows = []
 
@@ -184,18 +208,35 @@ def main() -> None:
             report = drift.detect(graph, vectors, SPEC, EXCLUDED, scroll_page=args.scroll_page)
             wall = time.perf_counter() - t0
         found = {k: set(getattr(report, k)) for k in drift.KINDS}
-        heap = heap_peak_mb(lambda: drift.detect(graph, vectors, SPEC, EXCLUDED,
-                                                  scroll_page=args.scroll_page))
-        rows.append(("ours", f"{drift.GRAPH_PAGE}/{args.scroll_page}", wall, report.graph_seconds,
-                     report.vector_seconds, report.compare_seconds, mem.peak_delta, heap,
-                     report.falkordb_count, report.qdrant_count, found))
+        heap = heap_peak_mb(
+            lambda: drift.detect(graph, vectors, SPEC, EXCLUDED, scroll_page=args.scroll_page)
+        )
+        rows.append(
+            (
+                "ours",
+                f"{drift.GRAPH_PAGE}/{args.scroll_page}",
+                wall,
+                report.graph_seconds,
+                report.vector_seconds,
+                report.compare_seconds,
+                mem.peak_delta,
+                heap,
+                report.falkordb_count,
+                report.qdrant_count,
+                found,
+            )
+        )
 
         variants = []
         if not args.skip_shipped:
             variants.append(("automem-shipped", "unbounded/1000", 1000, True, True))
             variants.append(("automem-paged", f"{drift.GRAPH_PAGE}/1000", 1000, True, False))
-        variants.append(("ids-filter", f"{drift.GRAPH_PAGE}/{args.scroll_page}", args.scroll_page, True, False))
-        variants.append(("ids-only", f"{drift.GRAPH_PAGE}/{args.scroll_page}", args.scroll_page, False, False))
+        variants.append(
+            ("ids-filter", f"{drift.GRAPH_PAGE}/{args.scroll_page}", args.scroll_page, True, False)
+        )
+        variants.append(
+            ("ids-only", f"{drift.GRAPH_PAGE}/{args.scroll_page}", args.scroll_page, False, False)
+        )
         for name, pages, page, use_filter, unbounded in variants:
             with PeakRSS() as mem:
                 t0 = time.perf_counter()
@@ -204,18 +245,51 @@ def main() -> None:
             heap = None
             if not name.startswith("automem"):
                 heap = heap_peak_mb(lambda: id_sets(graph, vectors, page, use_filter, unbounded))
-            idfound = {"missing": res["missing"], "orphaned": res["orphaned"],
-                       "stale_vector": None, "payload_drift": None}
-            rows.append((name, pages, wall, res["graph"], res["vector"], res["compare"],
-                         mem.peak_delta, heap, res["falkordb_count"], res["qdrant_count"], idfound))
+            idfound = {
+                "missing": res["missing"],
+                "orphaned": res["orphaned"],
+                "stale_vector": None,
+                "payload_drift": None,
+            }
+            rows.append(
+                (
+                    name,
+                    pages,
+                    wall,
+                    res["graph"],
+                    res["vector"],
+                    res["compare"],
+                    mem.peak_delta,
+                    heap,
+                    res["falkordb_count"],
+                    res["qdrant_count"],
+                    idfound,
+                )
+            )
 
         expected_falkor = args.count - len(truth["orphaned"])
         expected_qdrant = args.count - len(truth["missing"])
-        print(f"\n{args.count} memories, {len(truth['missing'])} of each kind; truth: "
-              f"falkordb_count={expected_falkor} qdrant_count={expected_qdrant}\n")
-        header = ("method", "pages g/q", "wall s", "graph s", "scroll s", "compare s",
-                  "RSS +MB", "peak heap MB", "falkordb", "qdrant", "missing", "orphaned", "stale", "payload",
-                  "exact?")
+        print(
+            f"\n{args.count} memories, {len(truth['missing'])} of each kind; truth: "
+            f"falkordb_count={expected_falkor} qdrant_count={expected_qdrant}\n"
+        )
+        header = (
+            "method",
+            "pages g/q",
+            "wall s",
+            "graph s",
+            "scroll s",
+            "compare s",
+            "RSS +MB",
+            "peak heap MB",
+            "falkordb",
+            "qdrant",
+            "missing",
+            "orphaned",
+            "stale",
+            "payload",
+            "exact?",
+        )
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))
         for name, pages, wall, g, v, c, peak, heap, fc, qc, fnd in rows:
@@ -231,8 +305,10 @@ def main() -> None:
                     exact = exact and ok
                     cells.append(f"{len(got)}" + ("" if ok else " ✗"))
             heap_cell = "-" if heap is None else f"{heap:.0f}"
-            print(f"| {name} | {pages} | {wall:.2f} | {g:.2f} | {v:.2f} | {c:.2f} | {peak:.0f} | {heap_cell} | "
-                  f"{fc} | {qc} | " + " | ".join(cells) + f" | {'yes' if exact else 'no'} |")
+            print(
+                f"| {name} | {pages} | {wall:.2f} | {g:.2f} | {v:.2f} | {c:.2f} | {peak:.0f} | {heap_cell} | "
+                f"{fc} | {qc} | " + " | ".join(cells) + f" | {'yes' if exact else 'no'} |"
+            )
         ours = rows[0][2]
         print()
         extra = {k: found[k] - truth[k] for k in drift.KINDS}
@@ -241,13 +317,17 @@ def main() -> None:
                 node = graph.fetch_properties([mid]).get(mid)
                 payload = vectors.payloads([mid]).get(mid)
                 if node is None or payload is None:
-                    print(f"{kind} beyond the injected set: {mid} node={node is not None} "
-                          f"point={payload is not None}")
+                    print(
+                        f"{kind} beyond the injected set: {mid} node={node is not None} "
+                        f"point={payload is not None}"
+                    )
                     continue
                 expected = drift.expected_payload(node)
-                diff = {k: (str(expected[k])[:40], str(payload.get(k, "<absent>"))[:40])
-                        for k in expected
-                        if drift.canonical(expected[k]) != drift.canonical(payload.get(k, "<absent>"))}
+                diff = {
+                    k: (str(expected[k])[:40], str(payload.get(k, "<absent>"))[:40])
+                    for k in expected
+                    if drift.canonical(expected[k]) != drift.canonical(payload.get(k, "<absent>"))
+                }
                 print(f"{kind} beyond the injected set: {mid}: graph vs point {diff}")
         print()
         for name, *_rest in rows[1:]:

@@ -39,8 +39,13 @@ from automem_pipelines.settings import Settings  # noqa: E402
 from automem_pipelines.stores import falkordb_server  # noqa: E402
 from bench._common import keep_open  # noqa: E402
 
-STAGES = ("nlp_seconds", "graph_read_seconds", "graph_write_seconds", "neighbour_seconds",
-          "payload_seconds")  # fmt: skip
+STAGES = (
+    "nlp_seconds",
+    "graph_read_seconds",
+    "graph_write_seconds",
+    "neighbour_seconds",
+    "payload_seconds",
+)
 
 
 def table(headers: list[str], rows: list[list[object]]) -> str:
@@ -89,7 +94,8 @@ def main() -> None:
             ner.pipe(texts[:50])  # warm-up: models, and Dagster's first-run costs
             full.pipe(texts[:50])
             defs.get_job_def(ENRICHMENT_JOB).execute_in_process(
-                run_config=enrichment_run_config(ids[:1], forced=False), resources=res,
+                run_config=enrichment_run_config(ids[:1], forced=False),
+                resources=res,
                 instance=instance,
             )
             graph.query("MATCH (m:Memory {id: $id}) SET m.processed = false", {"id": ids[0]})
@@ -103,7 +109,9 @@ def main() -> None:
 
                 def run_domain():
                     return [
-                        enrich_batch(graph, store, ner, ids[i : i + args.batch], rep > 0, options, i)
+                        enrich_batch(
+                            graph, store, ner, ids[i : i + args.batch], rep > 0, options, i
+                        )
                         for i in range(0, len(ids), args.batch)
                     ]  # first repeat enriches fresh memories, later ones re-enrich (forced)
 
@@ -119,10 +127,13 @@ def main() -> None:
                     "pattern": sum(r.pattern_links for r in results),
                     "no vector": sum(len(r.no_vector) for r in results),
                 }
-                seconds, result = timed(lambda: defs.get_job_def(ENRICHMENT_JOB).execute_in_process(
-                    run_config=enrichment_run_config(ids, forced=True), resources=res,
-                    instance=instance,
-                ))  # fmt: skip
+                seconds, result = timed(
+                    lambda: defs.get_job_def(ENRICHMENT_JOB).execute_in_process(
+                        run_config=enrichment_run_config(ids, forced=True),
+                        resources=res,
+                        instance=instance,
+                    )
+                )
                 summary = result.output_for_node(SUMMARY_OPS[ENRICHMENT_JOB])
                 assert summary["enriched"] == len(ids)
                 job_times.append(seconds)
@@ -130,13 +141,21 @@ def main() -> None:
         med, best = statistics.median, min
         n = len(ids)
         base = n / best(pipe_ner)
-        print(f"\n{n} sample memories (mean {words:.0f} words), model {ner.name}, "
-              f"{args.repeat} repeats interleaved (best and median), batch {args.batch}, "
-              f"nlp.pipe batch {args.nlp_batch}, Qdrant local {args.qdrant}\n")  # fmt: skip
+        print(
+            f"\n{n} sample memories (mean {words:.0f} words), model {ner.name}, "
+            f"{args.repeat} repeats interleaved (best and median), batch {args.batch}, "
+            f"nlp.pipe batch {args.nlp_batch}, Qdrant local {args.qdrant}\n"
+        )
 
         def row(what: str, times: list[float]) -> list[str]:
-            return [what, f"{best(times):.2f}", f"{med(times):.2f}", f"{n / best(times):.0f}",
-                    f"{(n / best(times)) / base:.0%}", f"{med(pipe_ner) / med(times):.0%}"]  # fmt: skip
+            return [
+                what,
+                f"{best(times):.2f}",
+                f"{med(times):.2f}",
+                f"{n / best(times):.0f}",
+                f"{(n / best(times)) / base:.0%}",
+                f"{med(pipe_ner) / med(times):.0%}",
+            ]
 
         rows_out = [
             row("spaCy nlp.pipe, NER only (baseline)", pipe_ner),
@@ -144,12 +163,25 @@ def main() -> None:
             row("enrich_batch (domain, all stages)", enrich_times),
             row("enrichment_job, execute_in_process", job_times),
         ]
-        print(table(["what", "best s", "median s", "memories/s (best)", "vs baseline (best)",
-                     "vs baseline (median)"], rows_out))  # fmt: skip
+        print(
+            table(
+                [
+                    "what",
+                    "best s",
+                    "median s",
+                    "memories/s (best)",
+                    "vs baseline (best)",
+                    "vs baseline (median)",
+                ],
+                rows_out,
+            )
+        )
         total = med(enrich_times)
         print("\nWhere enrich_batch's time goes (median seconds per stage)\n")
-        stage_rows = [[s.replace("_seconds", ""), f"{med(v):.3f}", f"{med(v) / total:.0%}"]
-                      for s, v in stage_sums.items()]  # fmt: skip
+        stage_rows = [
+            [s.replace("_seconds", ""), f"{med(v):.3f}", f"{med(v) / total:.0%}"]
+            for s, v in stage_sums.items()
+        ]
         stage_rows.append(["wall time of enrich_batch", f"{total:.3f}", "100%"])
         print(table(["stage", "seconds", "of wall time"], stage_rows))
         print("\nLinks written per pass: " + ", ".join(f"{k} {v}" for k, v in links.items()))

@@ -58,15 +58,20 @@ from automem_pipelines.domain.enrichment.writes import write_rows  # noqa: E402
 from automem_pipelines.domain.entities import extract_entities  # noqa: E402
 from automem_pipelines.domain.memory import node_props_for_write, parse_metadata  # noqa: E402
 from automem_pipelines.domain.sample import sample_memories  # noqa: E402
+from automem_pipelines.settings import EnrichmentSettings  # noqa: E402
 from automem_pipelines.stores import falkordb_server  # noqa: E402
 from automem_pipelines.stores.graph import GraphConfig, GraphStore, connect  # noqa: E402
-from automem_pipelines.settings import EnrichmentSettings  # noqa: E402
 from bench._common import bench_dir, table  # noqa: E402
 
 # AutoMem's ENRICHMENT_* defaults, as the settings define them.
 OPTIONS = EnrichmentSettings.model_construct().model_dump(
-    include={"similarity_limit", "similarity_threshold", "enable_summaries", "max_attempts",
-             "failure_backoff_seconds"}
+    include={
+        "similarity_limit",
+        "similarity_threshold",
+        "enable_summaries",
+        "max_attempts",
+        "failure_backoff_seconds",
+    }
 )
 
 GRAPH = "memories"
@@ -92,7 +97,9 @@ def launch(root: Path, config: str) -> None:
 def first_query(socket: Path, deadline: float) -> bool:
     """Until the deadline: run a GRAPH query until one succeeds."""
     while time.monotonic() < deadline:
-        client = redis.Redis(unix_socket_path=str(socket), socket_timeout=2, socket_connect_timeout=2)
+        client = redis.Redis(
+            unix_socket_path=str(socket), socket_timeout=2, socket_connect_timeout=2
+        )
         try:
             client.execute_command("GRAPH.QUERY", GRAPH, "MATCH (m:Memory) RETURN count(m)")
             return True
@@ -103,7 +110,9 @@ def first_query(socket: Path, deadline: float) -> bool:
     return False
 
 
-def restart(root: Path, config: str, cap: float, crash: bool = False) -> tuple[float, float | None, str]:
+def restart(
+    root: Path, config: str, cap: float, crash: bool = False
+) -> tuple[float, float | None, str]:
     """(stop seconds, restart-to-ready seconds or None when cut at cap, note)."""
     paths = falkordb_server.paths_for(root)
     began = time.perf_counter()
@@ -141,7 +150,9 @@ class Workload:
         self.props = {r["id"]: dict(r) for r in rows}
         by_time = sorted(self.props, key=lambda mid: self.props[mid]["timestamp"])
         self.ids = [r["id"] for r in rows]
-        self.entities = {mid: extract_entities(self.props[mid]["content"], None) for mid in self.ids}
+        self.entities = {
+            mid: extract_entities(self.props[mid]["content"], None) for mid in self.ids
+        }
         self.older = {mid: by_time[max(0, i - 2) : i][::-1] for i, mid in enumerate(by_time)}
         self.neighbour = {mid: rng.choice(self.ids) for mid in self.ids}
 
@@ -161,22 +172,33 @@ class Workload:
                     w.neighbours = [(self.neighbour[mid], 0.85)]
                 work.append(w)
             temporal = [{"a": w.id, "b": o} for w in work for o in w.temporal]
-            write_rows(graph, PRECEDED_BY_QUERY, temporal, {"now": now_iso},
-                       lambda r: r["a"], failures)  # fmt: skip
+            write_rows(
+                graph, PRECEDED_BY_QUERY, temporal, {"now": now_iso}, lambda r: r["a"], failures
+            )
             pairs: dict[frozenset, dict] = {}
             for w in work:
                 for n, score in w.neighbours:
                     pairs.setdefault(frozenset((w.id, n)), {"a": w.id, "b": n, "score": score})
-            write_rows(graph, SIMILAR_TO_QUERY, list(pairs.values()),
-                       {"now": now_iso}, lambda r: r["a"], failures)  # fmt: skip
+            write_rows(
+                graph,
+                SIMILAR_TO_QUERY,
+                list(pairs.values()),
+                {"now": now_iso},
+                lambda r: r["a"],
+                failures,
+            )
             updates = [node_update(w, True, options, now_iso) for w in work]
             rows = [{k: v for k, v in u.items() if k != "_payload"} for u in updates]
             write_rows(graph, UPDATE_QUERY, rows, {}, lambda r: r["id"], failures)
             for u in updates:  # the next pass reads what this one wrote
-                self.props[u["id"]].update(metadata=u["metadata"], tags=u["tags"], summary=u["summary"])
+                self.props[u["id"]].update(
+                    metadata=u["metadata"], tags=u["tags"], summary=u["summary"]
+                )
             sample()
         if failures:
-            raise RuntimeError(f"{len(failures)} writes failed, e.g. {next(iter(failures.items()))}")
+            raise RuntimeError(
+                f"{len(failures)} writes failed, e.g. {next(iter(failures.items()))}"
+            )
 
 
 def wait_for_rewrites(socket: Path) -> dict:
@@ -184,8 +206,11 @@ def wait_for_rewrites(socket: Path) -> dict:
     try:
         while True:
             info = client.info("persistence")
-            if not (info["aof_rewrite_in_progress"] or info["aof_rewrite_scheduled"]
-                    or info.get("rdb_bgsave_in_progress")):  # fmt: skip
+            if not (
+                info["aof_rewrite_in_progress"]
+                or info["aof_rewrite_scheduled"]
+                or info.get("rdb_bgsave_in_progress")
+            ):
                 return info
             time.sleep(0.1)
     finally:
@@ -247,24 +272,41 @@ def run(config: str, count: int, passes: int, cap: float) -> tuple[dict, list[di
         now = datetime(2026, 12, 1, 8, tzinfo=UTC)
         for p in range(passes):
             work.run_pass(graph, now + timedelta(minutes=30 * p), sample)
-            print(f"  {config}: pass {p + 1}/{passes}, {time.perf_counter() - began:.0f} s, "
-                  f"{falkordb_server.persistence_bytes(root) / 1e6:.1f} MB on disk", flush=True)  # fmt: skip
+            print(
+                f"  {config}: pass {p + 1}/{passes}, {time.perf_counter() - began:.0f} s, "
+                f"{falkordb_server.persistence_bytes(root) / 1e6:.1f} MB on disk",
+                flush=True,
+            )
         pass_seconds = (time.perf_counter() - began) / max(passes, 1)
         graph.close()
         info = wait_for_rewrites(paths.socket)
         on_disk = falkordb_server.persistence_bytes(root)
         snapshot = snapshot_bytes(root, paths.socket, keep=config == "old")
         disk = {
-            "config": config, "count": count, "passes": passes, "pass_s": pass_seconds,
-            "rewrites": info["aof_rewrites"], "disk": on_disk, "peak": peak[0], "snapshot": snapshot,
-        }  # fmt: skip
+            "config": config,
+            "count": count,
+            "passes": passes,
+            "pass_s": pass_seconds,
+            "rewrites": info["aof_rewrites"],
+            "disk": on_disk,
+            "peak": peak[0],
+            "snapshot": snapshot,
+        }
         restarts = []
 
         def measure(situation: str, crash: bool = False) -> bool:
             tail = log_tail_bytes(paths.socket)
             stop_s, ready_s, note = restart(root, config, cap, crash=crash)
-            restarts.append({"config": config, "situation": situation, "tail": tail,
-                             "stop_s": stop_s, "ready_s": ready_s, "note": note})  # fmt: skip
+            restarts.append(
+                {
+                    "config": config,
+                    "situation": situation,
+                    "tail": tail,
+                    "stop_s": stop_s,
+                    "ready_s": ready_s,
+                    "note": note,
+                }
+            )
             print(f"  {config}: {situation}: {restarts[-1]}", flush=True)
             return ready_s is not None
 
@@ -273,13 +315,17 @@ def run(config: str, count: int, passes: int, cap: float) -> tuple[dict, list[di
         # A known tail: a rewrite, then one batch job of enrichment (below every rewrite trigger).
         rewrite(paths.socket)
         graph = connect(GraphConfig(None, 0, None, GRAPH, root))
-        work.run_pass(graph, now + timedelta(minutes=30 * passes), lambda: None, limit=TAIL_MEMORIES)
+        work.run_pass(
+            graph, now + timedelta(minutes=30 * passes), lambda: None, limit=TAIL_MEMORIES
+        )
         graph.close()
         if not measure(f"rewrite, then {TAIL_MEMORIES:,} memories enriched"):
             return disk, restarts
         if config == "new":
             graph = connect(GraphConfig(None, 0, None, GRAPH, root))
-            work.run_pass(graph, now + timedelta(minutes=30 * (passes + 1)), lambda: None, limit=TAIL_MEMORIES)
+            work.run_pass(
+                graph, now + timedelta(minutes=30 * (passes + 1)), lambda: None, limit=TAIL_MEMORIES
+            )
             graph.close()
             time.sleep(1.5)  # appendfsync everysec
             measure(f"{TAIL_MEMORIES:,} more enriched, then kill -9", crash=True)
@@ -305,8 +351,14 @@ def run_young(config: str, count: int, cap: float) -> dict:
         on_disk = falkordb_server.persistence_bytes(root)
         stop_s, ready_s, note = restart(root, config, cap)
         situation = f"young store: {count:,} loaded, enriched once ({rewrites} rewrites, {on_disk / 1e6:.1f} MB)"
-        row = {"config": config, "situation": situation, "tail": tail, "stop_s": stop_s,
-               "ready_s": ready_s, "note": note}  # fmt: skip
+        row = {
+            "config": config,
+            "situation": situation,
+            "tail": tail,
+            "stop_s": stop_s,
+            "ready_s": ready_s,
+            "note": note,
+        }
         print(f"  {config}: {row}", flush=True)
         return row
 
@@ -315,10 +367,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--passes", type=int, default=20)
-    parser.add_argument("--configs", default="new,old", help=f"comma-separated, from {', '.join(CONFIGS)}")
-    parser.add_argument("--restart-cap", type=float, default=180.0, help="seconds a restart may take")
-    parser.add_argument("--young-count", type=int, default=20_000,
-                        help="memories of the young-store situation (0: skip it)")  # fmt: skip
+    parser.add_argument(
+        "--configs", default="new,old", help=f"comma-separated, from {', '.join(CONFIGS)}"
+    )
+    parser.add_argument(
+        "--restart-cap", type=float, default=180.0, help="seconds a restart may take"
+    )
+    parser.add_argument(
+        "--young-count",
+        type=int,
+        default=20_000,
+        help="memories of the young-store situation (0: skip it)",
+    )
     args = parser.parse_args()
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in configs if c not in CONFIGS]
@@ -339,21 +399,53 @@ def main() -> None:
 
     when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     if disks:
-        print(table(
-            f"Persistence files after {args.count:,} memories and {args.passes} enrichment passes ({when})",
-            ["config", "s/pass", "AOF rewrites", "files MB", "max files MB", "snapshot MB",
-             "files ÷ snapshot", "max ÷ snapshot"],
-            [[d["config"], f"{d['pass_s']:.1f}", d["rewrites"], mb(d["disk"]), mb(d["peak"]),
-              mb(d["snapshot"]), f"{d['disk'] / d['snapshot']:.2f}", f"{d['peak'] / d['snapshot']:.2f}"]
-             for d in disks],
-        ))  # fmt: skip
-    print(table(
-        f"Restart to the first GRAPH query ({when})",
-        ["config", "situation", "log tail MB", "stop s", "restart-to-ready s", "note"],
-        [[r["config"], r["situation"], mb(r["tail"]), f"{r['stop_s']:.2f}",
-          f"{r['ready_s']:.2f}" if r["ready_s"] is not None else f"> {args.restart_cap:.0f}",
-          r["note"]] for r in restarts],
-    ))  # fmt: skip
+        print(
+            table(
+                f"Persistence files after {args.count:,} memories and {args.passes} enrichment passes ({when})",
+                [
+                    "config",
+                    "s/pass",
+                    "AOF rewrites",
+                    "files MB",
+                    "max files MB",
+                    "snapshot MB",
+                    "files ÷ snapshot",
+                    "max ÷ snapshot",
+                ],
+                [
+                    [
+                        d["config"],
+                        f"{d['pass_s']:.1f}",
+                        d["rewrites"],
+                        mb(d["disk"]),
+                        mb(d["peak"]),
+                        mb(d["snapshot"]),
+                        f"{d['disk'] / d['snapshot']:.2f}",
+                        f"{d['peak'] / d['snapshot']:.2f}",
+                    ]
+                    for d in disks
+                ],
+            )
+        )
+    print(
+        table(
+            f"Restart to the first GRAPH query ({when})",
+            ["config", "situation", "log tail MB", "stop s", "restart-to-ready s", "note"],
+            [
+                [
+                    r["config"],
+                    r["situation"],
+                    mb(r["tail"]),
+                    f"{r['stop_s']:.2f}",
+                    f"{r['ready_s']:.2f}"
+                    if r["ready_s"] is not None
+                    else f"> {args.restart_cap:.0f}",
+                    r["note"],
+                ]
+                for r in restarts
+            ],
+        )
+    )
 
 
 if __name__ == "__main__":

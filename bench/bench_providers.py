@@ -18,7 +18,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import median, table  # noqa: E402
 from automem_pipelines.domain.embeddings import (  # noqa: E402
     OllamaProvider,
     OpenAIProvider,
@@ -26,6 +25,7 @@ from automem_pipelines.domain.embeddings import (  # noqa: E402
     embed_batches,
 )
 from automem_pipelines.domain.sample import sample_memories  # noqa: E402
+from bench._common import median, table  # noqa: E402
 from tests.support.ollama_server import OllamaServer  # noqa: E402
 from tests.support.openai_server import OpenAIEmbeddingsServer  # noqa: E402
 from tests.support.voyage_server import VoyageEmbeddingsServer  # noqa: E402
@@ -51,10 +51,12 @@ def main() -> None:
         "ollama-legacy": OllamaServer(legacy_only=True).start(),
     }
     makers = {
-        "openai": lambda s: OpenAIProvider("text-embedding-3-small", 1024, "sk-bench", s.base_url,
-                                           max_concurrency=16),
-        "voyage": lambda s: VoyageProvider("voyage-4", 1024, "voyage-test-key", s.base_url,
-                                           max_concurrency=16),
+        "openai": lambda s: OpenAIProvider(
+            "text-embedding-3-small", 1024, "sk-bench", s.base_url, max_concurrency=16
+        ),
+        "voyage": lambda s: VoyageProvider(
+            "voyage-4", 1024, "voyage-test-key", s.base_url, max_concurrency=16
+        ),
         "ollama": lambda s: OllamaProvider("nomic-embed-text", 768, s.base_url),
         "ollama-legacy": lambda s: OllamaProvider("nomic-embed-text", 768, s.base_url),
     }
@@ -75,7 +77,9 @@ def main() -> None:
                 started = time.perf_counter()
                 outcomes = embed_batches(provider, batches)
                 walls.append(time.perf_counter() - started)
-                assert all(o.error is None for o in outcomes), [o.error for o in outcomes if o.error]
+                assert all(o.error is None for o in outcomes), [
+                    o.error for o in outcomes if o.error
+                ]
                 requests = server.request_count
             wall = median(walls)
             rows.append([labels[name], provider.max_concurrency, requests, wall, args.n / wall])
@@ -83,12 +87,14 @@ def main() -> None:
     finally:
         for server in servers.values():
             server.stop()
-    print(table(
-        f"N={args.n} texts, batches of {args.batch}, {args.latency * 1000:.0f} ms per request, "
-        f"medians of {args.repeat}",
-        ["provider / endpoint", "in flight", "requests", "wall (s)", "texts/s"],
-        rows,
-    ))
+    print(
+        table(
+            f"N={args.n} texts, batches of {args.batch}, {args.latency * 1000:.0f} ms per request, "
+            f"medians of {args.repeat}",
+            ["provider / endpoint", "in flight", "requests", "wall (s)", "texts/s"],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -18,13 +18,20 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import (  # noqa: E402
-    bench_dir, instance_in, keep_open, load, make_settings, median, run_job, table, timed,
-)
-
 from automem_pipelines.domain.embeddings import OpenAIProvider, local_provider  # noqa: E402
 from automem_pipelines.domain.memory import content_hash, make_stamps, merged_payload  # noqa: E402
 from automem_pipelines.run_config import reembed_run_config  # noqa: E402
+from bench._common import (  # noqa: E402
+    bench_dir,
+    instance_in,
+    keep_open,
+    load,
+    make_settings,
+    median,
+    run_job,
+    table,
+    timed,
+)
 
 
 def qdrant_env(kind: str) -> dict[str, str]:
@@ -32,12 +39,22 @@ def qdrant_env(kind: str) -> dict[str, str]:
 
 
 def embed_alone(provider, texts: list[str], batch: int) -> np.ndarray:
-    return np.vstack([provider.embed(texts[i : i + batch]).vectors for i in range(0, len(texts), batch)])
+    return np.vstack(
+        [provider.embed(texts[i : i + batch]).vectors for i in range(0, len(texts), batch)]
+    )
 
 
 def upsert_alone(store, rows: list[dict], vecs: np.ndarray, provider) -> None:
-    payloads = [merged_payload(None, r, make_stamps(content_hash(r["content"]), provider.provider,
-                                                     provider.model, provider.dim)) for r in rows]
+    payloads = [
+        merged_payload(
+            None,
+            r,
+            make_stamps(
+                content_hash(r["content"]), provider.provider, provider.model, provider.dim
+            ),
+        )
+        for r in rows
+    ]
     store.ensure_collection(provider.dim)
     store.upsert([r["id"] for r in rows], vecs, payloads)
 
@@ -59,16 +76,28 @@ def cmd_overhead(args) -> None:
             t_incr, incr = run_job(settings, instance, reembed_run_config(args.batch))
             assert full["processed"] == args.n and incr["skipped_unchanged"] == args.n
             results.append((t_embed, t_upsert, t_job, t_incr, incr["provider_requests"]))
-            print(f"rep {rep}: embed {t_embed:.2f}s upsert {t_upsert:.2f}s job {t_job:.2f}s "
-                  f"incremental {t_incr:.2f}s", file=sys.stderr)
+            print(
+                f"rep {rep}: embed {t_embed:.2f}s upsert {t_upsert:.2f}s job {t_job:.2f}s "
+                f"incremental {t_incr:.2f}s",
+                file=sys.stderr,
+            )
     e, u, j, i = (median([r[k] for r in results]) for k in range(4))
-    print(table(
-        f"Overhead, N={args.n}, local provider, batch {args.batch}, Qdrant local mode ({args.qdrant}); "
-        f"medians of {args.repeat}",
-        ["embed alone (s)", "upsert alone (s)", "job, force=true (s)", "job ÷ (embed + upsert)",
-         "incremental job (s)", "incremental ÷ forced", "incremental provider calls"],
-        [[e, u, j, j / (e + u), i, i / j, max(r[4] for r in results)]],
-    ))
+    print(
+        table(
+            f"Overhead, N={args.n}, local provider, batch {args.batch}, Qdrant local mode ({args.qdrant}); "
+            f"medians of {args.repeat}",
+            [
+                "embed alone (s)",
+                "upsert alone (s)",
+                "job, force=true (s)",
+                "job ÷ (embed + upsert)",
+                "incremental job (s)",
+                "incremental ÷ forced",
+                "incremental provider calls",
+            ],
+            [[e, u, j, j / (e + u), i, i / j, max(r[4] for r in results)]],
+        )
+    )
 
 
 def cmd_latency(args) -> None:
@@ -80,21 +109,28 @@ def cmd_latency(args) -> None:
     try:
         for rep in range(args.repeat):
             with bench_dir() as root, instance_in(root) as instance:
-                env = {"EMBEDDING_PROVIDER": "openai", "OPENAI_API_KEY": "sk-bench",
-                       "OPENAI_BASE_URL": server.base_url, "VECTOR_SIZE": "256",
-                       **qdrant_env(args.qdrant)}
+                env = {
+                    "EMBEDDING_PROVIDER": "openai",
+                    "OPENAI_API_KEY": "sk-bench",
+                    "OPENAI_BASE_URL": server.base_url,
+                    "VECTOR_SIZE": "256",
+                    **qdrant_env(args.qdrant),
+                }
                 settings = make_settings(root, **env)
                 rows = load(settings, args.n)
                 timings = {}
                 for latency in (0.0, args.latency):
                     server.state.latency = latency
                     timings[latency], summary = run_job(
-                        settings, instance, reembed_run_config(args.batch, force=True))
+                        settings, instance, reembed_run_config(args.batch, force=True)
+                    )
                     assert summary["processed"] == args.n
                 # The reference's method: one batch at a time, embed then upsert, same client/store.
                 seq = make_settings(root, **{**env, "QDRANT_COLLECTION": "sequential"})
                 store = keep_open(seq)
-                provider = OpenAIProvider("text-embedding-3-small", 256, "sk-bench", server.base_url)
+                provider = OpenAIProvider(
+                    "text-embedding-3-small", 256, "sk-bench", server.base_url
+                )
                 store.ensure_collection(256)
 
                 def sequential():
@@ -110,19 +146,29 @@ def cmd_latency(args) -> None:
                 vecs = np.random.default_rng(0).standard_normal((len(rows), 256)).astype(np.float32)
                 t_store = timed(lambda: upsert_alone(cap_store, rows, vecs, provider))
                 rows_out.append((timings[0.0], timings[args.latency], t_seq, t_store))
-                print(f"rep {rep}: job@0 {timings[0.0]:.2f}s job@{args.latency} "
-                      f"{timings[args.latency]:.2f}s sequential {t_seq:.2f}s store {t_store:.2f}s",
-                      file=sys.stderr)
+                print(
+                    f"rep {rep}: job@0 {timings[0.0]:.2f}s job@{args.latency} "
+                    f"{timings[args.latency]:.2f}s sequential {t_seq:.2f}s store {t_store:.2f}s",
+                    file=sys.stderr,
+                )
     finally:
         server.stop()
     j0, jl, sq, st = (median([r[k] for r in rows_out]) for k in range(4))
-    print(table(
-        f"Remote provider, N={args.n}, batch {args.batch}, {args.latency * 1000:.0f} ms per request, "
-        f"Qdrant local mode ({args.qdrant}); medians of {args.repeat}",
-        ["job @0 ms (s)", f"job @{args.latency * 1000:.0f} ms (s)", "(a) ratio",
-         "sequential loop (s)", "(b) sequential ÷ job", "store upsert alone (s)"],
-        [[j0, jl, jl / j0, sq, sq / jl, st]],
-    ))
+    print(
+        table(
+            f"Remote provider, N={args.n}, batch {args.batch}, {args.latency * 1000:.0f} ms per request, "
+            f"Qdrant local mode ({args.qdrant}); medians of {args.repeat}",
+            [
+                "job @0 ms (s)",
+                f"job @{args.latency * 1000:.0f} ms (s)",
+                "(a) ratio",
+                "sequential loop (s)",
+                "(b) sequential ÷ job",
+                "store upsert alone (s)",
+            ],
+            [[j0, jl, jl / j0, sq, sq / jl, st]],
+        )
+    )
 
 
 SCALE_CHILD = r"""
@@ -152,28 +198,57 @@ def cmd_scale(args) -> None:
         with bench_dir() as root:
             env = qdrant_env(args.qdrant)
             load(make_settings(root, **env), n)
-            child = subprocess.run([sys.executable, "-c", SCALE_CHILD, str(root), json.dumps(env), repo],
-                                   capture_output=True, text=True, cwd=repo)
+            child = subprocess.run(
+                [sys.executable, "-c", SCALE_CHILD, str(root), json.dumps(env), repo],
+                capture_output=True,
+                text=True,
+                cwd=repo,
+            )
             if child.returncode != 0:
                 raise SystemExit(child.stderr[-3000:])
             r = json.loads(child.stdout.strip().splitlines()[-1])
             # A second process reopens the filled store: what a new run worker pays, and the
             # memory local mode keeps for the points alone.
-            reopen = subprocess.run([sys.executable, "-c", SCALE_REOPEN, str(root), json.dumps(env), repo],
-                                    capture_output=True, text=True, cwd=repo)
-            ro = json.loads(reopen.stdout.strip().splitlines()[-1]) if reopen.returncode == 0 else {}
-            out.append([n, r["job_s"], round(n / r["job_s"]), r["rss_before_mb"], r["peak_mb"],
-                        r["rss_after_mb"], r["peak_mb"] - r["rss_after_mb"],
-                        ro.get("store_mb", float("nan")) - ro.get("base_mb", float("nan")),
-                        ro.get("open_s", float("nan"))])
+            reopen = subprocess.run(
+                [sys.executable, "-c", SCALE_REOPEN, str(root), json.dumps(env), repo],
+                capture_output=True,
+                text=True,
+                cwd=repo,
+            )
+            ro = (
+                json.loads(reopen.stdout.strip().splitlines()[-1]) if reopen.returncode == 0 else {}
+            )
+            out.append(
+                [
+                    n,
+                    r["job_s"],
+                    round(n / r["job_s"]),
+                    r["rss_before_mb"],
+                    r["peak_mb"],
+                    r["rss_after_mb"],
+                    r["peak_mb"] - r["rss_after_mb"],
+                    ro.get("store_mb", float("nan")) - ro.get("base_mb", float("nan")),
+                    ro.get("open_s", float("nan")),
+                ]
+            )
             print(f"n={n}: {r} reopen={ro}", file=sys.stderr)
-    print(table(
-        f"Scale, local provider, batch 256, Qdrant local mode ({args.qdrant}), one process per size",
-        ["memories", "job (s)", "memories/s", "RSS before run (MB)", "peak RSS (MB)",
-         "RSS after run (MB)", "pipeline window: peak − after (MB)",
-         "local store alone: reopened, RSS growth (MB)", "reopen store (s)"],
-        out,
-    ))
+    print(
+        table(
+            f"Scale, local provider, batch 256, Qdrant local mode ({args.qdrant}), one process per size",
+            [
+                "memories",
+                "job (s)",
+                "memories/s",
+                "RSS before run (MB)",
+                "peak RSS (MB)",
+                "RSS after run (MB)",
+                "pipeline window: peak − after (MB)",
+                "local store alone: reopened, RSS growth (MB)",
+                "reopen store (s)",
+            ],
+            out,
+        )
+    )
 
 
 SCALE_REOPEN = r"""
@@ -191,7 +266,9 @@ print(json.dumps({"open_s": time.perf_counter() - t0, "store_mb": rss_mb(), "bas
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("overhead")
     p.add_argument("--n", type=int, default=10_000)

@@ -67,18 +67,27 @@ def one_death(client: DagsterGraphQLClient, instance: dg.DagsterInstance, poll: 
     # poll at the same phase.
     time.sleep(random.uniform(0, poll))
     run_id = client.submit_job_execution(
-        REEMBED_JOB, repository_location_name=CODE_LOCATION_NAME, repository_name=REPOSITORY_NAME,
-        run_config=reembed_run_config(batch_size=256, force=True), tags={"automem/trigger": "bench"},
-    )  # fmt: skip
-    wait_until("upsert step started", lambda: any(
-        e.step_key == "upsert_chunk[chunk_000]"
-        for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)))  # fmt: skip
+        REEMBED_JOB,
+        repository_location_name=CODE_LOCATION_NAME,
+        repository_name=REPOSITORY_NAME,
+        run_config=reembed_run_config(batch_size=256, force=True),
+        tags={"automem/trigger": "bench"},
+    )
+    wait_until(
+        "upsert step started",
+        lambda: any(
+            e.step_key == "upsert_chunk[chunk_000]"
+            for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)
+        ),
+    )
     tags = instance.get_run_by_id(run_id).tags
     worker = check_tagged_worker(tags)
     assert worker.alive, worker.why
     os.kill(worker.pid, signal.SIGKILL)
     killed_at = time.time()
-    status = wait_until("run ended", lambda: (r := instance.get_run_by_id(run_id)).is_finished and r.status, 0.1)
+    status = wait_until(
+        "run ended", lambda: (r := instance.get_run_by_id(run_id)).is_finished and r.status, 0.1
+    )
     if status != dg.DagsterRunStatus.FAILURE:
         raise RuntimeError(f"run {run_id} ended {status}, not FAILURE")
     return instance.get_run_record_by_id(run_id).end_time - killed_at
@@ -86,9 +95,18 @@ def one_death(client: DagsterGraphQLClient, instance: dg.DagsterInstance, poll: 
 
 def measure(label: str, poll: str | None, repeat: int, memories: int) -> dict:
     root = Path(tempfile.mkdtemp(prefix="amd-"))
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DAGSTER_HOME", "RUN_MONITORING_POLL_SECONDS") and not k.startswith("OPENAI")}  # fmt: skip
-    env.update({"AUTOMEM_DATA_DIR": str(root), "EMBEDDING_PROVIDER": "local", "ENRICHMENT_SENSOR_ENABLED": "false"})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DAGSTER_HOME", "RUN_MONITORING_POLL_SECONDS") and not k.startswith("OPENAI")
+    }
+    env.update(
+        {
+            "AUTOMEM_DATA_DIR": str(root),
+            "EMBEDDING_PROVIDER": "local",
+            "ENRICHMENT_SENSOR_ENABLED": "false",
+        }
+    )
     if poll is not None:
         env["RUN_MONITORING_POLL_SECONDS"] = poll
     settings = Settings.from_env(env)
@@ -97,16 +115,24 @@ def measure(label: str, poll: str | None, repeat: int, memories: int) -> dict:
         falkordb_server.ensure_running(root)
         graph = connect(GraphConfig.from_settings(settings))
         graph.ensure_indexes()
-        graph.upsert_memories([node_props_for_write(m) for m in sample_memories(memories, seed=3)], batch=5000)
+        graph.upsert_memories(
+            [node_props_for_write(m) for m in sample_memories(memories, seed=3)], batch=5000
+        )
         port = free_port()
         with running_stack(settings, port=port, env=env) as stack:
             client = DagsterGraphQLClient("127.0.0.1", port_number=port)
             with dg.DagsterInstance.from_config(str(stack.dagster_home)) as instance:
                 times = []
                 for i in range(repeat):
-                    times.append(one_death(client, instance, settings.schedule.run_monitoring_poll_seconds))
+                    times.append(
+                        one_death(client, instance, settings.schedule.run_monitoring_poll_seconds)
+                    )
                     print(f"  {label}: repetition {i + 1}: {times[-1]:.2f} s", file=sys.stderr)
-        return {"label": label, "poll": settings.schedule.run_monitoring_poll_seconds, "times": times}
+        return {
+            "label": label,
+            "poll": settings.schedule.run_monitoring_poll_seconds,
+            "times": times,
+        }
     finally:
         os.environ.pop("DAGSTER_HOME", None)
         falkordb_server.stop(root)
@@ -122,14 +148,18 @@ def main() -> None:
         measure("defaults", None, args.repeat, args.memories),
         measure("tests (RUN_MONITORING_POLL_SECONDS=1)", "1", args.repeat, args.memories),
     ]
-    print(f"\nkill -9 of the run worker during upsert_chunk → run FAILURE, {args.repeat} repetitions each\n")
+    print(
+        f"\nkill -9 of the run worker during upsert_chunk → run FAILURE, {args.repeat} repetitions each\n"
+    )
     print("| settings | poll interval (s) | median (s) | min (s) | max (s) | each (s) | target |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:
         t = row["times"]
         each = ", ".join(f"{x:.1f}" for x in t)
-        print(f"| {row['label']} | {row['poll']} | {statistics.median(t):.2f} | {min(t):.2f} | {max(t):.2f} "
-              f"| {each} | ≤ {TARGET_SECONDS} s: {'yes' if max(t) <= TARGET_SECONDS else 'no'} |")  # fmt: skip
+        print(
+            f"| {row['label']} | {row['poll']} | {statistics.median(t):.2f} | {min(t):.2f} | {max(t):.2f} "
+            f"| {each} | ≤ {TARGET_SECONDS} s: {'yes' if max(t) <= TARGET_SECONDS else 'no'} |"
+        )
 
 
 if __name__ == "__main__":

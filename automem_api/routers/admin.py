@@ -52,24 +52,37 @@ class JobEndpoint:
 
 
 JOB_ENDPOINTS = (
-    JobEndpoint("/admin/reembed", REEMBED_JOB, ReembedRequest, reembed_run_config,
-                "Re-embed memories (Dagster run of the re-embed job)", ReembedSummary,
-                "With `wait`: the run's summary"),
-    JobEndpoint("/admin/sync", DRIFT_SYNC_JOB, SyncRequest, sync_run_config,
-                "Repair drift between FalkorDB and Qdrant (Dagster run of the drift-sync job)",
-                SyncSummary, "With `wait`: dry_run, already_synced or complete"),
-)  # fmt: skip
+    JobEndpoint(
+        "/admin/reembed",
+        REEMBED_JOB,
+        ReembedRequest,
+        reembed_run_config,
+        "Re-embed memories (Dagster run of the re-embed job)",
+        ReembedSummary,
+        "With `wait`: the run's summary",
+    ),
+    JobEndpoint(
+        "/admin/sync",
+        DRIFT_SYNC_JOB,
+        SyncRequest,
+        sync_run_config,
+        "Repair drift between FalkorDB and Qdrant (Dagster run of the drift-sync job)",
+        SyncSummary,
+        "With `wait`: dry_run, already_synced or complete",
+    ),
+)
 REPROCESS_PATH = "/enrichment/reprocess"
 # The request model of each path that takes a body (error messages, audit of refused bodies).
 BODY_MODELS: dict[str, type[BaseModel]] = {
-    **{spec.path: spec.body for spec in JOB_ENDPOINTS}, REPROCESS_PATH: ReprocessRequest,
+    **{spec.path: spec.body for spec in JOB_ENDPOINTS},
+    REPROCESS_PATH: ReprocessRequest,
 }
 
 
 def add_job_endpoint(spec: JobEndpoint) -> None:
     Model = spec.body  # noqa: N806 - the handler's body type, read by FastAPI
 
-    async def launch(request: Request, body: Annotated[Model, Body()] = Model()) -> JSONResponse:
+    async def launch(request: Request, body: Annotated[Model, Body()] = Model()) -> JSONResponse:  # noqa: B008 - no body: the defaults
         sent = body.model_dump(exclude_unset=True)
         audit_of(request)["parameters"] = recorded_body(sent, spec.body.model_fields)
         params = body.model_dump(exclude={"wait"})
@@ -81,14 +94,19 @@ def add_job_endpoint(spec: JobEndpoint) -> None:
 
     launch.__name__ = "admin_" + spec.path.rsplit("/", 1)[-1]  # operationId as before
     router.add_api_route(
-        spec.path, launch, methods=["POST"], dependencies=ADMIN, tags=["admin"],
-        summary=spec.summary, status_code=202,
+        spec.path,
+        launch,
+        methods=["POST"],
+        dependencies=ADMIN,
+        tags=["admin"],
+        summary=spec.summary,
+        status_code=202,
         responses={
             200: {"model": spec.summary_model, "description": spec.summary_description},
             202: {"model": QueuedRun, "description": "Run queued"},
             **error_responses(400, 401, 403, 409, 413, 422, 429, 500, 503),
         },
-    )  # fmt: skip
+    )
 
 
 for _spec in JOB_ENDPOINTS:
@@ -108,8 +126,10 @@ for _spec in JOB_ENDPOINTS:
 )
 async def enrichment_reprocess(
     request: Request,
-    body: Annotated[ReprocessRequest, Body()] = ReprocessRequest(),
-    ids: Annotated[str | None, Query(description="Comma-separated ids, if the body has none")] = None,
+    body: Annotated[ReprocessRequest, Body()] = ReprocessRequest(),  # noqa: B008 - no body: the defaults
+    ids: Annotated[
+        str | None, Query(description="Comma-separated ids, if the body has none")
+    ] = None,
 ) -> JSONResponse:
     listed = body.ids
     if listed is None and ids is not None:
@@ -124,7 +144,12 @@ async def enrichment_reprocess(
     run_id = await runs.submit(request, ENRICHMENT_JOB, enrichment_run_config(unique, forced=True))
     audit_of(request)["outcome"] = "queued"
     return JSONResponse(
-        {"status": "queued", "count": len(unique), "ids": unique, "run_id": run_id,
-         "request_id": request_id_of(request)},
+        {
+            "status": "queued",
+            "count": len(unique),
+            "ids": unique,
+            "run_id": run_id,
+            "request_id": request_id_of(request),
+        },
         status_code=202,
-    )  # fmt: skip
+    )

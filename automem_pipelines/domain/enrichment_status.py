@@ -26,8 +26,15 @@ from .memory import DEFAULT_RECALL_EXCLUDED_TYPES
 STATS_LABEL = "EnrichmentStats"
 STATS_ID = "enrichment"
 RECENT_RUNS_KEPT = 200
-STATS_FIELDS = ("processed_total", "successes", "failures", "last_success_id",
-                "last_success_at", "last_error", "last_error_at")  # fmt: skip
+STATS_FIELDS = (
+    "processed_total",
+    "successes",
+    "failures",
+    "last_success_id",
+    "last_success_at",
+    "last_error",
+    "last_error_at",
+)
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,9 @@ def record_run(graph: GraphStore, run_id: str, summary: dict[str, Any]) -> bool:
 
 
 def read_stats(graph: GraphStore) -> dict[str, Any]:
-    rows = graph.query(f"MATCH (s:{STATS_LABEL} {{id: $sid}}) RETURN properties(s)", {"sid": STATS_ID})
+    rows = graph.query(
+        f"MATCH (s:{STATS_LABEL} {{id: $sid}}) RETURN properties(s)", {"sid": STATS_ID}
+    )
     props = dict(rows[0][0]) if rows else {}
     return props
 

@@ -45,21 +45,80 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
 _LITERALS = {"true", "false", "null", "none", "undefined"}
-_CODE_SUFFIXES = ("Adapter", "Handler", "Manager", "Service", "Controller", "Provider",
-                  "Factory", "Builder", "Helper", "Util")  # fmt: skip
+_CODE_SUFFIXES = (
+    "Adapter",
+    "Handler",
+    "Manager",
+    "Service",
+    "Controller",
+    "Provider",
+    "Factory",
+    "Builder",
+    "Helper",
+    "Util",
+)
 _BAD_FIRST_CHARS = set("-*#>|[]{}()_'\"")
 # Words that are never entities on their own, and that spaCy's small model sometimes glues
 # to the front of a name at the start of a sentence ("Deployed SuperWhisper" as PERSON).
 _STOPWORDS = {
-    "the", "this", "that", "these", "those", "with", "from", "into", "about", "after",
-    "before", "during", "every", "each", "some", "many", "most", "other", "project", "team",
-    "today", "tomorrow", "yesterday", "monday", "tuesday", "wednesday", "thursday", "friday",
-    "saturday", "sunday", "notes", "nobody", "everyone", "someone", "they", "there", "here",
-}  # fmt: skip
+    "the",
+    "this",
+    "that",
+    "these",
+    "those",
+    "with",
+    "from",
+    "into",
+    "about",
+    "after",
+    "before",
+    "during",
+    "every",
+    "each",
+    "some",
+    "many",
+    "most",
+    "other",
+    "project",
+    "team",
+    "today",
+    "tomorrow",
+    "yesterday",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "notes",
+    "nobody",
+    "everyone",
+    "someone",
+    "they",
+    "there",
+    "here",
+}
 _LEADING_VERBS = {
-    "deployed", "deploy", "met", "chose", "decided", "use", "used", "using", "started",
-    "keep", "prefer", "prefers", "write", "back", "caching", "moved", "agreed", "asked",
-}  # fmt: skip
+    "deployed",
+    "deploy",
+    "met",
+    "chose",
+    "decided",
+    "use",
+    "used",
+    "using",
+    "started",
+    "keep",
+    "prefer",
+    "prefers",
+    "write",
+    "back",
+    "caching",
+    "moved",
+    "agreed",
+    "asked",
+}
 
 
 def slugify(value: str) -> str:
@@ -155,7 +214,9 @@ def entity_tags(entities: dict[str, Iterable[str]]) -> list[str]:
     return sorted(tags)
 
 
-def summarize(content: Any, existing: str | None = None, max_length: int = SUMMARY_MAX_LENGTH) -> str | None:
+def summarize(
+    content: Any, existing: str | None = None, max_length: int = SUMMARY_MAX_LENGTH
+) -> str | None:
     """First sentence, at most ``max_length`` characters, cut at a word boundary.
 
     ``existing`` is returned unchanged when it equals the new summary (AutoMem keeps it).

@@ -74,10 +74,14 @@ class IdentityRecord:
         if identity is None or value.get("status") not in (VERIFIED, REPLACING):
             return None
         return cls(
-            identity, value["status"], str(value.get("method", "")), str(value.get("checked_at", "")),
-            int(value.get("sampled") or 0), value.get("median_cosine"),
+            identity,
+            value["status"],
+            str(value.get("method", "")),
+            str(value.get("checked_at", "")),
+            int(value.get("sampled") or 0),
+            value.get("median_cosine"),
             EmbeddingIdentity.from_dict(value.get("replacing")),
-        )  # fmt: skip
+        )
 
 
 @dataclass
@@ -172,8 +176,16 @@ def check_identity(
         found = f"its recorded identity is {record.identity.label()} ({record.status})"
         return _other_model(vectors, configured, found, replace_in_place, record.identity)
 
-    sample = vectors.sample(SAMPLE_POINTS, keys=["content", "embedding_stamp", "embedding_provider",
-                                                  "embedding_model", "embedding_dim"])  # fmt: skip
+    sample = vectors.sample(
+        SAMPLE_POINTS,
+        keys=[
+            "content",
+            "embedding_stamp",
+            "embedding_provider",
+            "embedding_model",
+            "embedding_dim",
+        ],
+    )
     same, foreign, unstamped = 0, Counter(), []
     named_by: dict[str, EmbeddingIdentity | None] = {}
     for rec in sample:
@@ -200,11 +212,13 @@ def check_identity(
     checked = same + matching + other
     if checked == 0 or (same + matching) / checked >= SAME_MODEL_MIN_SHARE:
         method = "sampled" if cosines else ("stamps" if checked else "empty")
-        record = IdentityRecord(configured, VERIFIED, method, utc_now_iso(),
-                                sampled=checked, median_cosine=median)  # fmt: skip
+        record = IdentityRecord(
+            configured, VERIFIED, method, utc_now_iso(), sampled=checked, median_cosine=median
+        )
         write_record(vectors, record)
-        check = IdentityCheck(configured, record, provider_texts=len(cosines),
-                              mostly_unstamped=mostly_unstamped)  # fmt: skip
+        check = IdentityCheck(
+            configured, record, provider_texts=len(cosines), mostly_unstamped=mostly_unstamped
+        )
         if other:
             check.notes.append(
                 f"{other} of {checked} sampled points are not the configured model's "
@@ -214,8 +228,10 @@ def check_identity(
         return check
     parts = []
     if foreign:
-        parts.append("sampled points are stamped with " + ", ".join(
-            f"{label} ({n})" for label, n in sorted(foreign.items())))  # fmt: skip
+        parts.append(
+            "sampled points are stamped with "
+            + ", ".join(f"{label} ({n})" for label, n in sorted(foreign.items()))
+        )
     if cosines:
         parts.append(
             f"re-embedding {len(cosines)} of its points' stored texts with the configured model "
@@ -229,7 +245,10 @@ def check_identity(
 
 
 def verify_points(
-    vectors: VectorStore, provider: EmbeddingProvider, ids: list[str], check: IdentityCheck,
+    vectors: VectorStore,
+    provider: EmbeddingProvider,
+    ids: list[str],
+    check: IdentityCheck,
     sample_size: int = SAMPLE_SIZE,
 ) -> tuple[int, set[str]]:
     """Before adopting unstamped points that the identity check did not itself sample (they
@@ -242,8 +261,11 @@ def verify_points(
     step = max(1, len(ids) // sample_size)
     picked = ids[::step][:sample_size]
     records = vectors.retrieve(picked, with_payload=["content"], with_vectors=True)
-    usable = [r for r in records.values()
-              if isinstance((r.payload or {}).get("content"), str) and _sample_vector(r) is not None]  # fmt: skip
+    usable = [
+        r
+        for r in records.values()
+        if isinstance((r.payload or {}).get("content"), str) and _sample_vector(r) is not None
+    ]
     if not usable:
         return 0, set()
     fresh = provider.embed([r.payload["content"] for r in usable]).vectors
@@ -272,8 +294,9 @@ def _other_model(
 ) -> IdentityCheck:
     if not replace_in_place:
         raise EmbeddingIdentityError(mismatch_message(vectors.collection, configured, found))
-    record = IdentityRecord(configured, REPLACING, "replace_in_place", utc_now_iso(),
-                            replacing=previous)  # fmt: skip
+    record = IdentityRecord(
+        configured, REPLACING, "replace_in_place", utc_now_iso(), replacing=previous
+    )
     write_record(vectors, record)
     check = IdentityCheck(configured, record)
     check.notes.append(f"replacing in place: {found}")
@@ -286,6 +309,8 @@ def finish_replacement(vectors: VectorStore, configured: EmbeddingIdentity) -> b
     record = read_record(vectors)
     if record is None or record.status != REPLACING or record.identity != configured:
         return False
-    write_record(vectors, IdentityRecord(configured, VERIFIED, "replaced", utc_now_iso(),
-                                         replacing=record.replacing))  # fmt: skip
+    write_record(
+        vectors,
+        IdentityRecord(configured, VERIFIED, "replaced", utc_now_iso(), replacing=record.replacing),
+    )
     return True

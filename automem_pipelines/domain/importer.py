@@ -39,12 +39,16 @@ def validate_record(raw: Any, where: str) -> dict[str, Any]:
             continue
         value = record[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-            raise ImportValidationError(f"{where}: field '{key}' must be a number from {lo} to {hi}")
+            raise ImportValidationError(
+                f"{where}: field '{key}' must be a number from {lo} to {hi}"
+            )
     ts = record.get("timestamp") or utc_now_iso()
     try:
         datetime.fromisoformat(str(ts).replace("Z", "+00:00"))
     except ValueError:
-        raise ImportValidationError(f"{where}: field 'timestamp' must be an ISO-8601 string") from None
+        raise ImportValidationError(
+            f"{where}: field 'timestamp' must be an ISO-8601 string"
+        ) from None
     record["timestamp"] = str(ts)
     if record.get("tags") is not None and not isinstance(record["tags"], (list, str)):
         raise ImportValidationError(f"{where}: field 'tags' must be a list of strings")
@@ -73,7 +77,7 @@ def import_jsonl(graph: GraphStore, fh: TextIO, source: str = "input") -> int:
     """Validate every line, then MERGE them all by id. Returns how many were written."""
     records = list(read_jsonl(fh, source))
     seen: set[str] = set()
-    for number, rec in enumerate(records, start=1):
+    for rec in records:
         if rec["id"] in seen:
             raise ImportValidationError(f"{source}: id {rec['id']} appears twice")
         seen.add(rec["id"])

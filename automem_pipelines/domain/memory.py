@@ -29,9 +29,13 @@ DEFAULT_RECALL_EXCLUDED_TYPES = ("MetaPattern",)
 # Keys we add to a point's payload to record what its vector was made from. The same facts
 # also go into one string, `embedding_stamp`, so the incremental check reads one key per point.
 STAMP_KEYS = (
-    "content_hash", "embedding_provider", "embedding_model", "embedding_dim", "embedded_at",
+    "content_hash",
+    "embedding_provider",
+    "embedding_model",
+    "embedding_dim",
+    "embedded_at",
     "embedding_stamp",
-)  # fmt: skip
+)
 CHECK_KEY = "embedding_stamp"
 # Node-only flag: enriched while it had no current vector; its SIMILAR_TO links are made once
 # a re-embed or a sync repair has written its vector.
@@ -78,7 +82,9 @@ def id_problem(value: Any) -> str | None:
 
 def shown_id(value: Any) -> str:
     """An id as reports show it (a node without id, or a non-string id, included)."""
-    return "<node without id>" if value is None else value if isinstance(value, str) else repr(value)
+    return (
+        "<node without id>" if value is None else value if isinstance(value, str) else repr(value)
+    )
 
 
 def split_usable_ids(ids: Iterable[Any]) -> tuple[list[str], list[str], list[str]]:
@@ -177,16 +183,24 @@ PAYLOAD_FIELDS = (
     PayloadField("metadata", True, "recall results (an object here, a JSON string on the node)"),
     PayloadField("archived", True, "tag-only scrolls skip points whose payload has it truthy"),
     PayloadField(
-        "last_accessed", False,
+        "last_accessed",
+        False,
         "volatile: AutoMem's /recall updates it on the node only, and recall shows the payload "
         "copy without filtering or scoring on it; comparing it would flag every recalled memory",
     ),
-    PayloadField("t_valid", False, "written by AutoMem's store path, omitted by its embedding "
-                 "worker, never read back"),
+    PayloadField(
+        "t_valid",
+        False,
+        "written by AutoMem's store path, omitted by its embedding worker, never read back",
+    ),
     PayloadField("t_invalid", False, "as t_valid"),
-    PayloadField("relevance_score", False, "copied by AutoMem's embedding worker; decay "
-                 "consolidation updates the node only; never read back"),
-)  # fmt: skip
+    PayloadField(
+        "relevance_score",
+        False,
+        "copied by AutoMem's embedding worker; decay "
+        "consolidation updates the node only; never read back",
+    ),
+)
 MIRRORED_FIELDS = tuple(f.name for f in PAYLOAD_FIELDS)
 COMPARED_FIELDS = tuple(f.name for f in PAYLOAD_FIELDS if f.compared)
 

@@ -14,8 +14,9 @@ from typing import Any
 DEFAULT_FAILURE_THRESHOLD = 1.0
 
 
-def apply_threshold(summary: dict[str, Any], attempted: int, failed: int, threshold: float,
-                    what: str) -> str | None:  # fmt: skip
+def apply_threshold(
+    summary: dict[str, Any], attempted: int, failed: int, threshold: float, what: str
+) -> str | None:
     """Mark the summary (``run_failed``; ``status`` "failed" and ``error`` when it failed) and
     return the run's failure message, or None. AutoMem's fields are kept as they are."""
     failed_run = failed > 0 and attempted > 0 and failed / attempted >= threshold

@@ -87,6 +87,7 @@ Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, strict=True), _int_check(1, MAX
 Flag = Annotated[bool, Field(strict=True), BeforeValidator(_bool_check)]
 FailureThreshold = Annotated[float, Field(gt=0, le=1), BeforeValidator(_share_check)]
 
+
 def param_error_of(exc: ValidationError) -> ParamError:
     """The first error of a validation as a ParamError (field and message)."""
     first = exc.errors(include_url=False)[0]

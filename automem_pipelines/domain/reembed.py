@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,12 +19,18 @@ import numpy as np
 
 from ..stores.graph import GraphStore
 from ..stores.vectors import VectorStore
-from .embeddings import EmbeddingProvider, embed_batches
 from . import identity as identity_mod
+from .embeddings import EmbeddingProvider, embed_batches
 from .memory import (
-    CHECK_KEY, SIMILAR_PENDING, adoption_stamps, content_hash, has_content, make_stamps, merged_payload,
+    CHECK_KEY,
+    SIMILAR_PENDING,
+    adoption_stamps,
+    content_hash,
+    has_content,
+    make_stamps,
+    merged_payload,
     split_usable_ids,
-)  # fmt: skip
+)
 from .vector_state import STATE_KEYS, EmbeddingIdentity, VectorState, needs_content, vector_state
 
 MAX_CHUNKS = 32  # dynamic steps stay in the tens whatever the store size
@@ -32,7 +38,9 @@ MIN_CHUNK = 10_000  # below this per chunk, per-step overhead (events, IO) outwe
 FAILED_IDS_SHOWN = 10
 WRITE_WINDOW = 1024  # points read from the graph and written to Qdrant per round
 ADOPT_BATCH = 1_024  # stamp writes per round
-SELECT_PAGE = 1_000  # ids per round: small pages keep short-lived objects out of the old GC generation
+SELECT_PAGE = (
+    1_000  # ids per round: small pages keep short-lived objects out of the old GC generation
+)
 
 
 class CountMismatchError(RuntimeError):
@@ -46,8 +54,9 @@ def enumerate_ids(graph: GraphStore, limit: int | None) -> list[str]:
     return graph.newest_ids_with_content(limit)
 
 
-def plan_chunks(ids: Sequence[str], batch_size: int, max_chunks: int = MAX_CHUNKS,
-                min_chunk: int = MIN_CHUNK) -> list[list[str]]:
+def plan_chunks(
+    ids: Sequence[str], batch_size: int, max_chunks: int = MAX_CHUNKS, min_chunk: int = MIN_CHUNK
+) -> list[list[str]]:
     """Split ids into at most ``max_chunks`` chunks, each a whole number of API batches."""
     if not ids:
         return []
@@ -76,8 +85,14 @@ class Selection:
 
     @property
     def skipped(self) -> int:
-        return (self.skipped_empty + self.skipped_unchanged + self.skipped_missing + self.adopted
-                + len(self.invalid_ids) + self.duplicate_nodes)
+        return (
+            self.skipped_empty
+            + self.skipped_unchanged
+            + self.skipped_missing
+            + self.adopted
+            + len(self.invalid_ids)
+            + self.duplicate_nodes
+        )
 
 
 def select_memories(
@@ -123,8 +138,14 @@ def select_memories(
     return selection
 
 
-def _judge(part: Sequence[str], contents: dict[str, Any], payloads: dict[str, dict], identity: EmbeddingIdentity,
-           trust_unstamped: bool, selection: Selection) -> None:  # fmt: skip
+def _judge(
+    part: Sequence[str],
+    contents: dict[str, Any],
+    payloads: dict[str, dict],
+    identity: EmbeddingIdentity,
+    trust_unstamped: bool,
+    selection: Selection,
+) -> None:
     for mid in part:
         if mid not in contents:
             selection.skipped_missing += 1
@@ -155,7 +176,9 @@ def adopt(vectors: VectorStore, selection: Selection, identity: EmbeddingIdentit
     return len(ids)
 
 
-def _listed(graph: GraphStore, limit: int | None) -> tuple[list[str], tuple[list[str], list[str], list[str]]]:
+def _listed(
+    graph: GraphStore, limit: int | None
+) -> tuple[list[str], tuple[list[str], list[str], list[str]]]:
     found = enumerate_ids(graph, limit)
     return found, split_usable_ids(found)
 
@@ -179,8 +202,15 @@ def plan_reembed(
             check = identity_mod.check_identity(vectors, provider, replace_in_place)
             found, (ids, invalid, shared) = listing.result()
         configured = check.configured
-        selection = select_memories(ids, graph, vectors, configured, force, check.trust_unstamped,
-                                    contents_first=check.mostly_unstamped)  # fmt: skip
+        selection = select_memories(
+            ids,
+            graph,
+            vectors,
+            configured,
+            force,
+            check.trust_unstamped,
+            contents_first=check.mostly_unstamped,
+        )
     selection.total = len(found)
     selection.invalid_ids = invalid
     selection.duplicate_ids = shared
@@ -277,9 +307,13 @@ class UpsertedChunk:
     pending_links: list[str] = field(default_factory=list)  # enriched before they had a vector
 
 
-def upsert_chunk(chunk: EmbeddedChunk, graph: GraphStore, vectors: VectorStore,
-                 window: int = WRITE_WINDOW,
-                 checkpoint: Callable[[], None] | None = None) -> UpsertedChunk:
+def upsert_chunk(
+    chunk: EmbeddedChunk,
+    graph: GraphStore,
+    vectors: VectorStore,
+    window: int = WRITE_WINDOW,
+    checkpoint: Callable[[], None] | None = None,
+) -> UpsertedChunk:
     """Write a chunk's vectors with payload = existing payload ⊕ fresh node properties ⊕ stamps.
 
     Works through the chunk in windows; the next window's node properties are read from the
@@ -288,29 +322,44 @@ def upsert_chunk(chunk: EmbeddedChunk, graph: GraphStore, vectors: VectorStore,
     ``checkpoint`` is called before each window; it may raise to stop between two windows.
     """
     started = time.perf_counter()
-    windows = [list(range(i, min(i + window, len(chunk.ids)))) for i in range(0, len(chunk.ids), window)]
+    windows = [
+        list(range(i, min(i + window, len(chunk.ids)))) for i in range(0, len(chunk.ids), window)
+    ]
     written = 0
     vanished: list[str] = []
     waiting_links: list[str] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-prefetch") as pool:
-        pending = pool.submit(graph.fetch_properties, [chunk.ids[r] for r in windows[0]]) if windows else None
+        pending = (
+            pool.submit(graph.fetch_properties, [chunk.ids[r] for r in windows[0]])
+            if windows
+            else None
+        )
         for n, rows in enumerate(windows):
             if checkpoint is not None:
                 checkpoint()
             with vectors.bulk_phase():  # a window's temporaries die with it
                 props = pending.result()
                 if n + 1 < len(windows):
-                    pending = pool.submit(graph.fetch_properties, [chunk.ids[r] for r in windows[n + 1]])
+                    pending = pool.submit(
+                        graph.fetch_properties, [chunk.ids[r] for r in windows[n + 1]]
+                    )
                 present = [r for r in rows if chunk.ids[r] in props]
-                waiting_links += [chunk.ids[r] for r in present if props[chunk.ids[r]].get(SIMILAR_PENDING) is True]
+                waiting_links += [
+                    chunk.ids[r]
+                    for r in present
+                    if props[chunk.ids[r]].get(SIMILAR_PENDING) is True
+                ]
                 vanished += [chunk.ids[r] for r in rows if chunk.ids[r] not in props]
                 if not present:
                     continue
                 ids = [chunk.ids[r] for r in present]
                 existing = vectors.payloads(ids)
                 payloads = [
-                    merged_payload(existing.get(mid), props[mid],
-                                   make_stamps(chunk.hashes[r], chunk.provider, chunk.model, chunk.dim))
+                    merged_payload(
+                        existing.get(mid),
+                        props[mid],
+                        make_stamps(chunk.hashes[r], chunk.provider, chunk.model, chunk.dim),
+                    )
                     for r, mid in zip(present, ids)
                 ]
                 vectors.upsert(ids, chunk.vectors[present], payloads)
@@ -333,8 +382,12 @@ def upsert_chunk(chunk: EmbeddedChunk, graph: GraphStore, vectors: VectorStore,
     )
 
 
-def summarize(results: Sequence[UpsertedChunk], selection: Selection, batch_size: int,
-              seconds: float | None = None) -> dict[str, Any]:
+def summarize(
+    results: Sequence[UpsertedChunk],
+    selection: Selection,
+    batch_size: int,
+    seconds: float | None = None,
+) -> dict[str, Any]:
     """The job's summary in the reference's shape, extended; checks that the counts add up."""
     total = selection.total
     processed = sum(r.processed for r in results)
@@ -368,7 +421,8 @@ def summarize(results: Sequence[UpsertedChunk], selection: Selection, batch_size
         "duplicate_ids": selection.duplicate_ids[:FAILED_IDS_SHOWN],
         "identity": selection.identity,
         "identity_check_texts": selection.identity_texts,
-        "provider_requests": sum(r.requests for r in results) + (1 if selection.identity_texts else 0),
+        "provider_requests": sum(r.requests for r in results)
+        + (1 if selection.identity_texts else 0),
         "tokens": sum(tokens) if tokens else None,
         "embed_seconds": round(sum(r.embed_seconds for r in results), 3),
         "upsert_seconds": round(sum(r.seconds for r in results), 3),

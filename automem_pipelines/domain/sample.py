@@ -15,36 +15,74 @@ from typing import Any
 
 from .memory import MEMORY_TYPES, dump_metadata, tag_prefixes
 
-PEOPLE = ["Alice", "Bob Chen", "Carla Diaz", "Dmitri Ivanov", "Priya Nair", "Tom Becker",
-          "Yuki Tanaka", "Sam Okafor", "Lena Fischer", "Marco Rossi"]
-TOOLS = ["Docker", "PostgreSQL", "Redis", "Kubernetes", "FalkorDB", "Qdrant", "Grafana",
-         "Terraform", "SuperWhisper", "GitHub Actions", "Dagster", "spaCy", "FastAPI", "Sentry"]
+PEOPLE = [
+    "Alice",
+    "Bob Chen",
+    "Carla Diaz",
+    "Dmitri Ivanov",
+    "Priya Nair",
+    "Tom Becker",
+    "Yuki Tanaka",
+    "Sam Okafor",
+    "Lena Fischer",
+    "Marco Rossi",
+]
+TOOLS = [
+    "Docker",
+    "PostgreSQL",
+    "Redis",
+    "Kubernetes",
+    "FalkorDB",
+    "Qdrant",
+    "Grafana",
+    "Terraform",
+    "SuperWhisper",
+    "GitHub Actions",
+    "Dagster",
+    "spaCy",
+    "FastAPI",
+    "Sentry",
+]
 PROJECTS = ["Launchpad", "Atlas", "Beacon", "Orion", "Nimbus", "Hearth", "Quill"]
 ORGS = ["Acme Corp", "Globex", "Initech", "the Berlin office", "Umbrella Labs"]
 PLACES = ["Berlin", "Lisbon", "Toronto", "Tokyo", "London"]
 
 OPENERS = {
-    "Decision": ["Decided to move {project} from {tool} to {tool2}.",
-                 "We agreed with {person} that {project} ships behind a feature flag.",
-                 "Chose {tool} for the {project} queue after comparing it with {tool2}."],
-    "Pattern": ["Every release of {project} slips when {tool} migrations are left to the last day.",
-                "Incidents in {project} cluster around {tool} upgrades.",
-                "{person} tends to find the root cause by reading {tool} logs first."],
-    "Preference": ["{person} prefers {tool} over {tool2} for local development.",
-                   "I like short pull requests for {project}, ideally under 300 lines.",
-                   "Prefer dark mode in every editor and terminal."],
-    "Style": ["Write commit messages in the imperative mood for {project}.",
-              "Code reviews on {project} should lead with the risk, then the nits.",
-              "Keep {tool} configuration in the repository, never in the console."],
-    "Habit": ["Every Monday I review the {project} backlog with {person}.",
-              "Back up {tool} before each schema change.",
-              "Start the day by checking {tool} alerts for {project}."],
-    "Insight": ["Caching {tool} responses cut {project} latency by {n} percent.",
-                "The {project} outage came from a connection pool of {n} shared by two services.",
-                "{tool} was slow because the index on the timestamp field was missing."],
-    "Context": ["Met with {person} in {place} to plan {project} for the next quarter.",
-                "Deployed {tool} with {person} during Project {project} review.",
-                "{org} asked for an export of {project} data by Friday."],
+    "Decision": [
+        "Decided to move {project} from {tool} to {tool2}.",
+        "We agreed with {person} that {project} ships behind a feature flag.",
+        "Chose {tool} for the {project} queue after comparing it with {tool2}.",
+    ],
+    "Pattern": [
+        "Every release of {project} slips when {tool} migrations are left to the last day.",
+        "Incidents in {project} cluster around {tool} upgrades.",
+        "{person} tends to find the root cause by reading {tool} logs first.",
+    ],
+    "Preference": [
+        "{person} prefers {tool} over {tool2} for local development.",
+        "I like short pull requests for {project}, ideally under 300 lines.",
+        "Prefer dark mode in every editor and terminal.",
+    ],
+    "Style": [
+        "Write commit messages in the imperative mood for {project}.",
+        "Code reviews on {project} should lead with the risk, then the nits.",
+        "Keep {tool} configuration in the repository, never in the console.",
+    ],
+    "Habit": [
+        "Every Monday I review the {project} backlog with {person}.",
+        "Back up {tool} before each schema change.",
+        "Start the day by checking {tool} alerts for {project}.",
+    ],
+    "Insight": [
+        "Caching {tool} responses cut {project} latency by {n} percent.",
+        "The {project} outage came from a connection pool of {n} shared by two services.",
+        "{tool} was slow because the index on the timestamp field was missing.",
+    ],
+    "Context": [
+        "Met with {person} in {place} to plan {project} for the next quarter.",
+        "Deployed {tool} with {person} during Project {project} review.",
+        "{org} asked for an export of {project} data by Friday.",
+    ],
 }
 FOLLOWUPS = [
     "The numbers were checked twice against the dashboard.",
@@ -64,12 +102,19 @@ TAG_ROOTS = ["project", "team", "infra", "personal", "topic"]
 def _fill(template: str, rng: random.Random) -> str:
     tool, tool2 = rng.sample(TOOLS, 2)
     return template.format(
-        person=rng.choice(PEOPLE), tool=tool, tool2=tool2, project=rng.choice(PROJECTS),
-        org=rng.choice(ORGS), place=rng.choice(PLACES), n=rng.randint(2, 95),
+        person=rng.choice(PEOPLE),
+        tool=tool,
+        tool2=tool2,
+        project=rng.choice(PROJECTS),
+        org=rng.choice(ORGS),
+        place=rng.choice(PLACES),
+        n=rng.randint(2, 95),
     )
 
 
-def sample_memories(count: int, seed: int = 7, now: datetime | None = None) -> Iterator[dict[str, Any]]:
+def sample_memories(
+    count: int, seed: int = 7, now: datetime | None = None
+) -> Iterator[dict[str, Any]]:
     """``count`` memories as AutoMem's store writes them (graph property shape)."""
     rng = random.Random(seed)
     now = now or datetime.now(UTC)
@@ -100,7 +145,11 @@ def sample_memories(count: int, seed: int = 7, now: datetime | None = None) -> I
             "t_valid": ts,
             "updated_at": ts,
             "last_accessed": ts,
-            "metadata": dump_metadata({"source": rng.choice(["chat", "cli", "import", "api"]),
-                                       "session": f"s-{rng.randint(1, 400):04d}"}),
+            "metadata": dump_metadata(
+                {
+                    "source": rng.choice(["chat", "cli", "import", "api"]),
+                    "session": f"s-{rng.randint(1, 400):04d}",
+                }
+            ),
             "processed": False,
         }

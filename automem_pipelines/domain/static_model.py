@@ -34,7 +34,9 @@ class StaticModel:
             raise ValueError(f"{model_dir}: pooling {config.get('pooling')!r} is not supported")
         tensors = load_file(str(model_dir / "model.safetensors"))
         if set(tensors) != {"embeddings"}:
-            raise ValueError(f"{model_dir}: expected one 'embeddings' table, found {sorted(tensors)}")
+            raise ValueError(
+                f"{model_dir}: expected one 'embeddings' table, found {sorted(tensors)}"
+            )
         self.embeddings: np.ndarray = tensors["embeddings"]
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         vocab = self.tokenizer.get_vocab()
@@ -64,9 +66,15 @@ class StaticModel:
         if self.max_length is not None:
             cut = self.max_length * self.median_token_length
             texts = [text[:cut] for text in texts]
-        parts = [self._encode_batch(texts[i : i + ENCODE_BATCH])
-                 for i in range(0, len(texts), ENCODE_BATCH)]  # fmt: skip
-        return np.concatenate(parts, axis=0) if parts else np.zeros((0, self.dim), self.embeddings.dtype)
+        parts = [
+            self._encode_batch(texts[i : i + ENCODE_BATCH])
+            for i in range(0, len(texts), ENCODE_BATCH)
+        ]
+        return (
+            np.concatenate(parts, axis=0)
+            if parts
+            else np.zeros((0, self.dim), self.embeddings.dtype)
+        )
 
     def _encode_batch(self, texts: Sequence[str]) -> np.ndarray:
         encodings = self.tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)

@@ -84,10 +84,13 @@ def stamp_identity(payload: dict[str, Any]) -> EmbeddingIdentity | None:
         provider, model, dim, _ = stamp.split("|", 3)
         return EmbeddingIdentity.from_dict({"provider": provider, "model": model, "dim": dim})
     if any(k in payload for k in LEGACY_STAMP_KEYS):
-        return EmbeddingIdentity.from_dict({
-            "provider": payload.get("embedding_provider"), "model": payload.get("embedding_model"),
-            "dim": payload.get("embedding_dim"),
-        })  # fmt: skip
+        return EmbeddingIdentity.from_dict(
+            {
+                "provider": payload.get("embedding_provider"),
+                "model": payload.get("embedding_model"),
+                "dim": payload.get("embedding_dim"),
+            }
+        )
     return None
 
 

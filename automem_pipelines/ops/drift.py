@@ -5,7 +5,6 @@ Detection reads both stores completely before anything is written; a dry run sto
 (no writes, no embedding provider).
 """
 
-
 import time
 from dataclasses import dataclass
 
@@ -22,9 +21,9 @@ from ..constants import (
 from ..domain import drift, enrichment
 from ..domain.identity import check_identity
 from ..domain.identity import mismatch_message as identity_mismatch_message
-from ..domain.vector_state import EmbeddingIdentity
 from ..domain.outcome import DEFAULT_FAILURE_THRESHOLD, apply_threshold
 from ..domain.params import check_batch_size, check_failure_threshold
+from ..domain.vector_state import EmbeddingIdentity
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
 from ..resources.nlp import EnrichmentResource
 from ..resources.sync import SyncPolicyResource
@@ -123,8 +122,14 @@ def detect_drift(
         "invalid_id={invalid_id_count} dimension_mismatch={dimension_mismatch} "
         "({detect_seconds})".format(**findings)
     )
-    plan = SyncPlan(report, config.batch_size, config.dry_run, config.recover_orphans, started,
-                    config.failure_threshold)  # fmt: skip
+    plan = SyncPlan(
+        report,
+        config.batch_size,
+        config.dry_run,
+        config.recover_orphans,
+        started,
+        config.failure_threshold,
+    )
     seconds = {f"seconds_{k}": v for k, v in findings["detect_seconds"].items()}
     return dg.Output(plan, metadata={**meta, **seconds})
 
@@ -145,7 +150,10 @@ def check_dimension(
     if report.dimension_mismatch and not plan.dry_run:
         raise dg.Failure(
             description="refusing to repair: " + report.dimension_message(qdrant.collection),
-            metadata={"collection_dim": report.collection_dim or 0, "vector_size": report.vector_size},
+            metadata={
+                "collection_dim": report.collection_dim or 0,
+                "vector_size": report.vector_size,
+            },
             allow_retries=False,
         )
     if report.dimension_mismatch:
@@ -153,10 +161,11 @@ def check_dimension(
     if report.identity_mismatch:
         recorded = report.identity_recorded or {}
         message = identity_mismatch_message(
-            qdrant.collection, EmbeddingIdentity(**report.identity_configured),
+            qdrant.collection,
+            EmbeddingIdentity(**report.identity_configured),
             f"its recorded identity is {recorded.get('provider')}:{recorded.get('model')} "
             f"({recorded.get('dim')}-d, {recorded.get('status')})",
-        )  # fmt: skip
+        )
         if not plan.dry_run:
             raise dg.Failure(description="refusing to repair: " + message, allow_retries=False)
         context.log.warning(message)
@@ -200,11 +209,17 @@ def repair_vectors(
                 result = drift.repair_vectors(kind, ids, graph, vectors, provider, plan.batch_size)
                 results.append(result)
                 linked = enrichment.link_pending(
-                    graph, vectors, result.pending_links, nlp.options(), EmbeddingIdentity.of(provider)
+                    graph,
+                    vectors,
+                    result.pending_links,
+                    nlp.options(),
+                    EmbeddingIdentity.of(provider),
                 )
                 if linked:
-                    context.log.info(f"{kind}: SIMILAR_TO links made for {linked} memories "
-                                     "enriched before their vector")  # fmt: skip
+                    context.log.info(
+                        f"{kind}: SIMILAR_TO links made for {linked} memories "
+                        "enriched before their vector"
+                    )
                 context.log.info(
                     f"{kind}: repaired {result.repaired}, skipped {result.skipped}, failed "
                     f"{len(result.failed)} of {result.total} in {result.requests} provider "
@@ -269,13 +284,22 @@ def summarize_sync(
     """Check repaired + skipped + failed per kind, report, and record what was written."""
     results = [*vector_results, *payload_results, *orphan_results]
     summary = drift.summarize(
-        plan.report, results, plan.dry_run, plan.recover_orphans, plan.batch_size,
+        plan.report,
+        results,
+        plan.dry_run,
+        plan.recover_orphans,
+        plan.batch_size,
         seconds=time.time() - plan.started_at,
-    )  # fmt: skip
+    )
     failure = None
     if summary["status"] == "complete":
-        failure = apply_threshold(summary, summary["synced"] + summary["failed"], summary["failed"],
-                                  plan.failure_threshold, "repair")  # fmt: skip
+        failure = apply_threshold(
+            summary,
+            summary["synced"] + summary["failed"],
+            summary["failed"],
+            plan.failure_threshold,
+            "repair",
+        )
     line = (
         "sync {status}: missing={missing_count} orphaned={orphaned_count} "
         "stale_vector={stale_vector_count} payload_drift={payload_drift_count}"

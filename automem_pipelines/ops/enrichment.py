@@ -71,9 +71,15 @@ def enrich_batch(
                 "entity extraction"
             )
         result = enrichment.enrich_batch(
-            graph, qdrant.get_store(), model, spec.ids, spec.forced, nlp.options(),
-            index=spec.index, identity=configured_identity(embeddings),
-        )  # fmt: skip
+            graph,
+            qdrant.get_store(),
+            model,
+            spec.ids,
+            spec.forced,
+            nlp.options(),
+            index=spec.index,
+            identity=configured_identity(embeddings),
+        )
     if result.failed:
         first = next(iter(result.failed.items()))
         context.log.warning(
@@ -123,8 +129,9 @@ def summarize_enrichment(
         "total={total} forced={forced} model={nlp_model}".format(**summary)
     )
     if summary["missing_ids"]:
-        context.log.warning(f"{len(summary['missing_ids'])} ids do not exist: "
-                            f"{summary['missing_ids'][:10]}")  # fmt: skip
+        context.log.warning(
+            f"{len(summary['missing_ids'])} ids do not exist: {summary['missing_ids'][:10]}"
+        )
     if summary["nlp_rule_only"]:
         context.log.error("entities were extracted RULE-ONLY: no spaCy model could be loaded")
     metadata = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}

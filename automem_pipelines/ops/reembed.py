@@ -1,6 +1,5 @@
 """Re-embed ops: thin wrappers around automem_pipelines.domain.reembed."""
 
-
 import time
 from dataclasses import dataclass
 
@@ -10,15 +9,18 @@ from pydantic import Field
 from ..constants import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, SUMMARY_METADATA_KEY, VECTOR_ASSET_KEY
 from ..domain import enrichment, reembed
 from ..domain.identity import finish_replacement
-from ..domain.vector_state import EmbeddingIdentity
 from ..domain.outcome import DEFAULT_FAILURE_THRESHOLD, apply_threshold
 from ..domain.params import BatchSize, FailureThreshold, Flag, Limit
+from ..domain.vector_state import EmbeddingIdentity
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
 from ..resources.nlp import EnrichmentResource
 from .common import (
-    configured_identity, fail_fast_unless_transient, interrupts_at_checkpoints, rate,
+    configured_identity,
+    fail_fast_unless_transient,
+    interrupts_at_checkpoints,
+    rate,
     retry_store_outages,
-)  # fmt: skip
+)
 
 
 class ReembedConfig(dg.Config):
@@ -92,8 +94,9 @@ def enumerate_memories(
         f"provider={provider.provider}:{provider.model} {provider.dim}-d); collection identity: "
         f"{selection.identity}, {selection.identity_texts} texts embedded to check it"
     )
-    plan = ReembedPlan(selection, config.batch_size, time.time(), config.limit is None,
-                       config.failure_threshold)  # fmt: skip
+    plan = ReembedPlan(
+        selection, config.batch_size, time.time(), config.limit is None, config.failure_threshold
+    )
     return dg.Output(
         plan,
         metadata={
@@ -131,7 +134,7 @@ def embed_chunk(
         chunk = reembed.embed_chunk(
             spec.index, spec.ids, graph, embeddings.get_provider(), spec.batch_size
         )
-    for mid, error in list(chunk.failed.items())[:1]:
+    for _mid, error in list(chunk.failed.items())[:1]:
         context.log.warning(f"chunk {spec.index}: {len(chunk.failed)} memories failed ({error})")
     context.log.info(
         f"chunk {spec.index}: embedded {len(chunk.ids)} in {chunk.requests} requests, "
@@ -161,17 +164,27 @@ def upsert_chunk(
     nlp: EnrichmentResource,
 ) -> dg.Output[reembed.UpsertedChunk]:
     # An interrupt (Terminate, Ctrl-C of the stack) ends the step between two write windows.
-    with fail_fast_unless_transient(), interrupts_at_checkpoints() as checkpoint, \
-            falkordb.get_store() as graph:
+    with (
+        fail_fast_unless_transient(),
+        interrupts_at_checkpoints() as checkpoint,
+        falkordb.get_store() as graph,
+    ):
         store = qdrant.get_store()
         result = reembed.upsert_chunk(chunk, graph, store, checkpoint=checkpoint)
         linked = enrichment.link_pending(
-            graph, store, result.pending_links, nlp.options(),
+            graph,
+            store,
+            result.pending_links,
+            nlp.options(),
             EmbeddingIdentity(chunk.provider, chunk.model, chunk.dim),
-        )  # fmt: skip
+        )
     context.log.info(
         f"chunk {chunk.index}: wrote {result.processed} points in {result.seconds:.2f}s"
-        + (f"; SIMILAR_TO links made for {linked} memories enriched before their vector" if linked else "")
+        + (
+            f"; SIMILAR_TO links made for {linked} memories enriched before their vector"
+            if linked
+            else ""
+        )
     )
     return dg.Output(
         result,
@@ -195,8 +208,13 @@ def summarize_reembed(
     summary = reembed.summarize(
         results, plan.selection, plan.batch_size, seconds=time.time() - plan.started_at
     )
-    failure = apply_threshold(summary, summary["processed"] + summary["failed"], summary["failed"],
-                              plan.failure_threshold, "embed")  # fmt: skip
+    failure = apply_threshold(
+        summary,
+        summary["processed"] + summary["failed"],
+        summary["failed"],
+        plan.failure_threshold,
+        "embed",
+    )
     if plan.selection.replacing and plan.whole_store and not summary["failed"]:
         identity = configured_identity(embeddings)
         with retry_store_outages():

@@ -22,16 +22,25 @@ class EmbeddingsResource(dg.ConfigurableResource):
     choice logged once), kept for the run's steps, closed when the run's resources are torn
     down. Outside a run each ``get_provider()`` builds a provider its caller owns."""
 
-    provider: str = Field("local", description="voyage | openai | ollama | local (resolved EMBEDDING_PROVIDER)")
-    model: str = Field(d.LOCAL_MODEL_NAME, description="VOYAGE_MODEL / EMBEDDING_MODEL / OLLAMA_MODEL")
-    vector_size: int = Field(d.LOCAL_MODEL_DIM, description="Dimensions requested and expected (VECTOR_SIZE)")
+    provider: str = Field(
+        "local", description="voyage | openai | ollama | local (resolved EMBEDDING_PROVIDER)"
+    )
+    model: str = Field(
+        d.LOCAL_MODEL_NAME, description="VOYAGE_MODEL / EMBEDDING_MODEL / OLLAMA_MODEL"
+    )
+    vector_size: int = Field(
+        d.LOCAL_MODEL_DIM, description="Dimensions requested and expected (VECTOR_SIZE)"
+    )
     selection: str = Field("", description="Why this provider, model and size were chosen")
     openai_api_key: str | None = Field(None, description="OPENAI_API_KEY")
     openai_base_url: str | None = Field(None, description="OPENAI_BASE_URL")
     voyage_api_key: str | None = Field(None, description="VOYAGE_API_KEY")
     voyage_base_url: str = Field(d.VOYAGE_BASE_URL, description="VOYAGE_BASE_URL")
     ollama_base_url: str = Field(d.OLLAMA_BASE_URL, description="OLLAMA_BASE_URL")
-    max_concurrency: int = Field(d.MAX_CONCURRENCY, description="Requests in flight to a remote provider (EMBEDDING_MAX_CONCURRENCY)")
+    max_concurrency: int = Field(
+        d.MAX_CONCURRENCY,
+        description="Requests in flight to a remote provider (EMBEDDING_MAX_CONCURRENCY)",
+    )
     max_retries: int = Field(d.MAX_RETRIES, description="Retries of a 429/5xx/timeout per request")
     timeout_seconds: float = Field(d.TIMEOUT_SECONDS, description="Per-request timeout")
 

@@ -37,6 +37,11 @@ class EnrichmentResource(dg.ConfigurableResource):
         return self._model
 
     def options(self) -> EnrichmentOptions:
-        fields = ("similarity_limit", "similarity_threshold", "enable_summaries", "max_attempts",
-                  "failure_backoff_seconds")  # fmt: skip
+        fields = (
+            "similarity_limit",
+            "similarity_threshold",
+            "enable_summaries",
+            "max_attempts",
+            "failure_backoff_seconds",
+        )
         return EnrichmentOptions(**{name: getattr(self, name) for name in fields})

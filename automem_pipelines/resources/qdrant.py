@@ -18,11 +18,15 @@ class QdrantResource(dg.ConfigurableResource):
     so an unavailable store is retried like any other store outage) and closed when the run's
     resources are torn down. Outside a run, ``with resource.open_store() as store:``."""
 
-    url: str | None = Field(description="Qdrant URL (QDRANT_URL); unset = local mode on disk; ':memory:'")
+    url: str | None = Field(
+        description="Qdrant URL (QDRANT_URL); unset = local mode on disk; ':memory:'"
+    )
     api_key: str | None = Field(None, description="Qdrant API key (QDRANT_API_KEY)")
     collection: str = Field(description="Collection name (QDRANT_COLLECTION)")
     data_dir: str = Field(description="Data directory of the local-mode store (AUTOMEM_DATA_DIR)")
-    timeout_seconds: int = Field(description="Request timeout for a Qdrant server (QDRANT_TIMEOUT_SECONDS)")
+    timeout_seconds: int = Field(
+        description="Request timeout for a Qdrant server (QDRANT_TIMEOUT_SECONDS)"
+    )
     lock_timeout_seconds: float = Field(
         description="How long to wait for another process to release the local store "
         "(QDRANT_LOCAL_LOCK_TIMEOUT_SECONDS)"
@@ -33,9 +37,13 @@ class QdrantResource(dg.ConfigurableResource):
 
     def vector_config(self) -> VectorConfig:
         return VectorConfig(
-            self.url, self.api_key, self.collection, Path(self.data_dir),
-            self.timeout_seconds, self.lock_timeout_seconds,
-        )  # fmt: skip
+            self.url,
+            self.api_key,
+            self.collection,
+            Path(self.data_dir),
+            self.timeout_seconds,
+            self.lock_timeout_seconds,
+        )
 
     @contextmanager
     def open_store(self) -> Iterator[VectorStore]:

@@ -87,11 +87,14 @@ class Settings(Group):
         groups: dict[str, Any] = {
             name: read_group(group, env, errors)
             for name, group in (
-                ("falkordb", FalkorDBSettings), ("qdrant", QdrantSettings),
-                ("enrichment", EnrichmentSettings), ("sync", SyncSettings),
-                ("schedule", ScheduleSettings), ("api", ApiSettings),
+                ("falkordb", FalkorDBSettings),
+                ("qdrant", QdrantSettings),
+                ("enrichment", EnrichmentSettings),
+                ("sync", SyncSettings),
+                ("schedule", ScheduleSettings),
+                ("api", ApiSettings),
             )
-        }  # fmt: skip
+        }
         raw = read_group(EmbeddingEnvironment, env, errors)
         size_var = "VECTOR_SIZE" if clean(env.get("VECTOR_SIZE")) else "QDRANT_VECTOR_SIZE"
         groups["embedding"] = resolve_embedding(raw, size_var, errors)
@@ -103,6 +106,8 @@ class Settings(Group):
 
 # Where each group's credentials are declared (the embedding group's: its variables as set).
 _SECRET_SOURCES: dict[str, type[Group]] = {
-    "falkordb": FalkorDBSettings, "qdrant": QdrantSettings, "embedding": EmbeddingEnvironment,
+    "falkordb": FalkorDBSettings,
+    "qdrant": QdrantSettings,
+    "embedding": EmbeddingEnvironment,
     "api": ApiSettings,
-}  # fmt: skip
+}

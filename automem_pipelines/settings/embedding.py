@@ -35,12 +35,16 @@ class EmbeddingEnvironment(Group):
         None, ge=1, le=65536, validation_alias=AliasChoices("VECTOR_SIZE", "QDRANT_VECTOR_SIZE")
     )
     voyage_model: str = Field(d.VOYAGE_DEFAULT_MODEL, validation_alias="VOYAGE_MODEL")
-    embedding_model: str | None = Field(None, validation_alias="EMBEDDING_MODEL")  # OpenAI's / local
+    embedding_model: str | None = Field(
+        None, validation_alias="EMBEDDING_MODEL"
+    )  # OpenAI's / local
     ollama_model: str | None = Field(None, validation_alias="OLLAMA_MODEL")
     voyage_base_url: HttpUrl = Field(d.VOYAGE_BASE_URL, validation_alias="VOYAGE_BASE_URL")
     openai_base_url: HttpUrl | None = Field(None, validation_alias="OPENAI_BASE_URL")
     ollama_base_url: HttpUrl | None = Field(None, validation_alias="OLLAMA_BASE_URL")
-    max_concurrency: int | None = Field(None, ge=1, le=64, validation_alias="EMBEDDING_MAX_CONCURRENCY")
+    max_concurrency: int | None = Field(
+        None, ge=1, le=64, validation_alias="EMBEDDING_MAX_CONCURRENCY"
+    )
     max_retries: int = Field(d.MAX_RETRIES, ge=0, le=20, validation_alias="EMBEDDING_MAX_RETRIES")
     timeout_seconds: float = Field(
         d.TIMEOUT_SECONDS, ge=1, le=3600, validation_alias="EMBEDDING_TIMEOUT_SECONDS"
@@ -125,7 +129,9 @@ def _requested(env: EmbeddingEnvironment, remote_dim: int, errors: list[str]) ->
     return requested
 
 
-def _auto(env: EmbeddingEnvironment, size_var: str, remote_dim: int, errors: list[str]) -> tuple[str, str]:
+def _auto(
+    env: EmbeddingEnvironment, size_var: str, remote_dim: int, errors: list[str]
+) -> tuple[str, str]:
     order = "AutoMem's order: Voyage, OpenAI, Ollama, fastembed"
     provider, why = "local", ""
     voyage_problem = _voyage_dim_problem(env.voyage_model, size_var, remote_dim)
@@ -150,7 +156,9 @@ def _auto(env: EmbeddingEnvironment, size_var: str, remote_dim: int, errors: lis
     return provider, why
 
 
-def resolve_embedding(env: EmbeddingEnvironment, size_var: str, errors: list[str]) -> EmbeddingSettings:
+def resolve_embedding(
+    env: EmbeddingEnvironment, size_var: str, errors: list[str]
+) -> EmbeddingSettings:
     """The provider, model and size AutoMem would run for these variables; problems are
     added to ``errors``."""
     remote_dim = env.vector_size or d.REMOTE_DEFAULT_DIM
@@ -204,12 +212,17 @@ def resolve_embedding(env: EmbeddingEnvironment, size_var: str, errors: list[str
 
     why += f" (model {model}, {dim}-d)"
     values: dict[str, object] = {
-        "provider": provider, "model": model, "vector_size": dim, "selection": why,
-        "openai_api_key": env.openai_api_key, "voyage_api_key": env.voyage_api_key,
+        "provider": provider,
+        "model": model,
+        "vector_size": dim,
+        "selection": why,
+        "openai_api_key": env.openai_api_key,
+        "voyage_api_key": env.voyage_api_key,
         "voyage_base_url": env.voyage_base_url,
-        "max_retries": env.max_retries, "timeout_seconds": env.timeout_seconds,
+        "max_retries": env.max_retries,
+        "timeout_seconds": env.timeout_seconds,
         "max_concurrency": env.max_concurrency or d.MAX_CONCURRENCY,
-    }  # fmt: skip
+    }
     if provider == "openai":
         values["openai_base_url"] = env.openai_base_url
     if provider == "ollama" and env.ollama_base_url:

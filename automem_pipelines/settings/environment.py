@@ -183,7 +183,9 @@ def read_group(cls: type[G], env: Mapping[str, str], errors: list[str], **given:
                 errors.append(str(error["msg"]).removeprefix("Value error, "))
                 continue
             bad.update(variable_names(field))
-            if error["type"] == OWN_MESSAGE:  # a message of its own (one that must not echo the value)
+            if (
+                error["type"] == OWN_MESSAGE
+            ):  # a message of its own (one that must not echo the value)
                 errors.append(str(error["msg"]))
             else:
                 errors.append(f"{name}={error['input']!r} is not valid: expected {expected(field)}")

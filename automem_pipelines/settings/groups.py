@@ -25,9 +25,11 @@ class FalkorDBSettings(Group):
     graph: str = Field("memories", validation_alias="FALKORDB_GRAPH")
     # How long a start waits for the embedded server to load its data.
     start_timeout_seconds: float = Field(
-        DEFAULT_START_TIMEOUT, ge=START_TIMEOUT_RANGE[0], le=START_TIMEOUT_RANGE[1],
+        DEFAULT_START_TIMEOUT,
+        ge=START_TIMEOUT_RANGE[0],
+        le=START_TIMEOUT_RANGE[1],
         validation_alias=START_TIMEOUT_ENV,
-    )  # fmt: skip
+    )
 
     @property
     def embedded(self) -> bool:
@@ -35,7 +37,11 @@ class FalkorDBSettings(Group):
 
 
 def _qdrant_url(value: str | None) -> str | None:
-    if value is not None and value != QDRANT_IN_MEMORY and not value.startswith(("http://", "https://")):
+    if (
+        value is not None
+        and value != QDRANT_IN_MEMORY
+        and not value.startswith(("http://", "https://"))
+    ):
         raise ValueError("not a Qdrant URL")
     return value
 
@@ -88,7 +94,9 @@ class EnrichmentSettings(Group):
     sensor_interval_seconds: int = Field(
         30, ge=1, le=86400, validation_alias="ENRICHMENT_SENSOR_INTERVAL_SECONDS"
     )
-    sensor_batch_size: int = Field(200, ge=1, le=5000, validation_alias="ENRICHMENT_SENSOR_BATCH_SIZE")
+    sensor_batch_size: int = Field(
+        200, ge=1, le=5000, validation_alias="ENRICHMENT_SENSOR_BATCH_SIZE"
+    )
     sensor_enabled: Flag = Field(True, validation_alias="ENRICHMENT_SENSOR_ENABLED")
 
 

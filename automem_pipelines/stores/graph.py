@@ -41,9 +41,12 @@ class GraphConfig:
     @classmethod
     def from_settings(cls, settings: Settings) -> GraphConfig:
         return cls(
-            settings.falkordb.host, settings.falkordb.port, settings.falkordb.password,
-            settings.falkordb.graph, settings.data_dir,
-        )  # fmt: skip
+            settings.falkordb.host,
+            settings.falkordb.port,
+            settings.falkordb.password,
+            settings.falkordb.graph,
+            settings.data_dir,
+        )
 
     def describe(self) -> str:
         where = f"{self.host}:{self.port}" if self.host else f"embedded ({self.data_dir})"
@@ -101,7 +104,11 @@ class GraphStore:
         return -1 if not rows or rows[0][0] is None else int(rows[0][0])
 
     def scan(
-        self, returns: str, where: str = "", page: int = SCAN_PAGE, params: dict[str, Any] | None = None
+        self,
+        returns: str,
+        where: str = "",
+        page: int = SCAN_PAGE,
+        params: dict[str, Any] | None = None,
     ) -> Iterator[list[Any]]:
         """Every :Memory row, walking node ids in ranges of ``page``.
 
@@ -123,8 +130,11 @@ class GraphStore:
 
     def memory_ids(self, excluded_types: Sequence[str] = ()) -> Iterator[str]:
         if excluded_types:
-            rows = self.scan("m.id", "NOT coalesce(m.type, '') IN $excluded",
-                             params={"excluded": list(excluded_types)})
+            rows = self.scan(
+                "m.id",
+                "NOT coalesce(m.type, '') IN $excluded",
+                params={"excluded": list(excluded_types)},
+            )
         else:
             rows = self.scan("m.id")
         for row in rows:
@@ -135,7 +145,9 @@ class GraphStore:
         timestamp DESC), found by streaming pages through a bounded heap."""
         rows = (
             (r[1] if isinstance(r[1], str) else "", r[0])
-            for r in self.scan("m.id, m.timestamp", "m.content IS NOT NULL AND trim(toString(m.content)) <> ''")
+            for r in self.scan(
+                "m.id, m.timestamp", "m.content IS NOT NULL AND trim(toString(m.content)) <> ''"
+            )
         )
         return [mid for _, mid in heapq.nlargest(limit, rows)]
 

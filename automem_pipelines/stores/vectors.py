@@ -49,10 +49,13 @@ class VectorConfig:
     @classmethod
     def from_settings(cls, settings: Settings, timeout_seconds: int | None = None) -> VectorConfig:
         return cls(
-            settings.qdrant.url, settings.qdrant.api_key, settings.qdrant.collection,
-            settings.data_dir, timeout_seconds or settings.qdrant.timeout_seconds,
+            settings.qdrant.url,
+            settings.qdrant.api_key,
+            settings.qdrant.collection,
+            settings.data_dir,
+            timeout_seconds or settings.qdrant.timeout_seconds,
             settings.qdrant.lock_timeout_seconds,
-        )  # fmt: skip
+        )
 
     @property
     def location(self) -> str:
@@ -134,7 +137,9 @@ class VectorStore:
         try:
             return fn(*args, **kwargs)
         except _UNAVAILABLE as exc:
-            raise VectorStoreUnavailableError(f"{self.config.describe()}: {what} failed: {exc}") from exc
+            raise VectorStoreUnavailableError(
+                f"{self.config.describe()}: {what} failed: {exc}"
+            ) from exc
 
     # -- collection ---------------------------------------------------------------------------
     def collection_dim(self) -> int | None:
@@ -161,9 +166,13 @@ class VectorStore:
         """Up to ``size`` points with these payload keys and their vectors: the first page of a
         scroll in id order (ids are random UUIDs, so the points are spread over the store)."""
         records, _ = self._call(
-            "scroll", self.client.scroll, self.collection, limit=size,
-            with_payload=list(keys), with_vectors=True,
-        )  # fmt: skip
+            "scroll",
+            self.client.scroll,
+            self.collection,
+            limit=size,
+            with_payload=list(keys),
+            with_vectors=True,
+        )
         return list(records)
 
     def ensure_collection(self, dim: int) -> bool:
@@ -192,10 +201,15 @@ class VectorStore:
     # -- reads ----------------------------------------------------------------------------------
     def count(self, excluded_types: Sequence[str] = ()) -> int:
         flt = exclude_types_filter(excluded_types)
-        return self._call("count", self.client.count, self.collection, count_filter=flt, exact=True).count
+        return self._call(
+            "count", self.client.count, self.collection, count_filter=flt, exact=True
+        ).count
 
     def retrieve(
-        self, ids: Sequence[str], with_payload: bool | Sequence[str] = True, with_vectors: bool = False
+        self,
+        ids: Sequence[str],
+        with_payload: bool | Sequence[str] = True,
+        with_vectors: bool = False,
     ) -> dict[str, models.Record]:
         found: dict[str, models.Record] = {}
         payload_arg = list(with_payload) if not isinstance(with_payload, bool) else with_payload
@@ -269,9 +283,13 @@ class VectorStore:
     def set_payload_many(self, point_ids: Sequence[str], payload: dict[str, Any]) -> None:
         """Merge the same keys into many points' payloads, one request."""
         self._call(
-            "set_payload", self.client.set_payload, self.collection, payload=payload,
-            points=list(point_ids), wait=True,
-        )  # fmt: skip
+            "set_payload",
+            self.client.set_payload,
+            self.collection,
+            payload=payload,
+            points=list(point_ids),
+            wait=True,
+        )
 
     def set_payloads(self, payloads: dict[str, dict[str, Any]], batch: int = UPSERT_BATCH) -> None:
         """Merge keys into many points' payloads (each its own keys), a batch of operations
@@ -290,18 +308,25 @@ class VectorStore:
                 wait=True,
             )
 
-    def delete_payload_keys(self, keys_by_point: dict[str, list[str]], batch: int = UPSERT_BATCH) -> None:
+    def delete_payload_keys(
+        self, keys_by_point: dict[str, list[str]], batch: int = UPSERT_BATCH
+    ) -> None:
         """Remove these payload keys from these points (each its own keys)."""
         items = [(pid, keys) for pid, keys in keys_by_point.items() if keys]
         for start in range(0, len(items), batch):
             ops = [
-                models.DeletePayloadOperation(delete_payload=models.DeletePayload(keys=keys, points=[pid]))
+                models.DeletePayloadOperation(
+                    delete_payload=models.DeletePayload(keys=keys, points=[pid])
+                )
                 for pid, keys in items[start : start + batch]
             ]
             self._call(
-                "batch_update_points", self.client.batch_update_points, self.collection,
-                update_operations=ops, wait=True,
-            )  # fmt: skip
+                "batch_update_points",
+                self.client.batch_update_points,
+                self.collection,
+                update_operations=ops,
+                wait=True,
+            )
 
     def neighbours(
         self, queries: dict[str, Sequence[float]], limit: int, threshold: float, batch: int = 64
@@ -321,10 +346,15 @@ class VectorStore:
         if self.config.is_local:
             for pid, vec in queries.items():
                 response = self._call(
-                    "query_points", self.client.query_points, self.collection,
-                    query=np.asarray(vec, dtype=np.float32), limit=limit + 1,
-                    score_threshold=threshold, with_payload=False, with_vectors=False,
-                )  # fmt: skip
+                    "query_points",
+                    self.client.query_points,
+                    self.collection,
+                    query=np.asarray(vec, dtype=np.float32),
+                    limit=limit + 1,
+                    score_threshold=threshold,
+                    with_payload=False,
+                    with_vectors=False,
+                )
                 keep(pid, response.points)
             return found
         items = list(queries.items())
@@ -332,15 +362,20 @@ class VectorStore:
             part = items[start : start + batch]
             requests = [
                 models.QueryRequest(
-                    query=list(vec), limit=limit + 1, score_threshold=threshold,
-                    with_payload=False, with_vector=False,
-                )  # fmt: skip
+                    query=list(vec),
+                    limit=limit + 1,
+                    score_threshold=threshold,
+                    with_payload=False,
+                    with_vector=False,
+                )
                 for _, vec in part
             ]
             responses = self._call(
-                "query_batch_points", self.client.query_batch_points, self.collection,
+                "query_batch_points",
+                self.client.query_batch_points,
+                self.collection,
                 requests=requests,
-            )  # fmt: skip
+            )
             for (pid, _), response in zip(part, responses):
                 keep(pid, response.points)
         return found
@@ -350,7 +385,9 @@ def exclude_types_filter(excluded_types: Sequence[str]) -> models.Filter | None:
     if not excluded_types:
         return None
     return models.Filter(
-        must_not=[models.FieldCondition(key="type", match=models.MatchAny(any=list(excluded_types)))]
+        must_not=[
+            models.FieldCondition(key="type", match=models.MatchAny(any=list(excluded_types)))
+        ]
     )
 
 
@@ -363,5 +400,3 @@ def dimension_message(collection: str, collection_dim: int, provider_dim: int) -
         f"force=true, or set VECTOR_SIZE/EMBEDDING_MODEL back to the collection's "
         f"{collection_dim} dimensions."
     )
-
-

@@ -20,9 +20,13 @@ def make_client(
     anything that passes auth and validation ends in 503, and every submit is recorded."""
     clients: list[TestClient] = []
 
-    def make(api_token: str | None = API_TOKEN, admin_token: str | None = ADMIN_TOKEN,
-             rate: RateLimit = RateLimit(0, 60.0), settings_env: dict[str, str] | None = None,
-             **overrides) -> tuple[TestClient, RecordingGateway]:  # fmt: skip
+    def make(
+        api_token: str | None = API_TOKEN,
+        admin_token: str | None = ADMIN_TOKEN,
+        rate: RateLimit = RateLimit(0, 60.0),  # noqa: B008 - frozen value
+        settings_env: dict[str, str] | None = None,
+        **overrides,
+    ) -> tuple[TestClient, RecordingGateway]:
         config = ApiConfig(
             settings=make_settings(**(settings_env or {})),
             api_token=api_token,

@@ -135,8 +135,11 @@ def test_auth_matrix(make_client, case, endpoint):
 
 def test_through_auth_with_dagster_down_is_503_and_names_dagster(make_client):
     client, launcher = make_client()
-    response = client.post("/enrichment/reprocess", headers={**BEARER, "X-Admin-Token": ADMIN_TOKEN},
-                           json={"ids": ["b", "a", "b"]})  # fmt: skip
+    response = client.post(
+        "/enrichment/reprocess",
+        headers={**BEARER, "X-Admin-Token": ADMIN_TOKEN},
+        json={"ids": ["b", "a", "b"]},
+    )
     assert response.status_code == 503
     assert "Dagster webserver" in response.json()["message"]
     assert "Traceback" not in response.text
@@ -178,10 +181,16 @@ def test_rate_limit_counts_admin_calls_and_says_when_to_retry(make_client):
 def test_audit_log_records_admin_calls_without_tokens(make_client, tmp_path):
     client, _ = make_client()
     client.post("/admin/reembed", headers=BEARER, json={"batch_size": 8})
-    client.post("/admin/reembed", params={"api_key": API_TOKEN, "admin_token": ADMIN_TOKEN},
-                json={"batch_size": 0})  # fmt: skip
-    client.post("/enrichment/reprocess", headers={**BEARER, "X-Admin-Token": ADMIN_TOKEN},
-                json={"ids": ["m1"]})  # fmt: skip
+    client.post(
+        "/admin/reembed",
+        params={"api_key": API_TOKEN, "admin_token": ADMIN_TOKEN},
+        json={"batch_size": 0},
+    )
+    client.post(
+        "/enrichment/reprocess",
+        headers={**BEARER, "X-Admin-Token": ADMIN_TOKEN},
+        json={"ids": ["m1"]},
+    )
     client.get("/health")
     text = (tmp_path / "audit.jsonl").read_text()
     assert API_TOKEN not in text and ADMIN_TOKEN not in text

@@ -28,10 +28,13 @@ def fuzz_app(data_dir, tmp_path_factory):
     suffix = uuid.uuid4().hex[:10]
     env = {"AUTOMEM_DATA_DIR": str(data_dir), "FALKORDB_GRAPH": f"fuzz_{suffix}"}
     config = ApiConfig(
-        settings=Settings.from_env(env), api_token=API_TOKEN, admin_token=ADMIN_TOKEN,
-        admin_rate_limit=RateLimit(0, 60.0), status_cache_seconds=0,
+        settings=Settings.from_env(env),
+        api_token=API_TOKEN,
+        admin_token=ADMIN_TOKEN,
+        admin_rate_limit=RateLimit(0, 60.0),
+        status_cache_seconds=0,
         audit_log=tmp_path_factory.mktemp("fuzz") / "audit.jsonl",
-    )  # fmt: skip
+    )
     app = create_app(config, ScriptedGateway(config))
     yield app
     app.state.graph.close()

@@ -39,10 +39,15 @@ def scripted(make_settings, tmp_path):
 
     def make(**overrides):
         config = ApiConfig(
-            settings=make_settings(), api_token=API_TOKEN, admin_token=ADMIN_TOKEN,
-            admin_rate_limit=RateLimit(0, 60.0), audit_log=tmp_path / "audit.jsonl",
-            status_cache_seconds=0, wait_poll_seconds=0.01, **overrides,
-        )  # fmt: skip
+            settings=make_settings(),
+            api_token=API_TOKEN,
+            admin_token=ADMIN_TOKEN,
+            admin_rate_limit=RateLimit(0, 60.0),
+            audit_log=tmp_path / "audit.jsonl",
+            status_cache_seconds=0,
+            wait_poll_seconds=0.01,
+            **overrides,
+        )
         launcher = Scripted(config)
         client = TestClient(create_app(config, launcher), raise_server_exceptions=False)
         made.append(client)
@@ -92,15 +97,26 @@ def test_wait_on_a_run_failed_by_its_threshold_keeps_automems_fields_and_says_so
     launcher.final_status = "FAILURE"
     launcher.errors = ["summarize_reembed: re-embed failed: 12 of the 12 memories failed"]
     launcher.failed_summary = {
-        "status": "failed", "processed": 0, "failed": 12, "total": 12, "batch_size": 32,
-        "metadata_preserved": True, "failed_ids": ["a"], "run_failed": True,
+        "status": "failed",
+        "processed": 0,
+        "failed": 12,
+        "total": 12,
+        "batch_size": 32,
+        "metadata_preserved": True,
+        "failed_ids": ["a"],
+        "run_failed": True,
         "error": "12 of the 12 memories this run tried to embed failed",
-    }  # fmt: skip
+    }
     response = client.post("/admin/reembed", headers=ADMIN, json={"wait": True})
     assert response.status_code == 200  # as AutoMem answers provider failures
     body = response.json()
     assert {k: body[k] for k in ("processed", "failed", "total", "batch_size", "failed_ids")} == {
-        "processed": 0, "failed": 12, "total": 12, "batch_size": 32, "failed_ids": ["a"]}  # fmt: skip
+        "processed": 0,
+        "failed": 12,
+        "total": 12,
+        "batch_size": 32,
+        "failed_ids": ["a"],
+    }
     assert body["status"] == "failed" and body["run_status"] == "failure" and body["error"]
 
 

@@ -37,20 +37,29 @@ def test_integer_bounds_in_the_schema_are_the_api_bounds(api, path):
     client, launcher, schema = api
     body_schema = _body_schema(schema, path)
     assert body_schema["additionalProperties"] is False
-    integers = {name: _integer(p) for name, p in body_schema["properties"].items()
-                if "integer" in str(p)}  # fmt: skip
+    integers = {
+        name: _integer(p) for name, p in body_schema["properties"].items() if "integer" in str(p)
+    }
     assert "batch_size" in integers
     for name, prop in integers.items():
         low, high = int(prop["minimum"]), int(prop["maximum"])
-        for value, code in ((low, ACCEPTED), (high, ACCEPTED), (low - 1, 400), (high + 1, 400),
-                            (float(low), 400)):  # fmt: skip
+        for value, code in (
+            (low, ACCEPTED),
+            (high, ACCEPTED),
+            (low - 1, 400),
+            (high + 1, 400),
+            (float(low), 400),
+        ):
             response = client.post(path, headers=ADMIN, json={name: value})
             assert response.status_code == code, (name, value, response.text)
             if code == 400:
                 assert response.json()["field"] == name
     assert int(integers["batch_size"]["maximum"]) == MAX_BATCH_SIZE
     if path == "/admin/reembed":
-        assert (int(integers["limit"]["minimum"]), int(integers["limit"]["maximum"])) == (1, MAX_LIMIT)
+        assert (int(integers["limit"]["minimum"]), int(integers["limit"]["maximum"])) == (
+            1,
+            MAX_LIMIT,
+        )
 
 
 @pytest.mark.parametrize("path", ["/admin/reembed", "/admin/sync"])

@@ -49,8 +49,12 @@ def test_every_probe_leaves_no_token_in_the_access_log_audit_log_or_answers(
     assert any('"GET /enrichment/status?… HTTP/1.1" 200' in line for line in access)
 
     audit = (tmp_path / "audit.jsonl").read_bytes()
-    admin_probes = [p for p in sent if p.target.split("?")[0].split(";")[0] in (
-        "/admin/reembed", "/admin/sync", "/enrichment/reprocess")]  # fmt: skip
+    admin_probes = [
+        p
+        for p in sent
+        if p.target.split("?")[0].split(";")[0]
+        in ("/admin/reembed", "/admin/sync", "/enrichment/reprocess")
+    ]
     assert audit.count(b"\n") == len(admin_probes) > 20
     assert not leaks_in(audit, SECRETS)
     # The calls that passed both checks reached the gateway with nothing secret in them.
@@ -60,18 +64,27 @@ def test_every_probe_leaves_no_token_in_the_access_log_audit_log_or_answers(
 
 def test_query_tokens_are_recorded_as_redacted_under_their_decoded_names(make_client):
     client, _ = make_client()
-    client.post(f"/enrichment/reprocess?api%5Fkey={API_TOKEN}&admin%5Ftoken={ADMIN_TOKEN}"
-                f"&x=1;api_key={API_TOKEN}&ids=m1")  # fmt: skip
+    client.post(
+        f"/enrichment/reprocess?api%5Fkey={API_TOKEN}&admin%5Ftoken={ADMIN_TOKEN}"
+        f"&x=1;api_key={API_TOKEN}&ids=m1"
+    )
     (entry,) = client.app.state.audit.read()
-    assert entry["query"] == {"api_key": REDACTED, "admin_token": REDACTED, "x": REDACTED,
-                              "ids": "m1"}  # fmt: skip
+    assert entry["query"] == {
+        "api_key": REDACTED,
+        "admin_token": REDACTED,
+        "x": REDACTED,
+        "ids": "m1",
+    }
     assert entry["status_code"] == 503 and entry["parameters"] == {"count": 1, "ids": ["m1"]}
 
 
 def test_body_values_are_recorded_only_for_known_fields(make_client):
     client, _ = make_client()
-    client.post("/admin/reembed", headers=ADMIN,
-                json={"batch_size": 8, "force": "x" * 1000, "secret_field": API_TOKEN})  # fmt: skip
+    client.post(
+        "/admin/reembed",
+        headers=ADMIN,
+        json={"batch_size": 8, "force": "x" * 1000, "secret_field": API_TOKEN},
+    )
     (entry,) = client.app.state.audit.read()
     assert entry["parameters"]["batch_size"] == 8
     assert entry["parameters"]["secret_field"] == "[unknown field, not recorded]"
@@ -93,15 +106,21 @@ def test_token_as_request_id_is_replaced_by_a_new_one(make_client):
     response = client.get("/health", headers={"X-Request-ID": API_TOKEN})
     assert response.headers["x-request-id"] != API_TOKEN
     assert len(response.headers["x-request-id"]) == 32
-    assert client.get("/health", headers={"X-Request-ID": "req-1"}).headers["x-request-id"] == "req-1"
+    assert (
+        client.get("/health", headers={"X-Request-ID": "req-1"}).headers["x-request-id"] == "req-1"
+    )
 
 
 @pytest.mark.parametrize(
     "body",
-    [{"batch_size": "9" * 100_000}, {"batch_size": ["x" * 1000] * 100}, {"x" * 100_000: 1},
-     {f"k{i}": i for i in range(1000)}],
+    [
+        {"batch_size": "9" * 100_000},
+        {"batch_size": ["x" * 1000] * 100},
+        {"x" * 100_000: 1},
+        {f"k{i}": i for i in range(1000)},
+    ],
     ids=["long string", "long list", "long unknown name", "many unknown names"],
-)  # fmt: skip
+)
 def test_user_values_echoed_in_errors_are_length_limited(make_client, body):
     client, launcher = make_client()
     response = client.post("/admin/reembed", headers=ADMIN, json=body)
@@ -136,8 +155,13 @@ def test_conflict_message_cuts_the_run_id_and_the_field_keeps_it(make_client):
 def test_redactor_replaces_every_form_and_leaves_other_text():
     token = 'tök/en+"1"'
     redactor = Redactor([token, None, ""])
-    for form in (token, pct(token), pct(token, lower=True), json.dumps(token)[1:-1],
-                 "t%C3%B6k%2Fen%2B%221%22"):  # fmt: skip
+    for form in (
+        token,
+        pct(token),
+        pct(token, lower=True),
+        json.dumps(token)[1:-1],
+        "t%C3%B6k%2Fen%2B%221%22",
+    ):
         assert redactor.scrub(f"a {form} b") == f"a {REDACTED} b", form
         assert redactor.contains_secret(form)
     assert redactor.scrub("nothing here") == "nothing here"
@@ -181,21 +205,31 @@ try:
 except ValueError:
     logging.getLogger("uvicorn.error").exception("boom")
 """
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert API_TOKEN not in output
-    for line in ("error log [redacted]", "access /x?api_key=[redacted]",
-                 "library said [redacted]", "ValueError: [redacted]"):  # fmt: skip
+    for line in (
+        "error log [redacted]",
+        "access /x?api_key=[redacted]",
+        "library said [redacted]",
+        "ValueError: [redacted]",
+    ):
         assert line in output, output
 
 
 @pytest.mark.parametrize(
     "request_kwargs",
-    [{"json": {"ids": ["m1", API_TOKEN]}}, {"json": {"ids": f"m1,x{ADMIN_TOKEN}x"}},
-     {"params": {"ids": f"m1,{API_TOKEN}"}}, {"json": {"ids": ["sk-provider-key-123456"]}}],
+    [
+        {"json": {"ids": ["m1", API_TOKEN]}},
+        {"json": {"ids": f"m1,x{ADMIN_TOKEN}x"}},
+        {"params": {"ids": f"m1,{API_TOKEN}"}},
+        {"json": {"ids": ["sk-provider-key-123456"]}},
+    ],
     ids=["list", "comma string", "query", "provider key"],
-)  # fmt: skip
+)
 def test_an_id_holding_a_configured_credential_is_refused(make_client, request_kwargs):
     client, launcher = make_client(settings_env={"OPENAI_API_KEY": "sk-provider-key-123456"})
     response = client.post("/enrichment/reprocess", headers=ADMIN, **request_kwargs)

@@ -123,8 +123,15 @@ def test_safe_bind_refuses_open_api_beyond_loopback(make_settings):
             ApiConfig(settings=settings, api_token=None, admin_token=None, host="0.0.0.0")
         )
     check_safe_bind(ApiConfig(settings=settings, api_token="t", admin_token=None, host="0.0.0.0"))
-    check_safe_bind(ApiConfig(settings=settings, api_token=None, admin_token=None, host="0.0.0.0",
-                              allow_unauthenticated=True))  # fmt: skip
+    check_safe_bind(
+        ApiConfig(
+            settings=settings,
+            api_token=None,
+            admin_token=None,
+            host="0.0.0.0",
+            allow_unauthenticated=True,
+        )
+    )
 
 
 def test_cli_refuses_to_start_open_on_all_interfaces(monkeypatch, capsys, data_dir):
@@ -137,8 +144,13 @@ def test_cli_refuses_to_start_open_on_all_interfaces(monkeypatch, capsys, data_d
 
 
 def test_config_from_env_reads_automem_names(data_dir):
-    env = {"AUTOMEM_DATA_DIR": str(data_dir), "AUTOMEM_API_TOKEN": " t1 ", "ADMIN_API_TOKEN": "",
-           "AUTOMEM_API_ADMIN_RATE_LIMIT": "5/30", "DAGSTER_WEBSERVER_URL": "http://10.0.0.2:3070"}  # fmt: skip
+    env = {
+        "AUTOMEM_DATA_DIR": str(data_dir),
+        "AUTOMEM_API_TOKEN": " t1 ",
+        "ADMIN_API_TOKEN": "",
+        "AUTOMEM_API_ADMIN_RATE_LIMIT": "5/30",
+        "DAGSTER_WEBSERVER_URL": "http://10.0.0.2:3070",
+    }
     config = ApiConfig.from_env(env)
     assert config.api_token == "t1" and config.admin_token is None  # empty = unset
     assert (config.admin_rate_limit.calls, config.admin_rate_limit.window_seconds) == (5, 30.0)
@@ -150,8 +162,9 @@ def test_config_from_env_reads_automem_names(data_dir):
 
 def test_oversized_body_is_413(api):
     client, launcher = api
-    response = client.post("/enrichment/reprocess", headers=ADMIN,
-                           content=b'{"ids": "' + b"a," * 1_100_000 + b'"}')  # fmt: skip
+    response = client.post(
+        "/enrichment/reprocess", headers=ADMIN, content=b'{"ids": "' + b"a," * 1_100_000 + b'"}'
+    )
     assert response.status_code == 413
     assert launcher.submits == []
 
@@ -175,8 +188,19 @@ def test_the_api_never_imports_jobs():
 
 
 # Control (C0, DEL, C1), format (zero-width, bidi override), line separators, a lone surrogate.
-BAD_ID_CHARS = ["\x00", "\n", "\t", "\r", "\x1f", "\x7f", "\x85", "\u2028", "\u202e", "\u200b",
-                "\ud800"]  # fmt: skip
+BAD_ID_CHARS = [
+    "\x00",
+    "\n",
+    "\t",
+    "\r",
+    "\x1f",
+    "\x7f",
+    "\x85",
+    "\u2028",
+    "\u202e",
+    "\u200b",
+    "\ud800",
+]
 
 
 def _reprocess_forms(ids: list[str]):
@@ -230,8 +254,11 @@ def test_reprocess_refuses_more_distinct_ids_than_the_maximum(make_client):
     for form_name, form in _reprocess_forms(["a", "b", "c", "d"]):
         response = _post_reprocess(client, form)
         assert response.status_code == 400, form_name
-        assert response.json() == {**response.json(), "field": "ids",
-                                   "message": "at most 3 distinct ids per request, got 4"}  # fmt: skip
+        assert response.json() == {
+            **response.json(),
+            "field": "ids",
+            "message": "at most 3 distinct ids per request, got 4",
+        }
     assert launcher.submits == []
     assert _post_reprocess(client, {"json": {"ids": ["a", "b", "c", "a", "b"]}}).status_code == 503
 
@@ -240,7 +267,10 @@ def test_default_id_limits_are_the_documented_ones(make_settings):
     from automem_api.ids import MAX_ID_LENGTH
 
     assert MAX_ID_LENGTH == 256
-    assert ApiConfig(settings=make_settings(), api_token=None, admin_token=None).max_reprocess_ids == 10_000
+    assert (
+        ApiConfig(settings=make_settings(), api_token=None, admin_token=None).max_reprocess_ids
+        == 10_000
+    )
 
 
 def test_reprocess_keeps_spaces_and_unicode_letters_inside_ids(api):

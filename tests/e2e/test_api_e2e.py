@@ -16,9 +16,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import uuid
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,10 +54,16 @@ class E2E:
     ids: list[str]
     env: dict[str, str]
 
-    def post(self, path: str, body: dict | None = None, headers: dict | None = None,
-             **kwargs) -> requests.Response:  # fmt: skip
-        return requests.post(self.api_url + path, json=body, headers={**ADMIN, **(headers or {})},
-                             timeout=300, **kwargs)  # fmt: skip
+    def post(
+        self, path: str, body: dict | None = None, headers: dict | None = None, **kwargs
+    ) -> requests.Response:
+        return requests.post(
+            self.api_url + path,
+            json=body,
+            headers={**ADMIN, **(headers or {})},
+            timeout=300,
+            **kwargs,
+        )
 
     def get(self, path: str) -> requests.Response:
         return requests.get(self.api_url + path, headers=API, timeout=60)
@@ -102,16 +108,18 @@ def e2e() -> Iterator[E2E]:
     env = {
         k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("OPENAI")
     }
-    env.update({
-        "AUTOMEM_DATA_DIR": str(root),
-        "EMBEDDING_PROVIDER": "local",
-        "ENRICHMENT_SENSOR_ENABLED": "false",  # only the API starts enrichment runs here
-        "AUTOMEM_API_TOKEN": API_TOKEN,
-        "ADMIN_API_TOKEN": ADMIN_TOKEN,
-        "AUTOMEM_API_ADMIN_RATE_LIMIT": "0",
-        "AUTOMEM_API_STATUS_CACHE_SECONDS": "0",
-        "AUTOMEM_API_WAIT_TIMEOUT_SECONDS": str(POLL_LIMIT_SECONDS),
-    })  # fmt: skip
+    env.update(
+        {
+            "AUTOMEM_DATA_DIR": str(root),
+            "EMBEDDING_PROVIDER": "local",
+            "ENRICHMENT_SENSOR_ENABLED": "false",  # only the API starts enrichment runs here
+            "AUTOMEM_API_TOKEN": API_TOKEN,
+            "ADMIN_API_TOKEN": ADMIN_TOKEN,
+            "AUTOMEM_API_ADMIN_RATE_LIMIT": "0",
+            "AUTOMEM_API_STATUS_CACHE_SECONDS": "0",
+            "AUTOMEM_API_WAIT_TIMEOUT_SECONDS": str(POLL_LIMIT_SECONDS),
+        }
+    )
     settings = Settings.from_env(env)
     saved_home = os.environ.pop("DAGSTER_HOME", None)
     try:
@@ -141,10 +149,17 @@ def test_reembed_with_wait_returns_the_summary_and_vectors_are_in_qdrant(e2e: E2
     response = e2e.post("/admin/reembed", {"batch_size": 4, "force": True, "wait": True})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert {k: body[k] for k in ("status", "processed", "failed", "total", "batch_size", "metadata_preserved")} == {
-        "status": "complete", "processed": MEMORIES, "failed": 0, "total": MEMORIES, "batch_size": 4,
+    assert {
+        k: body[k]
+        for k in ("status", "processed", "failed", "total", "batch_size", "metadata_preserved")
+    } == {
+        "status": "complete",
+        "processed": MEMORIES,
+        "failed": 0,
+        "total": MEMORIES,
+        "batch_size": 4,
         "metadata_preserved": True,
-    }  # fmt: skip
+    }
     with e2e.qdrant() as client:
         points = client.retrieve(e2e.settings.qdrant.collection, e2e.ids, with_vectors=True)
     assert len(e2e.ids) == MEMORIES
@@ -277,20 +292,36 @@ def test_dagster_stopped_gives_503(e2e: E2E):
     """An API process whose Dagster webserver is not running (its own process on a port where
     nothing listens, so the module's stack keeps serving the other tests)."""
     port = free_port()
-    args = [str(Path(sys.executable).parent / "automem-api"), "--host", "127.0.0.1", "--port",
-            str(port), "--dagster-url", f"http://127.0.0.1:{free_port()}"]  # fmt: skip
+    args = [
+        str(Path(sys.executable).parent / "automem-api"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dagster-url",
+        f"http://127.0.0.1:{free_port()}",
+    ]
     log = open(e2e.stack.dagster_home / "stack-logs" / "api-no-dagster.log", "ab")
-    proc = subprocess.Popen(args, env=e2e.env, stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        args,
+        env=e2e.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     e2e.stack.add("api-no-dagster", proc)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(url + "/health", 60, proc)
         response = requests.post(url + "/admin/reembed", json={}, headers=ADMIN, timeout=60)
         assert response.status_code == 503
-        assert "Dagster webserver" in response.json()["message"] and "Traceback" not in response.text
-        run = requests.get(url + "/admin/runs/00000000-0000-4000-8000-000000000000", headers=API,
-                           timeout=60)  # fmt: skip
+        assert (
+            "Dagster webserver" in response.json()["message"] and "Traceback" not in response.text
+        )
+        run = requests.get(
+            url + "/admin/runs/00000000-0000-4000-8000-000000000000", headers=API, timeout=60
+        )
         assert run.status_code == 503
         health = requests.get(url + "/health", timeout=60).json()
         assert health["dagster"] == "unreachable" and health["status"] == "degraded"

@@ -66,28 +66,45 @@ def test_sensor_enriches_new_memories_with_no_manual_step():
     saved_home = os.environ.get("DAGSTER_HOME")  # start_stack exports its own
     try:
         with res["falkordb"].get_store() as graph:
-            insert(graph, [
-                memory(first[0], "Deployed SuperWhisper with Alice during Project Launchpad review.", 1),
-                memory(first[1], "Deployed SuperWhisper with Alice during the Launchpad review.", 2),
-                memory(first[2], "Met with Bob Chen in Berlin to plan Project Atlas.", 3),
-            ])  # fmt: skip
+            insert(
+                graph,
+                [
+                    memory(
+                        first[0],
+                        "Deployed SuperWhisper with Alice during Project Launchpad review.",
+                        1,
+                    ),
+                    memory(
+                        first[1], "Deployed SuperWhisper with Alice during the Launchpad review.", 2
+                    ),
+                    memory(first[2], "Met with Bob Chen in Berlin to plan Project Atlas.", 3),
+                ],
+            )
             reembed(settings)  # its run closed the local Qdrant store: the stack's runs can open it
             with running_stack(settings, port=free_port(), env=env) as stack:
                 api_port = free_port()
                 start_api(stack, port=api_port, env=env)
                 wait_processed(graph, first, WAIT_SECONDS)
-                insert(graph, [memory(late, "Chose PostgreSQL for the Orion queue with Priya Nair.", 0.5)])
+                insert(
+                    graph,
+                    [memory(late, "Chose PostgreSQL for the Orion queue with Priya Nair.", 0.5)],
+                )
                 wait_processed(graph, [late], WAIT_SECONDS)
 
                 instance = dg.DagsterInstance.from_config(str(stack.dagster_home))
-                runs = instance.get_runs(dg.RunsFilter(job_name=ENRICHMENT_JOB,
-                                                       tags={TAG_TRIGGER: "sensor"}))  # fmt: skip
-                assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs
-                                    if r.is_finished)  # fmt: skip
+                runs = instance.get_runs(
+                    dg.RunsFilter(job_name=ENRICHMENT_JOB, tags={TAG_TRIGGER: "sensor"})
+                )
+                assert runs and all(
+                    r.status == dg.DagsterRunStatus.SUCCESS for r in runs if r.is_finished
+                )
                 # What the API answers (the scheduler's state read over GraphQL, the stats
                 # from the graph): the product's path to this status.
-                answer = requests.get(f"http://127.0.0.1:{api_port}/enrichment/status",
-                                      headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=60)  # fmt: skip
+                answer = requests.get(
+                    f"http://127.0.0.1:{api_port}/enrichment/status",
+                    headers={"Authorization": f"Bearer {API_TOKEN}"},
+                    timeout=60,
+                )
                 assert answer.status_code == 200, answer.text
                 status = answer.json()
                 assert status["status"] == "running"

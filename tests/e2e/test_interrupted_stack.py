@@ -40,9 +40,19 @@ MEMORIES = 2 * reembed.MIN_CHUNK + 500  # chunks of 10,000, 10,000 and 500
 
 def test_ctrl_c_of_the_stack_stops_the_run_at_the_next_write_window():
     with drill_root("ami-") as root:
-        env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("OPENAI")}
-        env.update({"AUTOMEM_DATA_DIR": str(root), "EMBEDDING_PROVIDER": "local",
-                    "ENRICHMENT_SENSOR_ENABLED": "false", "RUN_MONITORING_POLL_SECONDS": "1"})  # fmt: skip
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k != "DAGSTER_HOME" and not k.startswith("OPENAI")
+        }
+        env.update(
+            {
+                "AUTOMEM_DATA_DIR": str(root),
+                "EMBEDDING_PROVIDER": "local",
+                "ENRICHMENT_SENSOR_ENABLED": "false",
+                "RUN_MONITORING_POLL_SECONDS": "1",
+            }
+        )
         settings = Settings.from_env(env)
         falkordb_server.ensure_running(root)
         with build_resources(settings, from_env=False)["falkordb"].get_store() as graph:
@@ -53,8 +63,12 @@ def test_ctrl_c_of_the_stack_stops_the_run_at_the_next_write_window():
         stack = start_stack(settings, port=port, env=env)
         try:
             client = DagsterGraphQLClient("127.0.0.1", port_number=port)
-            run_id = submit(client, REEMBED_JOB, reembed_run_config(batch_size=BATCH, force=True),
-                            {"automem/trigger": "test"})  # fmt: skip
+            run_id = submit(
+                client,
+                REEMBED_JOB,
+                reembed_run_config(batch_size=BATCH, force=True),
+                {"automem/trigger": "test"},
+            )
             with dg.DagsterInstance.from_config(str(stack.dagster_home)) as instance:
                 wait_for_step(instance, run_id, "upsert_chunk[chunk_000]")
                 wait_for_points(settings, 1500)  # inside the first chunk's writes
@@ -71,15 +85,27 @@ def test_ctrl_c_of_the_stack_stops_the_run_at_the_next_write_window():
             started = step_starts(instance, run_id)
             assert all(at < interrupted_at for _, at in started), started
             assert [key for key, _ in started][-1] == "upsert_chunk[chunk_000]"
-            [failure] = [e for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)]
+            [failure] = [
+                e for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+            ]
             assert failure.step_key == "upsert_chunk[chunk_000]"
-            assert failure.dagster_event.step_failure_data.error.cls_name == "DagsterExecutionInterruptedError"
+            assert (
+                failure.dagster_event.step_failure_data.error.cls_name
+                == "DagsterExecutionInterruptedError"
+            )
         assert 1500 <= written < reembed.MIN_CHUNK
         assert written % reembed.WRITE_WINDOW == 0  # whole windows only
 
         with running_stack(settings, port=free_port(), env=env) as restarted:
-            client = DagsterGraphQLClient("127.0.0.1", port_number=int(restarted.url.rsplit(":", 1)[1]))
-            rerun = submit(client, REEMBED_JOB, reembed_run_config(batch_size=BATCH), {"automem/trigger": "test"})
+            client = DagsterGraphQLClient(
+                "127.0.0.1", port_number=int(restarted.url.rsplit(":", 1)[1])
+            )
+            rerun = submit(
+                client,
+                REEMBED_JOB,
+                reembed_run_config(batch_size=BATCH),
+                {"automem/trigger": "test"},
+            )
             with dg.DagsterInstance.from_config(str(restarted.dagster_home)) as instance:
                 assert wait_for_end(instance, rerun, limit=300) == dg.DagsterRunStatus.SUCCESS
         assert point_count(settings) == MEMORIES

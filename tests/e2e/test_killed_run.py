@@ -28,8 +28,8 @@ from tests.support.api import ADMIN_TOKEN, API_TOKEN
 from tests.support.dagster_stack import free_port, submit
 from tests.support.drills import (
     drill_root,
-    failure_of,
     engine_messages,
+    failure_of,
     kill_worker,
     local_points,
     wait_for_end,
@@ -47,10 +47,21 @@ ADMIN = {"Authorization": f"Bearer {API_TOKEN}", "X-Admin-Token": ADMIN_TOKEN}
 @pytest.fixture(scope="module")
 def stack():
     with drill_root("amk-") as root:
-        env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("OPENAI")}
-        env.update({"AUTOMEM_DATA_DIR": str(root), "EMBEDDING_PROVIDER": "local",
-                    "ENRICHMENT_SENSOR_ENABLED": "false", "RUN_MONITORING_POLL_SECONDS": "1",
-                    "AUTOMEM_API_TOKEN": API_TOKEN, "ADMIN_API_TOKEN": ADMIN_TOKEN})  # fmt: skip
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k != "DAGSTER_HOME" and not k.startswith("OPENAI")
+        }
+        env.update(
+            {
+                "AUTOMEM_DATA_DIR": str(root),
+                "EMBEDDING_PROVIDER": "local",
+                "ENRICHMENT_SENSOR_ENABLED": "false",
+                "RUN_MONITORING_POLL_SECONDS": "1",
+                "AUTOMEM_API_TOKEN": API_TOKEN,
+                "ADMIN_API_TOKEN": ADMIN_TOKEN,
+            }
+        )
         settings = Settings.from_env(env)
         api_port = free_port()
         with running_stack(settings, port=free_port(), env=env) as running:
@@ -64,7 +75,12 @@ def test_a_killed_worker_fails_its_run_frees_the_api_and_a_rerun_finishes(stack)
     with build_resources(settings, from_env=False)["falkordb"].get_store() as graph:
         load_sample(graph, MEMORIES)
     client = DagsterGraphQLClient("127.0.0.1", port_number=int(running.url.rsplit(":", 1)[1]))
-    run_id = submit(client, REEMBED_JOB, reembed_run_config(batch_size=256, force=True), {"automem/trigger": "test"})
+    run_id = submit(
+        client,
+        REEMBED_JOB,
+        reembed_run_config(batch_size=256, force=True),
+        {"automem/trigger": "test"},
+    )
     wait_for_step(instance, run_id, "upsert_chunk[chunk_000]")
     wait_for_points(settings, 500)
     kill_worker(instance, run_id)
@@ -72,11 +88,15 @@ def test_a_killed_worker_fails_its_run_frees_the_api_and_a_rerun_finishes(stack)
     assert 500 <= written < MEMORIES
 
     assert wait_for_end(instance, run_id) == dg.DagsterRunStatus.FAILURE
-    assert any("Detected run worker status FAILED" in m and "is not running" in m
-               for m in engine_messages(instance, run_id))  # fmt: skip
+    assert any(
+        "Detected run worker status FAILED" in m and "is not running" in m
+        for m in engine_messages(instance, run_id)
+    )
 
     # The API's 409 guard reads the runs in progress: the failed run no longer counts.
-    answer = requests.post(f"{api}/admin/reembed", json={"batch_size": 256}, headers=ADMIN, timeout=60)
+    answer = requests.post(
+        f"{api}/admin/reembed", json={"batch_size": 256}, headers=ADMIN, timeout=60
+    )
     assert answer.status_code == 202, answer.text
     rerun = answer.json()["run_id"]
     end = wait_for_end(instance, rerun)
@@ -87,18 +107,29 @@ def test_a_killed_worker_fails_its_run_frees_the_api_and_a_rerun_finishes(stack)
 def test_a_killed_cli_run_is_failed_by_a_daemon_that_did_not_start_it_and_a_rerun_completes(stack):
     settings, env, running, instance, _api = stack
     graph_name = "cli_kill"
-    env = {**env, "FALKORDB_GRAPH": graph_name, "QDRANT_COLLECTION": graph_name,
-           "DAGSTER_HOME": str(running.dagster_home)}  # fmt: skip
+    env = {
+        **env,
+        "FALKORDB_GRAPH": graph_name,
+        "QDRANT_COLLECTION": graph_name,
+        "DAGSTER_HOME": str(running.dagster_home),
+    }
     settings = Settings.from_env(env)
     with build_resources(settings, from_env=False)["falkordb"].get_store() as graph:
         rows = load_sample(graph, MEMORIES, seed=3)
-    proc = subprocess.Popen([sys.executable, "-m", "automem_pipelines.cli", "reembed", "--batch-size", "256"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "automem_pipelines.cli", "reembed", "--batch-size", "256"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         for line in proc.stdout:  # embedding is done; the upsert step begins
             if "chunk 0: embedded" in line:
                 break
-        wait_until("500 points written", lambda: local_points(settings) >= 500 or proc.poll() is not None)
+        wait_until(
+            "500 points written", lambda: local_points(settings) >= 500 or proc.poll() is not None
+        )
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()

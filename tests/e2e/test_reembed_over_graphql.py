@@ -57,13 +57,23 @@ def test_runs_launched_over_graphql_reembed_and_never_overlap(stack):
     with res["falkordb"].get_store() as graph:
         rows = load_sample(graph, 400)
 
-    first = submit(client, REEMBED_JOB, reembed_run_config(batch_size=64, force=True), {"automem/trigger": "test"})
-    second = submit(client, REEMBED_JOB, reembed_run_config(batch_size=64), {"automem/trigger": "test"})
+    first = submit(
+        client,
+        REEMBED_JOB,
+        reembed_run_config(batch_size=64, force=True),
+        {"automem/trigger": "test"},
+    )
+    second = submit(
+        client, REEMBED_JOB, reembed_run_config(batch_size=64), {"automem/trigger": "test"}
+    )
     assert wait_for_run(client, first) == dg.DagsterRunStatus.SUCCESS
     assert wait_for_run(client, second) == dg.DagsterRunStatus.SUCCESS
 
     with dg.DagsterInstance.from_config(str(running.dagster_home)) as instance:
-        records = {r.dagster_run.run_id: r for r in instance.get_run_records(dg.RunsFilter(run_ids=[first, second]))}
+        records = {
+            r.dagster_run.run_id: r
+            for r in instance.get_run_records(dg.RunsFilter(run_ids=[first, second]))
+        }
         assert records[first].dagster_run.tags[TAG_QDRANT_LOCK] == "local"
         # both ran in workers forked from the pre-imported worker server, not spawned ones
         pids = {r.dagster_run.tags[WORKER_PID_TAG] for r in records.values()}
@@ -81,7 +91,12 @@ def test_a_running_run_is_terminated_and_a_rerun_finishes_the_job(stack):
     res = build_resources(settings, from_env=False)
     with res["falkordb"].get_store() as graph:
         load_sample(graph, 8_000, seed=11)  # a forced run over them takes several seconds
-    run_id = submit(client, REEMBED_JOB, reembed_run_config(batch_size=256, force=True), {"automem/trigger": "test"})
+    run_id = submit(
+        client,
+        REEMBED_JOB,
+        reembed_run_config(batch_size=256, force=True),
+        {"automem/trigger": "test"},
+    )
     with dg.DagsterInstance.from_config(str(running.dagster_home)) as instance:
         deadline = time.monotonic() + 120
         while instance.get_run_by_id(run_id).status != dg.DagsterRunStatus.STARTED:
@@ -100,6 +115,8 @@ def test_a_running_run_is_terminated_and_a_rerun_finishes_the_job(stack):
         assert time.monotonic() < deadline, "the terminated run's worker is still running"
         time.sleep(0.1)
 
-    rerun = submit(client, REEMBED_JOB, reembed_run_config(batch_size=256), {"automem/trigger": "test"})
+    rerun = submit(
+        client, REEMBED_JOB, reembed_run_config(batch_size=256), {"automem/trigger": "test"}
+    )
     assert wait_for_run(client, rerun) == dg.DagsterRunStatus.SUCCESS
     assert point_count(settings) == 8_000

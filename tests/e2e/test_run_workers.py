@@ -83,7 +83,9 @@ def test_a_worker_is_known_by_pid_and_start_time_not_by_pid_alone():
     try:
         tags = worker_tags(first.pid)
         assert check_tagged_worker(tags).alive
-        assert not check_tagged_worker({WORKER_PID_TAG: str(first.pid)}).alive  # no start time: no proof
+        assert not check_tagged_worker(
+            {WORKER_PID_TAG: str(first.pid)}
+        ).alive  # no start time: no proof
         # the pid of another process with the recorded start time of the first: not it
         reused = {WORKER_PID_TAG: str(second.pid), WORKER_START_TAG: tags[WORKER_START_TAG]}
         assert "belongs to another process" in check_tagged_worker(reused).why
@@ -117,8 +119,14 @@ def stack():
     whose worker is gone, not the daemon."""
     with drill_root("amt-") as root:
         env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
-        env.update({"AUTOMEM_DATA_DIR": str(root), "EMBEDDING_PROVIDER": "local",
-                    "ENRICHMENT_SENSOR_ENABLED": "false", "RUN_MONITORING_POLL_SECONDS": "600"})  # fmt: skip
+        env.update(
+            {
+                "AUTOMEM_DATA_DIR": str(root),
+                "EMBEDDING_PROVIDER": "local",
+                "ENRICHMENT_SENSOR_ENABLED": "false",
+                "RUN_MONITORING_POLL_SECONDS": "600",
+            }
+        )
         env.pop("OPENAI_API_KEY", None)
         settings = Settings.from_env(env)
         port = free_port()
@@ -133,7 +141,12 @@ def stack():
 @pytest.mark.slow
 def test_terminate_during_a_long_step_cancels_the_run_and_starts_no_other_step(stack):
     settings, client, instance = stack
-    run_id = submit(client, REEMBED_JOB, reembed_run_config(batch_size=256, force=True), {"automem/trigger": "test"})
+    run_id = submit(
+        client,
+        REEMBED_JOB,
+        reembed_run_config(batch_size=256, force=True),
+        {"automem/trigger": "test"},
+    )
     wait_for_step(instance, run_id, "upsert_chunk[chunk_000]")
     wait_for_points(settings, 300)
     pid = int(instance.get_run_by_id(run_id).tags[WORKER_PID_TAG])
@@ -144,7 +157,9 @@ def test_terminate_during_a_long_step_cancels_the_run_and_starts_no_other_step(s
     assert not any(key == "summarize_reembed" for key, _ in step_starts(instance, run_id))
     wait_until("the terminated run's worker exits", lambda: not os.path.exists(f"/proc/{pid}"), 60)
 
-    rerun = submit(client, REEMBED_JOB, reembed_run_config(batch_size=256), {"automem/trigger": "test"})
+    rerun = submit(
+        client, REEMBED_JOB, reembed_run_config(batch_size=256), {"automem/trigger": "test"}
+    )
     assert wait_for_end(instance, rerun) == dg.DagsterRunStatus.SUCCESS
     assert point_count(settings) == MEMORIES
 
@@ -152,26 +167,46 @@ def test_terminate_during_a_long_step_cancels_the_run_and_starts_no_other_step(s
 @pytest.mark.slow
 def test_terminate_of_a_run_whose_worker_died_cancels_it_and_signals_no_one(stack):
     settings, client, instance = stack
-    run_id = submit(client, REEMBED_JOB, reembed_run_config(batch_size=256, force=True), {"automem/trigger": "test"})
+    run_id = submit(
+        client,
+        REEMBED_JOB,
+        reembed_run_config(batch_size=256, force=True),
+        {"automem/trigger": "test"},
+    )
     wait_for_step(instance, run_id, "upsert_chunk[chunk_000]")
     kill_worker(instance, run_id)
-    assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.STARTED  # nobody noticed yet
+    assert (
+        instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.STARTED
+    )  # nobody noticed yet
     # The dead worker's pid now names an unrelated process (as after pid reuse).
     bystander = subprocess.Popen(["sleep", "600"])
     try:
         instance.add_run_tags(run_id, {WORKER_PID_TAG: str(bystander.pid)})
         assert client.terminate_run(run_id) is None
-        assert wait_for_status(instance, run_id, dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.FAILURE,
-                               dg.DagsterRunStatus.SUCCESS) == dg.DagsterRunStatus.CANCELED  # fmt: skip
+        assert (
+            wait_for_status(
+                instance,
+                run_id,
+                dg.DagsterRunStatus.CANCELED,
+                dg.DagsterRunStatus.FAILURE,
+                dg.DagsterRunStatus.SUCCESS,
+            )
+            == dg.DagsterRunStatus.CANCELED
+        )
         time.sleep(0.5)  # a SIGINT, had one been sent, would have ended `sleep` by now
         assert bystander.poll() is None, "the unrelated process was signalled"
-        assert any(f"pid {bystander.pid} now belongs to another process" in m and "no process was signalled" in m
-                   for m in engine_messages(instance, run_id))  # fmt: skip
+        assert any(
+            f"pid {bystander.pid} now belongs to another process" in m
+            and "no process was signalled" in m
+            for m in engine_messages(instance, run_id)
+        )
     finally:
         bystander.kill()
         bystander.wait()
 
-    rerun = submit(client, REEMBED_JOB, reembed_run_config(batch_size=256), {"automem/trigger": "test"})
+    rerun = submit(
+        client, REEMBED_JOB, reembed_run_config(batch_size=256), {"automem/trigger": "test"}
+    )
     assert wait_for_end(instance, rerun) == dg.DagsterRunStatus.SUCCESS
     assert point_count(settings) == MEMORIES
 
@@ -190,7 +225,7 @@ def test_runs_start_the_default_way_when_the_private_dagster_api_changed():
         broken = dagster_yaml(settings.schedule.run_monitoring_poll_seconds).replace(
             "[automem_pipelines.definitions]",
             "[automem_pipelines.definitions, tests.support.breaks_dagster_contract]",
-        )  # fmt: skip
+        )
         (home / "dagster.yaml").write_text(broken)  # edited: the stack keeps it
         port = free_port()
         with running_stack(settings, port=port, env=env) as running:
@@ -199,14 +234,25 @@ def test_runs_start_the_default_way_when_the_private_dagster_api_changed():
             with res["falkordb"].get_store() as graph:
                 load_sample(graph, 20)
             client = DagsterGraphQLClient("127.0.0.1", port_number=port)
-            run_id = submit(client, REEMBED_JOB, reembed_run_config(force=True), {"automem/trigger": "test"})
+            run_id = submit(
+                client, REEMBED_JOB, reembed_run_config(force=True), {"automem/trigger": "test"}
+            )
             assert wait_for_run(client, run_id) == dg.DagsterRunStatus.SUCCESS
             with dg.DagsterInstance.from_config(str(running.dagster_home)) as instance:
                 run = instance.get_run_by_id(run_id)
                 assert WORKER_PID_TAG not in run.tags  # not forked: spawned by the code server
-                [fallback] = [m for m in engine_messages(instance, run_id) if "Pre-forked run worker unavailable" in m]
+                [fallback] = [
+                    m
+                    for m in engine_messages(instance, run_id)
+                    if "Pre-forked run worker unavailable" in m
+                ]
                 assert "the private Dagster API it relies on changed" in fallback
                 assert "dagster._cli.api._execute_run_command_body" in fallback
                 # run monitoring can still tell this worker's health, from the pid it recorded
-                wait_until("the spawned worker is seen to have exited", lambda: instance.run_launcher
-                           .check_run_worker_health(run).status.value == "FAILED", 60)  # fmt: skip
+                wait_until(
+                    "the spawned worker is seen to have exited",
+                    lambda: (
+                        instance.run_launcher.check_run_worker_health(run).status.value == "FAILED"
+                    ),
+                    60,
+                )

@@ -43,9 +43,13 @@ API_TOKEN = f"apitok-{secrets.token_hex(16)}"
 ADMIN_TOKEN = f"admtok-{secrets.token_hex(16)}"
 SECRETS = needles(API_TOKEN, ADMIN_TOKEN)
 RUNS_LIMIT_SECONDS = 240.0  # a bound on waiting for the runs, not an assertion about speed
-ACTIVE = {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-          dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
-          dg.DagsterRunStatus.CANCELING}  # fmt: skip
+ACTIVE = {
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+}
 
 
 @dataclass
@@ -126,14 +130,20 @@ def _all_runs(home: Path) -> list[dg.DagsterRun]:
 @pytest.fixture(scope="module")
 def scenario() -> Iterator[Scenario]:
     root = Path(tempfile.mkdtemp(prefix="amk-"))
-    env = {k: v for k, v in os.environ.items()
-           if k != "DAGSTER_HOME" and not k.startswith("OPENAI")}  # fmt: skip
-    env.update({
-        "AUTOMEM_DATA_DIR": str(root), "EMBEDDING_PROVIDER": "local",
-        "ENRICHMENT_SENSOR_ENABLED": "false", "AUTOMEM_API_TOKEN": API_TOKEN,
-        "ADMIN_API_TOKEN": ADMIN_TOKEN, "AUTOMEM_API_ADMIN_RATE_LIMIT": "0",
-        "AUTOMEM_API_STATUS_CACHE_SECONDS": "0",
-    })  # fmt: skip
+    env = {
+        k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("OPENAI")
+    }
+    env.update(
+        {
+            "AUTOMEM_DATA_DIR": str(root),
+            "EMBEDDING_PROVIDER": "local",
+            "ENRICHMENT_SENSOR_ENABLED": "false",
+            "AUTOMEM_API_TOKEN": API_TOKEN,
+            "ADMIN_API_TOKEN": ADMIN_TOKEN,
+            "AUTOMEM_API_ADMIN_RATE_LIMIT": "0",
+            "AUTOMEM_API_STATUS_CACHE_SECONDS": "0",
+        }
+    )
     settings = Settings.from_env(env)
     saved_home = os.environ.pop("DAGSTER_HOME", None)
     try:
@@ -162,9 +172,13 @@ def scenario() -> Iterator[Scenario]:
             bad = [ids[1], f"{ids[2]}\x00x"]
             for form, target, body in [
                 ("body list", "/enrichment/reprocess", json.dumps({"ids": bad}).encode()),
-                ("body string", "/enrichment/reprocess", json.dumps({"ids": ",".join(bad)}).encode()),
+                (
+                    "body string",
+                    "/enrichment/reprocess",
+                    json.dumps({"ids": ",".join(bad)}).encode(),
+                ),
                 ("query", "/enrichment/reprocess?ids=" + quote(",".join(bad), safe=","), b""),
-            ]:  # fmt: skip
+            ]:
                 answer = send(api_port, Probe(form, "POST", target, admin, body))
                 found.bad_id_answers.append((form, answer.status, json.loads(answer.body)))
             found.runs_after_bad_ids = len(_all_runs(stack.dagster_home))
@@ -175,8 +189,15 @@ def scenario() -> Iterator[Scenario]:
                 if not any(r.status in ACTIVE for r in runs):
                     break
                 time.sleep(0.5)
-            found.runs = [{"run_id": r.run_id, "status": r.status.value, "tags": dict(r.tags),
-                           "run_config": r.run_config} for r in runs]  # fmt: skip
+            found.runs = [
+                {
+                    "run_id": r.run_id,
+                    "status": r.status.value,
+                    "tags": dict(r.tags),
+                    "run_config": r.run_config,
+                }
+                for r in runs
+            ]
         falkordb_server.stop(root)  # its log is complete once it has shut down
         yield found
     finally:
@@ -207,7 +228,10 @@ def test_the_probes_reached_the_api_and_kept_automem_auth(scenario: Scenario):
 
 def test_ids_with_a_nul_byte_are_refused_before_any_run(scenario: Scenario):
     assert [(form, status) for form, status, _ in scenario.bad_id_answers] == [
-        ("body list", 400), ("body string", 400), ("query", 400)]  # fmt: skip
+        ("body list", 400),
+        ("body string", 400),
+        ("query", 400),
+    ]
     for _, _, body in scenario.bad_id_answers:
         assert body["field"] == "ids"
         assert body["message"].startswith("ids[1] contains a control character (U+0000")
@@ -217,8 +241,12 @@ def test_ids_with_a_nul_byte_are_refused_before_any_run(scenario: Scenario):
 def test_the_runs_finished_and_their_tags_and_config_hold_no_token(scenario: Scenario):
     assert len(scenario.runs) >= 2
     assert all(r["status"] == "SUCCESS" for r in scenario.runs), scenario.runs
-    enrichment = [r for r in scenario.runs if r["tags"].get("automem/trigger") == "api"
-                  and "select_memories" in json.dumps(r["run_config"])]  # fmt: skip
+    enrichment = [
+        r
+        for r in scenario.runs
+        if r["tags"].get("automem/trigger") == "api"
+        and "select_memories" in json.dumps(r["run_config"])
+    ]
     assert enrichment and scenario.memory_ids[0] in json.dumps(enrichment[0]["run_config"])
     for run in scenario.runs:
         assert not leaks_in(json.dumps(run).encode(), SECRETS), run
@@ -261,8 +289,12 @@ def test_no_file_under_the_data_dir_holds_a_token(scenario: Scenario):
         assert f"request_id={answer.request_id}" in api_log, answer.probe.name
     assert len(access_lines) >= len(scenario.answers)
     audit = (scenario.root / "api-audit.jsonl").read_text().splitlines()
-    admin_calls = [a for a in scenario.answers if a.probe.target.split("?")[0].split(";")[0]
-                   in ("/admin/reembed", "/admin/sync", "/enrichment/reprocess")]  # fmt: skip
+    admin_calls = [
+        a
+        for a in scenario.answers
+        if a.probe.target.split("?")[0].split(";")[0]
+        in ("/admin/reembed", "/admin/sync", "/enrichment/reprocess")
+    ]
     assert len(audit) == len(admin_calls) + len(scenario.bad_id_answers)
     assert (scenario.root / "falkordb" / "falkordb.log").stat().st_size > 0
 

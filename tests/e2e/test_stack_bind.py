@@ -30,8 +30,16 @@ from automem_pipelines.stores import falkordb_server
 from tests.support.dagster_stack import free_port
 
 LOOPBACK = ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost", "LOCALHOST", "localhost."]
-REMOTE = ["0.0.0.0", "::", "", "192.168.1.5", "10.0.0.1", "::ffff:10.0.0.1", "example.com",
-          "my-laptop"]  # fmt: skip
+REMOTE = [
+    "0.0.0.0",
+    "::",
+    "",
+    "192.168.1.5",
+    "10.0.0.1",
+    "::ffff:10.0.0.1",
+    "example.com",
+    "my-laptop",
+]
 
 
 @pytest.mark.parametrize("host", LOOPBACK)
@@ -98,8 +106,16 @@ def test_stack_command_refuses_a_non_loopback_webserver(host):
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
     env.update({"AUTOMEM_DATA_DIR": str(root), ALLOW_REMOTE_WEBSERVER_ENV: "false"})
     port = free_port()
-    command = [str(Path(sys.executable).parent / "automem-pipelines"), "stack", "--host", host,
-               "--port", str(port), "--api-port", str(free_port())]  # fmt: skip
+    command = [
+        str(Path(sys.executable).parent / "automem-pipelines"),
+        "stack",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--api-port",
+        str(free_port()),
+    ]
     try:
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         assert result.returncode != 0

@@ -34,14 +34,31 @@ def test_stack_command_starts_everything_and_stops_cleanly():
     env = {
         k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("OPENAI")
     }
-    env.update({"AUTOMEM_DATA_DIR": str(root), "EMBEDDING_PROVIDER": "local",
-                "ENRICHMENT_SENSOR_ENABLED": "false"})  # fmt: skip
+    env.update(
+        {
+            "AUTOMEM_DATA_DIR": str(root),
+            "EMBEDDING_PROVIDER": "local",
+            "ENRICHMENT_SENSOR_ENABLED": "false",
+        }
+    )
     env.pop("AUTOMEM_API_TOKEN", None)
     web_port, api_port = free_port(), free_port()
-    command = [str(Path(sys.executable).parent / "automem-pipelines"), "stack",
-               "--port", str(web_port), "--api-port", str(api_port)]  # fmt: skip
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)  # fmt: skip
+    command = [
+        str(Path(sys.executable).parent / "automem-pipelines"),
+        "stack",
+        "--port",
+        str(web_port),
+        "--api-port",
+        str(api_port),
+    ]
+    proc = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + START_LIMIT
         health = None
@@ -75,4 +92,3 @@ def test_stack_command_starts_everything_and_stops_cleanly():
                 proc.wait(10)
         falkordb_server.stop(root)
         shutil.rmtree(root, ignore_errors=True)
-

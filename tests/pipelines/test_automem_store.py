@@ -11,16 +11,28 @@ import pytest
 
 from automem_pipelines.definitions import build_resources
 from automem_pipelines.domain.identity import IDENTITY_KEY
-from automem_pipelines.domain.memory import COMPARED_FIELDS, SIMILAR_PENDING, STAMP_KEYS, parse_metadata
+from automem_pipelines.domain.memory import (
+    COMPARED_FIELDS,
+    SIMILAR_PENDING,
+    STAMP_KEYS,
+    parse_metadata,
+)
 from tests.helpers import failure_messages, run_reembed
 from tests.helpers import summary_of as reembed_summary
-from tests.pipelines.test_drift_job import run_sync, summary_of as sync_summary
+from tests.pipelines.test_drift_job import run_sync
+from tests.pipelines.test_drift_job import summary_of as sync_summary
 from tests.support.automem_fixture import DIM, MODEL, load_fixture, snapshot
 from tests.support.embedding_models import model_vectors
 from tests.support.enrichment import enrich
 
-ZERO_DRIFT = {"missing_count": 0, "orphaned_count": 0, "stale_vector_count": 0,
-              "payload_drift_count": 0, "dimension_mismatch": False, "identity_mismatch": False}  # fmt: skip
+ZERO_DRIFT = {
+    "missing_count": 0,
+    "orphaned_count": 0,
+    "stale_vector_count": 0,
+    "payload_drift_count": 0,
+    "dimension_mismatch": False,
+    "identity_mismatch": False,
+}
 
 
 def drift_counts(summary: dict) -> dict:
@@ -30,9 +42,13 @@ def drift_counts(summary: dict) -> dict:
 def openai_settings(make_settings, server, model: str):
     """An OpenAI-compatible endpoint (the local wire-protocol server) with this model, 1024-d."""
     return make_settings(
-        EMBEDDING_PROVIDER="openai", OPENAI_API_KEY="test-key", OPENAI_BASE_URL=server.base_url,
-        EMBEDDING_MODEL=model, VECTOR_SIZE=str(DIM), EMBEDDING_MAX_RETRIES="0",
-    )  # fmt: skip
+        EMBEDDING_PROVIDER="openai",
+        OPENAI_API_KEY="test-key",
+        OPENAI_BASE_URL=server.base_url,
+        EMBEDDING_MODEL=model,
+        VECTOR_SIZE=str(DIM),
+        EMBEDDING_MAX_RETRIES="0",
+    )
 
 
 @pytest.fixture
@@ -55,7 +71,9 @@ def test_dry_run_on_the_untouched_automem_store_finds_no_drift(automem_env, fake
     assert drift_counts(summary) == ZERO_DRIFT
     # 49 nodes were recalled after their point was written: last_accessed differs, not drift
     nodes = {n["id"]: n for n in store.nodes}
-    recalled = [p for p in store.points if p["payload"]["last_accessed"] != nodes[p["id"]]["last_accessed"]]
+    recalled = [
+        p for p in store.points if p["payload"]["last_accessed"] != nodes[p["id"]]["last_accessed"]
+    ]
     assert len(recalled) == 49
     assert summary["embedding_identity"]["recorded"] is None  # nothing checked yet
     assert fake_openai.state.requests == []  # a dry run never embeds
@@ -65,7 +83,8 @@ def test_dry_run_on_the_untouched_automem_store_finds_no_drift(automem_env, fake
     assert sync_summary(run_sync(settings, resources))["status"] == "already_synced"
     after = snapshot(graph, vectors)
     assert {k: after[k] for k in ("nodes", "relationships", "points")} == {
-        k: before[k] for k in ("nodes", "relationships", "points")}  # fmt: skip
+        k: before[k] for k in ("nodes", "relationships", "points")
+    }
     assert vectors.collection_metadata()[IDENTITY_KEY]["status"] == "verified"
     assert 0 < provider_texts(fake_openai) <= 32
 
@@ -84,7 +103,9 @@ def test_enrichment_of_automem_memories_leaves_no_drift(automem_env):
         payload, node = points[mid].payload, props[mid]
         assert payload["tags"] == node["tags"] and payload["tag_prefixes"] == node["tag_prefixes"]
         assert payload["metadata"] == parse_metadata(node["metadata"])
-        assert "enriched_at" not in payload and "processed" not in payload and "summary" not in payload
+        assert (
+            "enriched_at" not in payload and "processed" not in payload and "summary" not in payload
+        )
     assert set(COMPARED_FIELDS) >= {"tags", "tag_prefixes", "metadata"}
     # and so does a second, non-forced pass over every memory (the sensor's kind of run)
     enrich(settings, store.ids)
@@ -96,7 +117,9 @@ def provider_texts(server) -> int:
     return sum(len(r.texts) for r in server.state.requests)
 
 
-def test_incremental_reembed_adopts_every_automem_point_with_one_identity_check(automem_env, fake_openai):
+def test_incremental_reembed_adopts_every_automem_point_with_one_identity_check(
+    automem_env, fake_openai
+):
     settings, resources, graph, vectors, store = automem_env
     before = snapshot(graph, vectors)
     summary = reembed_summary(run_reembed(settings, resources))
@@ -106,7 +129,12 @@ def test_incremental_reembed_adopts_every_automem_point_with_one_identity_check(
     assert len(fake_openai.state.requests) == 1 and provider_texts(fake_openai) <= 32
     assert summary["provider_requests"] == 1 and summary["identity_check_texts"] <= 32
     record = vectors.collection_metadata()[IDENTITY_KEY]
-    assert (record["provider"], record["model"], record["dim"], record["status"]) == ("openai", MODEL, DIM, "verified")
+    assert (record["provider"], record["model"], record["dim"], record["status"]) == (
+        "openai",
+        MODEL,
+        DIM,
+        "verified",
+    )
     assert record["method"] == "sampled" and record["median_cosine"] > 0.9999
     after = snapshot(graph, vectors)
     assert after["nodes"] == before["nodes"] and after["relationships"] == before["relationships"]
@@ -128,12 +156,20 @@ def test_points_automem_writes_later_are_checked_before_adoption(automem_env, fa
     settings, resources, graph, vectors, store = automem_env
     reembed_summary(run_reembed(settings, resources))  # identity recorded, all adopted
     # AutoMem writes 20 new memories with its model, and 5 with another one of the same size
-    fresh = [dict(n, id=str(uuid.uuid4()), content=f"Later note {i}: {n['content']}")
-             for i, n in enumerate(store.nodes[:25])]  # fmt: skip
+    fresh = [
+        dict(n, id=str(uuid.uuid4()), content=f"Later note {i}: {n['content']}")
+        for i, n in enumerate(store.nodes[:25])
+    ]
     graph.upsert_memories(fresh)
     texts = [n["content"] for n in fresh]
-    vecs = np.vstack([model_vectors(texts[:20], MODEL, DIM), model_vectors(texts[20:], "other-model", DIM)])
-    vectors.upsert([n["id"] for n in fresh], vecs, [{"content": n["content"], "tags": n["tags"]} for n in fresh])
+    vecs = np.vstack(
+        [model_vectors(texts[:20], MODEL, DIM), model_vectors(texts[20:], "other-model", DIM)]
+    )
+    vectors.upsert(
+        [n["id"] for n in fresh],
+        vecs,
+        [{"content": n["content"], "tags": n["tags"]} for n in fresh],
+    )
     fake_openai.reset()
     summary = reembed_summary(run_reembed(settings, resources))
     # all 25 were few enough to check each: 20 adopted, the 5 of another model embedded again
@@ -144,10 +180,16 @@ def test_points_automem_writes_later_are_checked_before_adoption(automem_env, fa
     for n, vec in zip(fresh[20:], model_vectors(texts[20:], MODEL, DIM)):
         assert np.allclose(stamped[n["id"]].vector, vec, atol=1e-5)  # now the collection's model
     # a batch written mostly by another model is refused before anything is written
-    others = [dict(n, id=str(uuid.uuid4()), content=f"Other model note {i}") for i, n in enumerate(store.nodes[:10])]
+    others = [
+        dict(n, id=str(uuid.uuid4()), content=f"Other model note {i}")
+        for i, n in enumerate(store.nodes[:10])
+    ]
     graph.upsert_memories(others)
-    vectors.upsert([n["id"] for n in others], model_vectors([n["content"] for n in others], "other-model", DIM),
-                   [{"content": n["content"]} for n in others])  # fmt: skip
+    vectors.upsert(
+        [n["id"] for n in others],
+        model_vectors([n["content"] for n in others], "other-model", DIM),
+        [{"content": n["content"]} for n in others],
+    )
     before = snapshot(graph, vectors)
     result = run_reembed(settings, resources, raise_on_error=False)
     assert not result.success and "another embedding" in failure_messages(result)
@@ -155,7 +197,9 @@ def test_points_automem_writes_later_are_checked_before_adoption(automem_env, fa
 
 
 @pytest.mark.parametrize("force", [False, True])
-def test_another_model_of_the_same_dimension_is_refused_before_any_write(make_settings, fake_openai, force):
+def test_another_model_of_the_same_dimension_is_refused_before_any_write(
+    make_settings, fake_openai, force
+):
     settings = openai_settings(make_settings, fake_openai, "text-embedding-3-large")
     resources = build_resources(settings, from_env=False)
     with resources["falkordb"].get_store() as graph, resources["qdrant"].open_store() as vectors:
@@ -170,7 +214,9 @@ def test_another_model_of_the_same_dimension_is_refused_before_any_write(make_se
         assert snapshot(graph, vectors) == before  # byte-identical: not even a record
         # a sync checks the identity before it would repair anything, and refuses too
         synced = run_sync(settings, resources, raise_on_error=False)
-        assert not synced.success and "another embedding" in "\n".join(failure_messages(synced).splitlines())
+        assert not synced.success and "another embedding" in "\n".join(
+            failure_messages(synced).splitlines()
+        )
         assert snapshot(graph, vectors) == before
         assert sync_summary(run_sync(settings, resources, dry_run=True))["status"] == "dry_run"
 
@@ -184,9 +230,13 @@ def test_replace_in_place_is_explicit_and_finishes_with_the_new_model(make_setti
         assert (summary["processed"], summary["adopted"], summary["failed"]) == (200, 0, 0)
         record = vectors.collection_metadata()[IDENTITY_KEY]
         assert record["model"] == "text-embedding-3-large" and record["status"] == "verified"
-        assert record["replacing"] is None or record["replacing"]["model"] != "text-embedding-3-large"
+        assert (
+            record["replacing"] is None or record["replacing"]["model"] != "text-embedding-3-large"
+        )
         points = vectors.retrieve(store.ids[:5], with_vectors=True)
-        expected = model_vectors([points[m].payload["content"] for m in store.ids[:5]], "text-embedding-3-large", DIM)
+        expected = model_vectors(
+            [points[m].payload["content"] for m in store.ids[:5]], "text-embedding-3-large", DIM
+        )
         for mid, vec in zip(store.ids[:5], expected):
             assert np.allclose(points[mid].vector, vec, atol=1e-5)
         assert drift_counts(sync_summary(run_sync(settings, resources, dry_run=True))) == ZERO_DRIFT
@@ -223,8 +273,18 @@ def assert_linked(graph, mid: str) -> None:
 
 
 def similar_edges(graph, mid: str):
-    out = sorted(b for (b,) in graph.query("MATCH (a:Memory {id: $id})-[:SIMILAR_TO]->(b) RETURN b.id", {"id": mid}))
-    back = sorted(b for (b,) in graph.query("MATCH (a:Memory {id: $id})<-[:SIMILAR_TO]-(b) RETURN b.id", {"id": mid}))
+    out = sorted(
+        b
+        for (b,) in graph.query(
+            "MATCH (a:Memory {id: $id})-[:SIMILAR_TO]->(b) RETURN b.id", {"id": mid}
+        )
+    )
+    back = sorted(
+        b
+        for (b,) in graph.query(
+            "MATCH (a:Memory {id: $id})<-[:SIMILAR_TO]-(b) RETURN b.id", {"id": mid}
+        )
+    )
     return (out, back) if out or back else ()
 
 
@@ -235,15 +295,23 @@ def test_automems_other_providers_adopt_its_points_over_their_own_protocol(make_
     from tests.support.ollama_server import OllamaServer
     from tests.support.voyage_server import VoyageEmbeddingsServer
 
-    server = (VoyageEmbeddingsServer() if wire == "voyage" else OllamaServer(default_dim=DIM)).start()
+    server = (
+        VoyageEmbeddingsServer() if wire == "voyage" else OllamaServer(default_dim=DIM)
+    ).start()
     try:
-        env = ({"VOYAGE_API_KEY": "voyage-test-key", "VOYAGE_BASE_URL": server.base_url}
-               if wire == "voyage" else {"OLLAMA_BASE_URL": server.base_url})  # fmt: skip
+        env = (
+            {"VOYAGE_API_KEY": "voyage-test-key", "VOYAGE_BASE_URL": server.base_url}
+            if wire == "voyage"
+            else {"OLLAMA_BASE_URL": server.base_url}
+        )
         settings = make_settings(EMBEDDING_PROVIDER="auto", VECTOR_SIZE=str(DIM), **env)
         assert settings.embedding.provider == wire
         assert settings.embedding.model == ("voyage-4" if wire == "voyage" else "nomic-embed-text")
         resources = build_resources(settings, from_env=False)
-        with resources["falkordb"].get_store() as graph, resources["qdrant"].open_store() as vectors:
+        with (
+            resources["falkordb"].get_store() as graph,
+            resources["qdrant"].open_store() as vectors,
+        ):
             load_fixture(graph, vectors)
             summary = reembed_summary(run_reembed(settings, resources))
             assert (summary["adopted"], summary["processed"], summary["failed"]) == (200, 0, 0)

@@ -2,7 +2,12 @@
 
 import dagster as dg
 
-from automem_pipelines.constants import GRAPH_ASSET_KEY, REEMBED_SCHEDULE, TAG_QDRANT_LOCK, VECTOR_ASSET_KEY
+from automem_pipelines.constants import (
+    GRAPH_ASSET_KEY,
+    REEMBED_SCHEDULE,
+    TAG_QDRANT_LOCK,
+    VECTOR_ASSET_KEY,
+)
 from automem_pipelines.definitions import build_definitions
 from automem_pipelines.run_config import reembed_run_config
 
@@ -18,15 +23,24 @@ def test_local_qdrant_jobs_run_in_process_and_are_tagged_for_the_run_queue(make_
     job = build_definitions(make_settings()).get_job_def("reembed_job")
     assert job.executor_def.name == "in_process"
     assert job.tags[TAG_QDRANT_LOCK] == "local"
-    server = build_definitions(make_settings(QDRANT_URL="http://qdrant.example:6333")).get_job_def("reembed_job")
-    assert TAG_QDRANT_LOCK not in server.tags and server.executor_def.name == "multi_or_in_process_executor"
+    server = build_definitions(make_settings(QDRANT_URL="http://qdrant.example:6333")).get_job_def(
+        "reembed_job"
+    )
+    assert (
+        TAG_QDRANT_LOCK not in server.tags
+        and server.executor_def.name == "multi_or_in_process_executor"
+    )
 
 
 def test_incremental_schedule_is_off_by_default_and_its_config_is_valid(make_settings):
     defs = build_definitions(make_settings())
     schedule = next(s for s in defs.schedules if s.name == REEMBED_SCHEDULE)
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
-    on = next(s for s in build_definitions(make_settings(REEMBED_SCHEDULE_ENABLED="true")).schedules if s.name == REEMBED_SCHEDULE)
+    on = next(
+        s
+        for s in build_definitions(make_settings(REEMBED_SCHEDULE_ENABLED="true")).schedules
+        if s.name == REEMBED_SCHEDULE
+    )
     assert on.default_status == dg.DefaultScheduleStatus.RUNNING
     job = defs.get_job_def("reembed_job")
     with dg.instance_for_test() as instance:
@@ -49,7 +63,9 @@ def test_importing_the_definitions_reads_and_changes_nothing():
         "print(gc.isenabled(), gc.get_freeze_count(), 'automem_pipelines.location' in sys.modules)"
     )
     env = {**os.environ, "FALKORDB_PORT": "not a port"}
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
+    )
     assert out.stdout.split() == ["True", "0", "True"]
 
 
@@ -60,4 +76,6 @@ def test_dagster_builds_the_location_from_the_environment_when_it_loads_it(setti
     monkeypatch.setenv("QDRANT_COLLECTION", "collection_read_at_load")
     defs = definitions.defs()
     dg.Definitions.validate_loadable(defs)
-    assert defs.resolve_all_asset_specs()[1].description.startswith("Qdrant collection 'collection_read_at_load'")
+    assert defs.resolve_all_asset_specs()[1].description.startswith(
+        "Qdrant collection 'collection_read_at_load'"
+    )

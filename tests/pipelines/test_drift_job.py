@@ -60,8 +60,11 @@ def seed_graph(graph: GraphStore, count: int, seed: int = 11) -> list[dict]:
 def seed_points(vectors: VectorStore, memories: list[dict], settings=None) -> None:
     """Points exactly as the re-embed path writes them (merged payload + stamps of the
     configured embedding), with the local model's vectors."""
-    provider, model, dim = ("local", "minilm-l6-static", 256) if settings is None else (
-        settings.embedding.provider, settings.embedding.model, settings.embedding.vector_size)
+    provider, model, dim = (
+        ("local", "minilm-l6-static", 256)
+        if settings is None
+        else (settings.embedding.provider, settings.embedding.model, settings.embedding.vector_size)
+    )
     vectors.ensure_collection(dim)
     embedded = local_provider().embed([m["content"] for m in memories]).vectors
     payloads = [
@@ -99,15 +102,23 @@ def test_missing_detected_repaired_then_synced(settings, resources, graph, vecto
     [materialization] = result.asset_materializations_for_node("summarize_sync")
     assert materialization.asset_key == dg.AssetKey(["automem", "qdrant_collection"])
     assert materialization.metadata["missing_synced"].value == 30
-    [observation] = [e.asset_observation_data.asset_observation for e in result.all_events
-                     if e.event_type_value == "ASSET_OBSERVATION"]
+    [observation] = [
+        e.asset_observation_data.asset_observation
+        for e in result.all_events
+        if e.event_type_value == "ASSET_OBSERVATION"
+    ]
     assert observation.metadata["missing_count"].value == 30
-    [output] = [e for e in result.all_events
-                if e.event_type_value == "STEP_OUTPUT" and e.step_key == "summarize_sync"]
+    [output] = [
+        e
+        for e in result.all_events
+        if e.event_type_value == "STEP_OUTPUT" and e.step_key == "summarize_sync"
+    ]
     assert output.event_specific_data.metadata["summary"].value == summary  # read by the API
     again = summary_of(run_sync(settings, resources))
     assert again["status"] == "already_synced"
-    assert all(again[f"{k}_count"] == 0 for k in ("missing", "orphaned", "stale_vector", "payload_drift"))
+    assert all(
+        again[f"{k}_count"] == 0 for k in ("missing", "orphaned", "stale_vector", "payload_drift")
+    )
 
 
 @pytest.fixture
@@ -138,8 +149,18 @@ def test_orphans_untouched_without_recover_then_restored_with_properties(
     restored = graph.fetch_properties(ids)
     for original in gone:
         node = restored[original["id"]]
-        for key in ("content", "tags", "tag_prefixes", "importance", "timestamp", "type",
-                    "confidence", "t_valid", "updated_at", "last_accessed"):
+        for key in (
+            "content",
+            "tags",
+            "tag_prefixes",
+            "importance",
+            "timestamp",
+            "type",
+            "confidence",
+            "t_valid",
+            "updated_at",
+            "last_accessed",
+        ):
             assert node[key] == original[key], key
         assert parse_metadata(node["metadata"]) == parse_metadata(original["metadata"])
         assert not any(k.startswith("embedding_") or k == "content_hash" for k in node)
@@ -151,11 +172,16 @@ def test_orphans_untouched_without_recover_then_restored_with_properties(
 
 def test_stale_vector_detected_and_reembedded(settings, resources, graph, vector_store, synced):
     changed = synced[0]["id"], synced[20]["id"]
-    graph.upsert_memories({"id": i, "content": "Rewritten: " + m["content"]}
-                          for m in synced for i in changed if m["id"] == i)
+    graph.upsert_memories(
+        {"id": i, "content": "Rewritten: " + m["content"]}
+        for m in synced
+        for i in changed
+        if m["id"] == i
+    )
     other_model = synced[39]["id"]
     vector_store.set_payload(
-        other_model, make_stamps(content_hash(synced[39]["content"]), "local", "an-older-model", 256)
+        other_model,
+        make_stamps(content_hash(synced[39]["content"]), "local", "an-older-model", 256),
     )
 
     summary = summary_of(run_sync(settings, resources, dry_run=True))
@@ -178,15 +204,19 @@ def test_stale_vector_detected_and_reembedded(settings, resources, graph, vector
     assert summary_of(run_sync(settings, resources))["status"] == "already_synced"
 
 
-def test_payload_drift_rewritten_without_embedding(
-    make_settings, fake_openai, graph_vector_openai
-):
+def test_payload_drift_rewritten_without_embedding(make_settings, fake_openai, graph_vector_openai):
     settings, resources, graph, vectors, memories = graph_vector_openai
     a, b, c, d = (memories[i]["id"] for i in (1, 2, 3, 4))
-    graph.query("MATCH (m:Memory {id: $id}) SET m.tags = ['moved', 'project:x'], m.importance = 0.99", {"id": a})
+    graph.query(
+        "MATCH (m:Memory {id: $id}) SET m.tags = ['moved', 'project:x'], m.importance = 0.99",
+        {"id": a},
+    )
     graph.query("MATCH (m:Memory {id: $id}) SET m.archived = true", {"id": b})
     # node-only properties and fields AutoMem never reads back are not drift
-    graph.query("MATCH (m:Memory {id: $id}) SET m.summary = 'new', m.processed = true, m.custom_field = 'x', m.last_accessed = '2030-01-01', m.relevance_score = 0.01", {"id": d})
+    graph.query(
+        "MATCH (m:Memory {id: $id}) SET m.summary = 'new', m.processed = true, m.custom_field = 'x', m.last_accessed = '2030-01-01', m.relevance_score = 0.01",
+        {"id": d},
+    )
     vectors.set_payload(c, {"metadata": {"source": "tampered"}, "extra_only_on_point": 1})
     before = vectors.retrieve([a, b, c], with_vectors=True)
     fake_openai.reset()
@@ -198,7 +228,10 @@ def test_payload_drift_rewritten_without_embedding(
     assert fake_openai.state.requests == []  # no provider cost
 
     after = vectors.retrieve([a, b, c], with_vectors=True)
-    assert after[a].payload["tags"] == ["moved", "project:x"] and after[a].payload["importance"] == 0.99
+    assert (
+        after[a].payload["tags"] == ["moved", "project:x"]
+        and after[a].payload["importance"] == 0.99
+    )
     assert after[b].payload["archived"] is True
     assert "summary" not in after[b].payload and "processed" not in after[b].payload
     assert after[c].payload["metadata"] == parse_metadata(memories[3]["metadata"])
@@ -213,8 +246,12 @@ def test_payload_drift_rewritten_without_embedding(
 def graph_vector_openai(make_settings, fake_openai):
     """A synced store whose configured provider is the fake OpenAI server (to count calls)."""
     settings = make_settings(
-        EMBEDDING_PROVIDER="openai", OPENAI_API_KEY="test-key", OPENAI_BASE_URL=fake_openai.base_url,
-        EMBEDDING_MODEL="text-embedding-3-small", VECTOR_SIZE="256", EMBEDDING_MAX_RETRIES="0",
+        EMBEDDING_PROVIDER="openai",
+        OPENAI_API_KEY="test-key",
+        OPENAI_BASE_URL=fake_openai.base_url,
+        EMBEDDING_MODEL="text-embedding-3-small",
+        VECTOR_SIZE="256",
+        EMBEDDING_MAX_RETRIES="0",
     )
     resources = build_resources(settings, from_env=False)
     with resources["falkordb"].get_store() as graph, resources["qdrant"].open_store() as vectors:
@@ -226,12 +263,16 @@ def graph_vector_openai(make_settings, fake_openai):
 def test_metapattern_excluded_from_accounting(settings, resources, graph, vector_store, synced):
     meta_ids = [str(uuid.uuid4()) for _ in range(3)]
     graph.upsert_memories(
-        [{"id": mid, "content": f"pattern {i}", "type": "MetaPattern", "cluster_size": 4}
-         for i, mid in enumerate(meta_ids)]
+        [
+            {"id": mid, "content": f"pattern {i}", "type": "MetaPattern", "cluster_size": 4}
+            for i, mid in enumerate(meta_ids)
+        ]
     )
     orphan_meta = str(uuid.uuid4())
     vector_store.upsert(
-        [orphan_meta], np.ones((1, 256), np.float32), [{"content": "old meta", "type": "MetaPattern"}]
+        [orphan_meta],
+        np.ones((1, 256), np.float32),
+        [{"content": "old meta", "type": "MetaPattern"}],
     )
     summary = summary_of(run_sync(settings, resources))
     assert summary["status"] == "already_synced"
@@ -244,7 +285,9 @@ def test_metapattern_excluded_from_accounting(settings, resources, graph, vector
 def test_dry_run_writes_nothing_and_needs_no_provider(make_settings):
     # A provider that cannot work: an OpenAI endpoint nobody listens on.
     settings = make_settings(
-        EMBEDDING_PROVIDER="openai", OPENAI_API_KEY="k", OPENAI_BASE_URL="http://127.0.0.1:9/v1",
+        EMBEDDING_PROVIDER="openai",
+        OPENAI_API_KEY="k",
+        OPENAI_BASE_URL="http://127.0.0.1:9/v1",
         VECTOR_SIZE="256",
     )
     resources = build_resources(settings, from_env=False)
@@ -290,7 +333,10 @@ def test_dimension_mismatch_refused(settings, resources, graph, vector_store):
     assert "128-dimensional" in message and "256-dimensional" in message and "re-embed" in message
     assert vector_store.count() == 0 and vector_store.collection_dim() == 128
     observation = next(e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION")
-    assert observation.asset_observation_data.asset_observation.metadata["dimension_mismatch"].value is True
+    assert (
+        observation.asset_observation_data.asset_observation.metadata["dimension_mismatch"].value
+        is True
+    )
     summary = summary_of(run_sync(settings, resources, dry_run=True))
     assert summary["dimension_mismatch"] is True and summary["collection_dim"] == 128
     assert summary["missing_count"] == 6 and len(memories) == 6
@@ -298,8 +344,11 @@ def test_dimension_mismatch_refused(settings, resources, graph, vector_store):
 
 def test_provider_failure_counts_failed_and_rerun_finishes(make_settings, fake_openai):
     settings = make_settings(
-        EMBEDDING_PROVIDER="openai", OPENAI_API_KEY="k", OPENAI_BASE_URL=fake_openai.base_url,
-        VECTOR_SIZE="256", EMBEDDING_MAX_RETRIES="0",
+        EMBEDDING_PROVIDER="openai",
+        OPENAI_API_KEY="k",
+        OPENAI_BASE_URL=fake_openai.base_url,
+        VECTOR_SIZE="256",
+        EMBEDDING_MAX_RETRIES="0",
     )
     resources = build_resources(settings, from_env=False)
     with resources["falkordb"].get_store() as graph, resources["qdrant"].open_store() as vectors:
@@ -338,14 +387,16 @@ def test_bad_run_config_is_a_clear_config_error(settings, resources, graph):
     job = build_definitions(settings).get_job_def("drift_sync_job")
     with pytest.raises(dg.DagsterInvalidConfigError) as info:
         job.execute_in_process(
-            run_config={"ops": {"detect_drift": {"config": {"dry_run": "yes"}}}}, resources=resources
+            run_config={"ops": {"detect_drift": {"config": {"dry_run": "yes"}}}},
+            resources=resources,
         )
     assert "dry_run" in str(info.value)
     for bad in (0, 4096):
         result = job.execute_in_process(
             run_config={"ops": {"detect_drift": {"config": {"batch_size": bad}}}},
-            resources=resources, raise_on_error=False,
-        )  # fmt: skip
+            resources=resources,
+            raise_on_error=False,
+        )
         assert not result.success
         assert f"batch_size must be an integer from 1 to 2048, got {bad}" in error_text(result)
         assert not any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events)
@@ -372,10 +423,12 @@ def test_25000_memories_drift_spread_over_the_whole_range_found_exactly(make_set
         vectors.client.delete(vectors.collection, points_selector=picks["missing"], wait=True)
         graph.query("MATCH (m:Memory) WHERE m.id IN $ids DELETE m", {"ids": picks["orphaned"]})
         by_id = {m["id"]: m for m in memories}  # new values as parameters, not Cypher '+'
-        graph.upsert_memories({"id": i, "content": by_id[i]["content"] + " (edited)"}
-                              for i in picks["stale_vector"])
-        graph.upsert_memories({"id": i, "tags": by_id[i]["tags"] + ["drifted"]}
-                              for i in picks["payload_drift"])
+        graph.upsert_memories(
+            {"id": i, "content": by_id[i]["content"] + " (edited)"} for i in picks["stale_vector"]
+        )
+        graph.upsert_memories(
+            {"id": i, "tags": by_id[i]["tags"] + ["drifted"]} for i in picks["payload_drift"]
+        )
 
         result = run_sync(settings, resources, dry_run=True)
         report = result.output_for_node("detect_drift").report

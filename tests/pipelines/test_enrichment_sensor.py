@@ -29,8 +29,9 @@ def forced_of(request: dg.RunRequest) -> bool:
 
 @pytest.fixture
 def setup(make_settings):
-    settings = make_settings(ENRICHMENT_SENSOR_BATCH_SIZE=str(BATCH),
-                             ENRICHMENT_FAILURE_BACKOFF_SECONDS="0")  # fmt: skip
+    settings = make_settings(
+        ENRICHMENT_SENSOR_BATCH_SIZE=str(BATCH), ENRICHMENT_FAILURE_BACKOFF_SECONDS="0"
+    )
     defs = build_definitions(settings)
     job = defs.get_job_def(ENRICHMENT_JOB)
     sensor = build_enrichment_sensor(job, settings)
@@ -39,15 +40,21 @@ def setup(make_settings):
 
         def tick(cursor: str | None) -> dg.SensorResult:
             context = dg.build_sensor_context(
-                instance=instance, cursor=cursor, resources={"falkordb": res["falkordb"], "sync": res["sync"]}
+                instance=instance,
+                cursor=cursor,
+                resources={"falkordb": res["falkordb"], "sync": res["sync"]},
             )
             return sensor(context)
 
         yield settings, job, graph, instance, tick
 
 
-def queue(instance: dg.DagsterInstance, job: dg.JobDefinition, request: dg.RunRequest,
-          status: dg.DagsterRunStatus = dg.DagsterRunStatus.NOT_STARTED) -> None:  # fmt: skip
+def queue(
+    instance: dg.DagsterInstance,
+    job: dg.JobDefinition,
+    request: dg.RunRequest,
+    status: dg.DagsterRunStatus = dg.DagsterRunStatus.NOT_STARTED,
+) -> None:
     """A run record holding the request's memories (NOT_STARTED: a QUEUED record needs a
     code-server origin; both count as waiting to start)."""
     instance.create_run_for_job(job_def=job, run_config=request.run_config, status=status)
@@ -57,14 +64,25 @@ def test_bounded_batches_cursor_keys_and_no_duplicates(setup):
     settings, job, graph, instance, tick = setup
     fresh = [str(uuid.UUID(int=i, version=4)) for i in range(1, 11)]
     done, failed, waiting, meta = (str(uuid.uuid4()) for _ in range(4))
-    insert(graph, [memory(m, f"Note {i} about Project Atlas.", i) for i, m in enumerate(fresh)]
-           + [memory(done, "Done.", 1), memory(failed, "Broken.", 1), memory(waiting, "Later.", 1),
-              memory(meta, "Meta.", 1, mtype="MetaPattern")])  # fmt: skip
+    insert(
+        graph,
+        [memory(m, f"Note {i} about Project Atlas.", i) for i, m in enumerate(fresh)]
+        + [
+            memory(done, "Done.", 1),
+            memory(failed, "Broken.", 1),
+            memory(waiting, "Later.", 1),
+            memory(meta, "Meta.", 1, mtype="MetaPattern"),
+        ],
+    )
     graph.query("MATCH (m:Memory {id: $id}) SET m.processed = true", {"id": done})
-    graph.query("MATCH (m:Memory {id: $id}) SET m.enrichment_failed = true, m.enrichment_attempts = 3",
-                {"id": failed})  # fmt: skip
-    graph.query("MATCH (m:Memory {id: $id}) SET m.enrichment_attempts = 1, m.enrichment_retry_at = $t",
-                {"id": waiting, "t": time.time() + 3600})  # fmt: skip
+    graph.query(
+        "MATCH (m:Memory {id: $id}) SET m.enrichment_failed = true, m.enrichment_attempts = 3",
+        {"id": failed},
+    )
+    graph.query(
+        "MATCH (m:Memory {id: $id}) SET m.enrichment_attempts = 1, m.enrichment_retry_at = $t",
+        {"id": waiting, "t": time.time() + 3600},
+    )
 
     first = tick(None)
     requests = first.run_requests
@@ -98,7 +116,12 @@ def test_bounded_batches_cursor_keys_and_no_duplicates(setup):
     assert not third.run_requests and "queued" in third.skip_reason.skip_message
     # What the sensor counted to decide that (its own reading of the instance).
     runs = inflight_runs(instance)
-    assert (runs.queued_runs, len(runs.queued_ids), runs.started_runs, len(runs.started_ids)) == (3, 6, 1, 2)
+    assert (runs.queued_runs, len(runs.queued_ids), runs.started_runs, len(runs.started_ids)) == (
+        3,
+        6,
+        1,
+        2,
+    )
     assert runs.busy_ids == runs.queued_ids | runs.started_ids
 
 
@@ -129,12 +152,17 @@ def test_new_memories_picked_up_failures_retried_then_left_alone(setup):
     [again] = tick(final.cursor).run_requests
     assert ids_of(again) == [good] and again.run_key not in keys
     never_enriched = run_key_for([Candidate(good, 0, False)], False, 0)
-    assert run_key_for([Candidate(good, 0, False, "2026-01-01T00:00:00")], False, 0) != never_enriched
+    assert (
+        run_key_for([Candidate(good, 0, False, "2026-01-01T00:00:00")], False, 0) != never_enriched
+    )
     graph.query("MATCH (m:Memory {id: $id}) SET m.processed = true", {"id": good})
 
     # A forced attempt that failed on a processed memory is retried as a forced run.
-    graph.query("MATCH (m:Memory {id: $id}) SET m.enrichment_retry_forced = true, "
-                "m.enrichment_attempts = 1", {"id": good})  # fmt: skip
+    graph.query(
+        "MATCH (m:Memory {id: $id}) SET m.enrichment_retry_forced = true, "
+        "m.enrichment_attempts = 1",
+        {"id": good},
+    )
     [request] = tick(final.cursor).run_requests
     assert ids_of(request) == [good] and forced_of(request) and "forced" in request.run_key
 
@@ -150,8 +178,9 @@ def test_a_run_that_failed_as_a_whole_gets_its_memories_requested_again(setup):
 
     # A run that has just failed (it has an end time): the sensor pauses instead of
     # launching a run per tick into an outage.
-    run = instance.create_run_for_job(job_def=job, run_config=retry.run_config,
-                                      status=dg.DagsterRunStatus.STARTED)  # fmt: skip
+    run = instance.create_run_for_job(
+        job_def=job, run_config=retry.run_config, status=dg.DagsterRunStatus.STARTED
+    )
     instance.report_run_failed(run, message="store outage")
     paused = tick(None)
     assert not paused.run_requests and "pausing" in paused.skip_reason.skip_message

@@ -21,13 +21,19 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def openai_store(make_settings, graph_factory, fake_openai):
     def make(count: int, **env):
         settings = make_settings(
-            EMBEDDING_PROVIDER="openai", OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=fake_openai.base_url,
-            EMBEDDING_MAX_RETRIES="0", VECTOR_SIZE="384", **env,
-        )  # fmt: skip
+            EMBEDDING_PROVIDER="openai",
+            OPENAI_API_KEY="sk-test",
+            OPENAI_BASE_URL=fake_openai.base_url,
+            EMBEDDING_MAX_RETRIES="0",
+            VECTOR_SIZE="384",
+            **env,
+        )
         graph = graph_factory(settings)
         ids = [new_id() for _ in range(count)]
         graph.ensure_indexes()
-        graph.upsert_memories({"id": m, "content": f"Note {i} about the Atlas project"} for i, m in enumerate(ids))
+        graph.upsert_memories(
+            {"id": m, "content": f"Note {i} about the Atlas project"} for i, m in enumerate(ids)
+        )
         return settings, graph, ids
 
     yield make
@@ -35,10 +41,14 @@ def openai_store(make_settings, graph_factory, fake_openai):
 
 
 @pytest.mark.parametrize("fault", ["wrong_dimension", "hang"])
-def test_a_provider_failing_every_batch_fails_the_run_with_its_summary(openai_store, fake_openai, fault):
+def test_a_provider_failing_every_batch_fails_the_run_with_its_summary(
+    openai_store, fake_openai, fault
+):
     settings, graph, ids = openai_store(30, EMBEDDING_TIMEOUT_SECONDS="1")
     fake_openai.state.fail_marker = "Note"
-    fake_openai.state.fail_fault = Fault.wrong_dimension() if fault == "wrong_dimension" else Fault.hang()
+    fake_openai.state.fail_fault = (
+        Fault.wrong_dimension() if fault == "wrong_dimension" else Fault.hang()
+    )
     result = run_reembed(settings, raise_on_error=False, batch_size=10)
     assert not result.success
     assert result.dagster_run.status == dg.DagsterRunStatus.FAILURE
@@ -66,7 +76,9 @@ def test_the_threshold_decides_and_a_rerun_of_only_failures_fails(openai_store, 
     assert not again.success and summary_of(again)["failed"] == 10
 
 
-def test_one_poisoned_text_in_a_batch_of_100_fails_alone(openai_store, fake_openai, vectors_factory):
+def test_one_poisoned_text_in_a_batch_of_100_fails_alone(
+    openai_store, fake_openai, vectors_factory
+):
     settings, graph, ids = openai_store(100)
     poisoned = ids[37]
     graph.query("MATCH (m:Memory {id: $id}) SET m.content = 'POISON text'", {"id": poisoned})
@@ -82,13 +94,28 @@ def test_the_cli_exits_non_zero_when_the_run_failed(openai_store, fake_openai, d
     settings, graph, ids = openai_store(12)
     fake_openai.state.fail_marker = "Note"
     fake_openai.state.fail_fault = Fault.wrong_dimension()
-    env = {**os.environ, "AUTOMEM_DATA_DIR": str(data_dir), "FALKORDB_GRAPH": settings.falkordb.graph,
-           "QDRANT_URL": ":memory:", "QDRANT_COLLECTION": settings.qdrant.collection,
-           "EMBEDDING_PROVIDER": "openai", "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": fake_openai.base_url,
-           "EMBEDDING_MAX_RETRIES": "0", "VECTOR_SIZE": "384", "DAGSTER_HOME": str(tmp_path / "home")}  # fmt: skip
-    done = subprocess.run([sys.executable, "-m", "automem_pipelines.cli", "reembed", "--batch-size", "4"],
-                          env=env, cwd=REPO, capture_output=True, text=True, timeout=300)  # fmt: skip
+    env = {
+        **os.environ,
+        "AUTOMEM_DATA_DIR": str(data_dir),
+        "FALKORDB_GRAPH": settings.falkordb.graph,
+        "QDRANT_URL": ":memory:",
+        "QDRANT_COLLECTION": settings.qdrant.collection,
+        "EMBEDDING_PROVIDER": "openai",
+        "OPENAI_API_KEY": "sk-test",
+        "OPENAI_BASE_URL": fake_openai.base_url,
+        "EMBEDDING_MAX_RETRIES": "0",
+        "VECTOR_SIZE": "384",
+        "DAGSTER_HOME": str(tmp_path / "home"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "automem_pipelines.cli", "reembed", "--batch-size", "4"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode != 0, done.stdout + done.stderr
     assert "reembed_job run failed" in done.stderr and "12 of the 12 memories" in done.stderr
-    summary = json.loads(done.stdout[done.stdout.index("{"):])
+    summary = json.loads(done.stdout[done.stdout.index("{") :])
     assert summary["status"] == "failed" and summary["failed"] == 12

@@ -63,7 +63,9 @@ def test_a_store_outage_is_retried_then_the_step_succeeds():
 
     result = retried.execute_in_process()
     assert result.output_for_node("flaky") == 2
-    assert [e.event_type for e in result.all_events].count(dg.DagsterEventType.STEP_UP_FOR_RETRY) == 1
+    assert [e.event_type for e in result.all_events].count(
+        dg.DagsterEventType.STEP_UP_FOR_RETRY
+    ) == 1
 
 
 def test_other_errors_fail_at_once_without_retry():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import dagster as dg
 import numpy as np
 import pytest
@@ -17,8 +16,11 @@ from tests.helpers import failure_messages, load_sample, new_id, run_reembed, su
 
 
 def all_points(store: VectorStore, with_vectors: bool = False) -> dict[str, models.Record]:
-    return {str(r.id): r for page in store.scroll(page=1000, with_payload=True,
-                                                   with_vectors=with_vectors) for r in page}
+    return {
+        str(r.id): r
+        for page in store.scroll(page=1000, with_payload=True, with_vectors=with_vectors)
+        for r in page
+    }
 
 
 def test_sample_store_every_point_with_every_mirrored_property(settings, graph, vector_store):
@@ -26,7 +28,12 @@ def test_sample_store_every_point_with_every_mirrored_property(settings, graph, 
     result = run_reembed(settings, batch_size=16)
     summary = summary_of(result)
     assert summary["status"] == "complete"
-    assert (summary["processed"], summary["failed"], summary["skipped"], summary["total"]) == (300, 0, 0, 300)
+    assert (summary["processed"], summary["failed"], summary["skipped"], summary["total"]) == (
+        300,
+        0,
+        0,
+        300,
+    )
     assert summary["batch_size"] == 16 and summary["metadata_preserved"] is True
     assert summary["provider_requests"] == sum(-(-len(c) // 16) for c in [rows])  # 19 requests
 
@@ -48,20 +55,38 @@ def test_sample_store_every_point_with_every_mirrored_property(settings, graph, 
         assert payload["embedding_provider"] == "local" and payload["embedding_dim"] == 256
 
     # The run recorded a materialization of the collection with the totals.
-    mats = [e for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION]
+    mats = [
+        e for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
+    ]
     assert [m.asset_key for m in mats] == [dg.AssetKey(VECTOR_ASSET_KEY)]
     assert mats[0].materialization.metadata["processed"].value == 300
 
 
 def test_vectors_are_semantic_and_match_provider(settings, graph, vector_store):
     ids = [new_id() for _ in range(3)]
-    graph.upsert_memories([
-        {"id": ids[0], "content": "The deploy to production failed because the database migration timed out", "tags": []},
-        {"id": ids[1], "content": "Production release broke after a slow schema migration", "tags": []},
-        {"id": ids[2], "content": "Grandma's apple pie recipe needs cinnamon and brown sugar", "tags": []},
-    ])
+    graph.upsert_memories(
+        [
+            {
+                "id": ids[0],
+                "content": "The deploy to production failed because the database migration timed out",
+                "tags": [],
+            },
+            {
+                "id": ids[1],
+                "content": "Production release broke after a slow schema migration",
+                "tags": [],
+            },
+            {
+                "id": ids[2],
+                "content": "Grandma's apple pie recipe needs cinnamon and brown sugar",
+                "tags": [],
+            },
+        ]
+    )
     run_reembed(settings)
-    vecs = {pid: np.array(r.vector) for pid, r in vector_store.retrieve(ids, with_vectors=True).items()}
+    vecs = {
+        pid: np.array(r.vector) for pid, r in vector_store.retrieve(ids, with_vectors=True).items()
+    }
     related = float(vecs[ids[0]] @ vecs[ids[1]])
     unrelated = float(vecs[ids[0]] @ vecs[ids[2]])
     assert related > unrelated + 0.3
@@ -73,8 +98,10 @@ def test_unchanged_memories_are_skipped_and_changed_ones_reembedded(settings, gr
     before = all_points(vector_store, with_vectors=True)
 
     changed = rows[5]["id"]
-    graph.query("MATCH (m:Memory {id: $id}) SET m.content = $c",
-                {"id": changed, "c": "A completely new text about sailing boats in Lisbon"})
+    graph.query(
+        "MATCH (m:Memory {id: $id}) SET m.content = $c",
+        {"id": changed, "c": "A completely new text about sailing boats in Lisbon"},
+    )
     summary = summary_of(run_reembed(settings))
     assert (summary["processed"], summary["skipped"], summary["skipped_unchanged"]) == (1, 119, 119)
     assert summary["provider_requests"] == 1
@@ -106,14 +133,21 @@ def test_limit_takes_the_newest_memories_with_content(settings, graph, vector_st
 
 def test_empty_and_null_content_is_skipped_and_counted(settings, graph, vector_store):
     ids = [new_id() for _ in range(4)]
-    graph.upsert_memories([
-        {"id": ids[0], "content": "Real text about Kubernetes upgrades"},
-        {"id": ids[1], "content": ""},
-        {"id": ids[2], "content": "   "},
-        {"id": ids[3], "type": "Context"},  # content missing entirely
-    ])
+    graph.upsert_memories(
+        [
+            {"id": ids[0], "content": "Real text about Kubernetes upgrades"},
+            {"id": ids[1], "content": ""},
+            {"id": ids[2], "content": "   "},
+            {"id": ids[3], "type": "Context"},  # content missing entirely
+        ]
+    )
     summary = summary_of(run_reembed(settings, force=True))
-    assert (summary["processed"], summary["skipped"], summary["skipped_empty"], summary["total"]) == (1, 3, 3, 4)
+    assert (
+        summary["processed"],
+        summary["skipped"],
+        summary["skipped_empty"],
+        summary["total"],
+    ) == (1, 3, 3, 4)
     assert set(all_points(vector_store)) == {ids[0]}
 
 
@@ -122,8 +156,11 @@ def test_payload_field_only_qdrant_had_survives(settings, graph, vector_store):
     run_reembed(settings)
     target = rows[0]["id"]
     vector_store.set_payload(target, {"viewer_pin": True, "relevance_score": 0.77})
-    graph.query("MATCH (m:Memory {id: $id}) SET m.content = 'Changed content about Redis', "
-                "m.tags = ['changed'], m.t_invalid = '2030-01-01T00:00:00+00:00'", {"id": target})
+    graph.query(
+        "MATCH (m:Memory {id: $id}) SET m.content = 'Changed content about Redis', "
+        "m.tags = ['changed'], m.t_invalid = '2030-01-01T00:00:00+00:00'",
+        {"id": target},
+    )
     run_reembed(settings)
     payload = vector_store.payloads([target])[target]
     assert payload["viewer_pin"] is True and payload["relevance_score"] == 0.77
@@ -142,7 +179,9 @@ def test_payload_field_only_qdrant_had_survives(settings, graph, vector_store):
         ({"limit": -3}, "limit", "of at least 1"),
     ],
 )
-def test_out_of_range_config_fails_before_any_write(settings, graph, vector_store, config, field, allowed):
+def test_out_of_range_config_fails_before_any_write(
+    settings, graph, vector_store, config, field, allowed
+):
     load_sample(graph, 10)
     # The run-config helper refuses it first (what schedules, the sensor and the API use) ...
     with pytest.raises(ValueError, match=f"{field} must be an integer {allowed}"):
@@ -166,8 +205,10 @@ def test_out_of_range_config_fails_before_any_write(settings, graph, vector_stor
 def test_wrongly_typed_or_unknown_config_is_rejected_by_dagster(settings, config):
     job = build_definitions(settings).get_job_def("reembed_job")
     with pytest.raises(dg.DagsterInvalidConfigError) as info:
-        job.execute_in_process(run_config={"ops": {"enumerate_memories": {"config": config}}},
-                               resources=build_resources(settings, from_env=False))
+        job.execute_in_process(
+            run_config={"ops": {"enumerate_memories": {"config": config}}},
+            resources=build_resources(settings, from_env=False),
+        )
     assert next(iter(config)) in str(info.value)
 
 
@@ -183,19 +224,34 @@ def test_dimension_mismatch_stops_before_any_write(settings, graph, vector_store
     assert "384" in message and "256" in message and "re-embed" in message
     assert vector_store.count() == 0
     # Not retried: a mismatch is not transient.
-    retries = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+    retries = [
+        e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY
+    ]
     assert retries == []
 
 
-def test_openai_provider_batch_failure_is_counted_and_rest_written(make_settings, graph_factory, fake_openai,
-                                                                   vectors_factory):
-    settings = make_settings(EMBEDDING_PROVIDER="openai", OPENAI_API_KEY="sk-test",
-                             OPENAI_BASE_URL=fake_openai.base_url, EMBEDDING_MAX_RETRIES="1",
-                             VECTOR_SIZE="384")
+def test_openai_provider_batch_failure_is_counted_and_rest_written(
+    make_settings, graph_factory, fake_openai, vectors_factory
+):
+    settings = make_settings(
+        EMBEDDING_PROVIDER="openai",
+        OPENAI_API_KEY="sk-test",
+        OPENAI_BASE_URL=fake_openai.base_url,
+        EMBEDDING_MAX_RETRIES="1",
+        VECTOR_SIZE="384",
+    )
     graph = graph_factory(settings)
     ids = [new_id() for _ in range(50)]
-    graph.upsert_memories([{"id": mid, "content": f"Note {i} about the Atlas project", "timestamp": f"2026-01-01T00:00:{i:02d}"}
-                           for i, mid in enumerate(ids)])
+    graph.upsert_memories(
+        [
+            {
+                "id": mid,
+                "content": f"Note {i} about the Atlas project",
+                "timestamp": f"2026-01-01T00:00:{i:02d}",
+            }
+            for i, mid in enumerate(ids)
+        ]
+    )
     poisoned = ids[23]
     graph.query("MATCH (m:Memory {id: $id}) SET m.content = 'POISON text'", {"id": poisoned})
     fake_openai.state.fail_marker = "POISON"
@@ -252,20 +308,32 @@ def _flaky_resources(settings, fail_upserts: int) -> dict:
     return res
 
 
-def test_qdrant_outage_during_upsert_is_retried_without_reembedding(make_settings, graph_factory, fake_openai):
-    settings = make_settings(EMBEDDING_PROVIDER="openai", OPENAI_API_KEY="sk-test",
-                             OPENAI_BASE_URL=fake_openai.base_url, VECTOR_SIZE="256")
+def test_qdrant_outage_during_upsert_is_retried_without_reembedding(
+    make_settings, graph_factory, fake_openai
+):
+    settings = make_settings(
+        EMBEDDING_PROVIDER="openai",
+        OPENAI_API_KEY="sk-test",
+        OPENAI_BASE_URL=fake_openai.base_url,
+        VECTOR_SIZE="256",
+    )
     graph = graph_factory(settings)
     load_sample(graph, 40)
-    result = run_reembed(settings, resources=_flaky_resources(settings, fail_upserts=1), batch_size=8)
+    result = run_reembed(
+        settings, resources=_flaky_resources(settings, fail_upserts=1), batch_size=8
+    )
     summary = summary_of(result)
     assert (summary["processed"], summary["failed"]) == (40, 0)
-    retries = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+    retries = [
+        e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY
+    ]
     assert [e.step_key for e in retries] == ["upsert_chunk[chunk_000]"]
     assert len(fake_openai.state.requests) == 5  # embeddings were paid for once
 
 
-def test_qdrant_down_fails_the_run_and_a_rerun_completes_with_nothing_lost(settings, graph, vector_store):
+def test_qdrant_down_fails_the_run_and_a_rerun_completes_with_nothing_lost(
+    settings, graph, vector_store
+):
     rows = load_sample(graph, 60)
     vector_store.ensure_collection(256)
 
@@ -273,8 +341,12 @@ def test_qdrant_down_fails_the_run_and_a_rerun_completes_with_nothing_lost(setti
     newest = max(rows, key=lambda r: r["timestamp"])["id"]
     vector_store.set_payload(newest, {"only_in_qdrant": "keep me"})
 
-    failed = run_reembed(settings, resources=_flaky_resources(settings, fail_upserts=100), force=True,
-                         raise_on_error=False)
+    failed = run_reembed(
+        settings,
+        resources=_flaky_resources(settings, fail_upserts=100),
+        force=True,
+        raise_on_error=False,
+    )
     assert not failed.success
     assert "injected outage" in failure_messages(failed)
 
@@ -301,4 +373,8 @@ def test_25000_memories_are_reembedded_whole(make_settings, graph_factory, vecto
     assert ids == {r["id"] for r in rows}
     # Stamps are in place, so an incremental run touches nothing.
     again = summary_of(run_reembed(settings, batch_size=256))
-    assert (again["processed"], again["skipped_unchanged"], again["provider_requests"]) == (0, 25_000, 0)
+    assert (again["processed"], again["skipped_unchanged"], again["provider_requests"]) == (
+        0,
+        25_000,
+        0,
+    )

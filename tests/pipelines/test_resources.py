@@ -61,5 +61,10 @@ def test_a_run_builds_one_provider_and_closes_it():
     def embedding():
         embed_twice()
 
-    assert embedding.execute_in_process(resources={"embeddings": Counting()}).output_for_node("embed_twice") == 512
+    assert (
+        embedding.execute_in_process(resources={"embeddings": Counting()}).output_for_node(
+            "embed_twice"
+        )
+        == 512
+    )
     assert len(built) == 1

@@ -54,9 +54,19 @@ class ScriptedGateway(DagsterGateway):
         return None
 
     def outcome(self, run_id, job):
-        return RunOutcome({"status": "complete", "processed": 0, "failed": 0, "total": 0,
-                           "batch_size": 32, "metadata_preserved": True}, [])  # fmt: skip
+        return RunOutcome(
+            {
+                "status": "complete",
+                "processed": 0,
+                "failed": 0,
+                "total": 0,
+                "batch_size": 32,
+                "metadata_preserved": True,
+            },
+            [],
+        )
 
     def scheduler_state(self):
-        return SchedulerState(sensor_running=True, daemon_alive=True, queued_runs=0,
-                              inflight_ids=0, queued_ids=0)  # fmt: skip
+        return SchedulerState(
+            sensor_running=True, daemon_alive=True, queued_runs=0, inflight_ids=0, queued_ids=0
+        )

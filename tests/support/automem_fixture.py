@@ -42,14 +42,21 @@ def read_fixture(root: Path = FIXTURE_DIR) -> AutoMemStore:
 
     nodes = [row["properties"] for row in lines("nodes.jsonl")]
     points = [
-        {"id": row["id"], "payload": row["payload"],
-         "vector": np.frombuffer(base64.b64decode(row["vector_f32le_b64"]), dtype="<f4").astype(np.float32)}
+        {
+            "id": row["id"],
+            "payload": row["payload"],
+            "vector": np.frombuffer(base64.b64decode(row["vector_f32le_b64"]), dtype="<f4").astype(
+                np.float32
+            ),
+        }
         for row in lines("points.jsonl")
-    ]  # fmt: skip
+    ]
     return AutoMemStore(nodes, points, lines("relationships.jsonl"))
 
 
-def load_fixture(graph: GraphStore, vectors: VectorStore, store: AutoMemStore | None = None) -> AutoMemStore:
+def load_fixture(
+    graph: GraphStore, vectors: VectorStore, store: AutoMemStore | None = None
+) -> AutoMemStore:
     store = store or read_fixture()
     graph.ensure_indexes()
     graph.upsert_memories(store.nodes)
@@ -94,5 +101,9 @@ def snapshot(graph: GraphStore, vectors: VectorStore) -> dict[str, Any]:
                 np.asarray(rec.vector, dtype=np.float32).tobytes(),
             )
     info = vectors.client.get_collection(vectors.collection)
-    return {"nodes": nodes, "relationships": rels, "points": points,
-            "collection": info.config.model_dump_json()}  # fmt: skip
+    return {
+        "nodes": nodes,
+        "relationships": rels,
+        "points": points,
+        "collection": info.config.model_dump_json(),
+    }

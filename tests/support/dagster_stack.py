@@ -19,7 +19,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def submit(client: DagsterGraphQLClient, job: str, run_config: dict, tags: dict | None = None) -> str:
+def submit(
+    client: DagsterGraphQLClient, job: str, run_config: dict, tags: dict | None = None
+) -> str:
     return client.submit_job_execution(
         job,
         repository_location_name=CODE_LOCATION_NAME,
@@ -29,7 +31,9 @@ def submit(client: DagsterGraphQLClient, job: str, run_config: dict, tags: dict 
     )
 
 
-def wait_for_run(client: DagsterGraphQLClient, run_id: str, timeout: float = 180.0) -> DagsterRunStatus:
+def wait_for_run(
+    client: DagsterGraphQLClient, run_id: str, timeout: float = 180.0
+) -> DagsterRunStatus:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = client.get_run_status(run_id)

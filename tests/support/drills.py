@@ -4,8 +4,8 @@ reach a point, peek at the local Qdrant store's own sqlite file, kill a run's wo
 from __future__ import annotations
 
 import os
-import signal
 import shutil
+import signal
 import sqlite3
 import tempfile
 import time
@@ -60,20 +60,29 @@ def step_starts(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, fl
 
 
 def wait_for_step(instance: dg.DagsterInstance, run_id: str, step_key: str) -> None:
-    wait_until(f"step {step_key} of run {run_id} started",
-               lambda: any(key == step_key for key, _ in step_starts(instance, run_id)))  # fmt: skip
+    wait_until(
+        f"step {step_key} of run {run_id} started",
+        lambda: any(key == step_key for key, _ in step_starts(instance, run_id)),
+    )
 
 
-def wait_for_status(instance: dg.DagsterInstance, run_id: str, *statuses: dg.DagsterRunStatus,
-                    limit: float = LIMIT_SECONDS) -> dg.DagsterRunStatus:  # fmt: skip
+def wait_for_status(
+    instance: dg.DagsterInstance,
+    run_id: str,
+    *statuses: dg.DagsterRunStatus,
+    limit: float = LIMIT_SECONDS,
+) -> dg.DagsterRunStatus:
     return wait_until(
         f"run {run_id} reached {[s.value for s in statuses]}",
         lambda: (run := instance.get_run_by_id(run_id)) and run.status in statuses and run.status,
-        limit, every=0.1,
-    )  # fmt: skip
+        limit,
+        every=0.1,
+    )
 
 
-def wait_for_end(instance: dg.DagsterInstance, run_id: str, limit: float = LIMIT_SECONDS) -> dg.DagsterRunStatus:
+def wait_for_end(
+    instance: dg.DagsterInstance, run_id: str, limit: float = LIMIT_SECONDS
+) -> dg.DagsterRunStatus:
     return wait_for_status(instance, run_id, *FINISHED, limit=limit)
 
 
@@ -82,7 +91,13 @@ def local_points(settings: Settings) -> int:
     run that holds the store keeps it; after a kill -9 the journal may be hot, which a
     read-only connection cannot roll back — the copy is rolled back on open, as the next
     writer of the store would)."""
-    path = Path(settings.data_dir) / "qdrant" / "collection" / settings.qdrant.collection / "storage.sqlite"
+    path = (
+        Path(settings.data_dir)
+        / "qdrant"
+        / "collection"
+        / settings.qdrant.collection
+        / "storage.sqlite"
+    )
     if not path.exists():
         return 0
     with tempfile.TemporaryDirectory(prefix="amq-") as tmp:
@@ -101,7 +116,9 @@ def local_points(settings: Settings) -> int:
 
 
 def wait_for_points(settings: Settings, at_least: int) -> int:
-    return wait_until(f"{at_least} points written", lambda: (n := local_points(settings)) >= at_least and n)
+    return wait_until(
+        f"{at_least} points written", lambda: (n := local_points(settings)) >= at_least and n
+    )
 
 
 def kill_worker(instance: dg.DagsterInstance, run_id: str) -> int:
@@ -126,6 +143,8 @@ def failure_of(instance: dg.DagsterInstance, run_id: str) -> str:
         if event is None or not event.is_failure:
             continue
         error = getattr(event.event_specific_data, "error", None)
-        lines.append(f"{event.step_key or 'run'}: {record.user_message}"
-                     + (f"\n{error.to_string()}" if error is not None else ""))  # fmt: skip
+        lines.append(
+            f"{event.step_key or 'run'}: {record.user_message}"
+            + (f"\n{error.to_string()}" if error is not None else "")
+        )
     return "\n".join(lines)[-4000:] or "no failure event"

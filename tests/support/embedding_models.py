@@ -79,4 +79,3 @@ def model_vectors(
     texts: Sequence[str], model: str, dim: int, seeds: Mapping[str, int] | None = None
 ) -> np.ndarray:
     return project(texts, dim, model_seed(model, dim, seeds))
-

@@ -23,7 +23,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
-
 from .embedding_models import model_vectors, static_model
 
 HANG_LIMIT_SECONDS = 120.0  # a hung request is released at the latest then (or at stop/reset)
@@ -164,7 +163,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if fault is not None and fault.kind == "status":
-            headers = {"retry-after": str(fault.retry_after)} if fault.retry_after is not None else {}
+            headers = (
+                {"retry-after": str(fault.retry_after)} if fault.retry_after is not None else {}
+            )
             return srv.error(self, fault.status, fault.body, headers)
         dim = request.dimensions or srv.native_dim(request.model or "")
         vectors = model_vectors(request.texts, request.model or "", dim, srv.seeds)
@@ -205,7 +206,9 @@ class EmbeddingTestServer(ThreadingHTTPServer):
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     # -- what subclasses override -------------------------------------------------------
-    def error(self, handler: _Handler, status: int, message: str, headers: dict | None = None) -> None:
+    def error(
+        self, handler: _Handler, status: int, message: str, headers: dict | None = None
+    ) -> None:
         handler.send_json(status, {"error": {"message": message}}, headers)
 
     def not_found(self, handler: _Handler) -> None:

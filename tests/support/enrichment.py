@@ -15,16 +15,29 @@ from automem_pipelines.settings import Settings
 from automem_pipelines.stores.graph import GraphStore
 
 
-def memory(mid: str, content: Any, hours_ago: float, mtype: str = "Context",
-           confidence: float = 0.9, tags: list[str] | None = None,
-           now: datetime | None = None) -> dict[str, Any]:  # fmt: skip
+def memory(
+    mid: str,
+    content: Any,
+    hours_ago: float,
+    mtype: str = "Context",
+    confidence: float = 0.9,
+    tags: list[str] | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
     ts = ((now or datetime.now(UTC)) - timedelta(hours=hours_ago)).isoformat()
     tags = tags if tags is not None else ["project/launchpad"]
     return {
-        "id": mid, "content": content, "timestamp": ts, "type": mtype, "confidence": confidence,
-        "importance": 0.5, "tags": tags, "tag_prefixes": tag_prefixes(tags),
-        "metadata": dump_metadata({"source": "test"}), "processed": False,
-    }  # fmt: skip
+        "id": mid,
+        "content": content,
+        "timestamp": ts,
+        "type": mtype,
+        "confidence": confidence,
+        "importance": 0.5,
+        "tags": tags,
+        "tag_prefixes": tag_prefixes(tags),
+        "metadata": dump_metadata({"source": "test"}),
+        "processed": False,
+    }
 
 
 def insert(graph: GraphStore, memories: list[dict[str, Any]]) -> None:
@@ -45,8 +58,12 @@ def reembed(settings: Settings) -> dict:
     return result.output_for_node(SUMMARY_OPS[REEMBED_JOB])
 
 
-def enrich(settings: Settings, ids: list[str], forced: bool = False,
-           instance: dg.DagsterInstance | None = None) -> dict:  # fmt: skip
+def enrich(
+    settings: Settings,
+    ids: list[str],
+    forced: bool = False,
+    instance: dg.DagsterInstance | None = None,
+) -> dict:
     job = build_definitions(settings).get_job_def(ENRICHMENT_JOB)
     result = job.execute_in_process(
         run_config=enrichment_run_config(ids, forced),

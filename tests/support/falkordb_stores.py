@@ -43,8 +43,10 @@ def write_churn(socket: Path, nodes: int, queries: int, rows: int = 500, graph: 
     g.query("UNWIND range(0, $n - 1) AS i CREATE (:Memory {id: toString(i), v: 0})", {"n": nodes})
     for k in range(queries):
         ids = [str((k * rows + j) % nodes) for j in range(rows)]
-        g.query("UNWIND $ids AS id MATCH (m:Memory {id: id}) SET m.v = $k, m.note = $note",
-                {"ids": ids, "k": k, "note": f"pass {k} " + "x" * 60})
+        g.query(
+            "UNWIND $ids AS id MATCH (m:Memory {id: id}) SET m.v = $k, m.note = $note",
+            {"ids": ids, "k": k, "note": f"pass {k} " + "x" * 60},
+        )
     db.connection.close()
 
 

@@ -65,11 +65,16 @@ class OllamaServer(EmbeddingTestServer):
         return Request(path, model, texts, dims, None, headers, body)
 
     def _respond_embed(self, handler, request: Request, vectors, tokens: int) -> None:
-        handler.send_json(200, {
-            "model": request.model,
-            "embeddings": [v.tolist() for v in vectors],
-            "total_duration": 1000, "load_duration": 10, "prompt_eval_count": tokens,
-        })
+        handler.send_json(
+            200,
+            {
+                "model": request.model,
+                "embeddings": [v.tolist() for v in vectors],
+                "total_duration": 1000,
+                "load_duration": 10,
+                "prompt_eval_count": tokens,
+            },
+        )
 
     def _parse_legacy(self, path: str, body: dict, headers: dict) -> Request:
         model = self._model(body)

@@ -50,8 +50,15 @@ class OpenAIEmbeddingsServer(EmbeddingTestServer):
             else:
                 emb = vec.tolist()
             data.append({"object": "embedding", "index": i, "embedding": emb})
-        handler.send_json(200, {"object": "list", "data": data, "model": request.model,
-                                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        handler.send_json(
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "model": request.model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+        )
 
 
 if __name__ == "__main__":  # a standalone server for the benchmarks and manual checks

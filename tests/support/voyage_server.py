@@ -62,5 +62,12 @@ class VoyageEmbeddingsServer(EmbeddingTestServer):
             else:
                 emb = vec.tolist()
             data.append({"object": "embedding", "embedding": emb, "index": i})
-        handler.send_json(200, {"object": "list", "data": data, "model": request.model,
-                                "usage": {"total_tokens": tokens}})
+        handler.send_json(
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "model": request.model,
+                "usage": {"total_tokens": tokens},
+            },
+        )

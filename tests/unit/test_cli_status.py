@@ -9,7 +9,9 @@ from automem_pipelines import cli
 from automem_pipelines.status import scheduler_state_from_instance
 
 
-def test_enrichment_status_reads_the_instance_and_the_graph(monkeypatch, settings, tmp_path, capsys):
+def test_enrichment_status_reads_the_instance_and_the_graph(
+    monkeypatch, settings, tmp_path, capsys
+):
     monkeypatch.setenv("AUTOMEM_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("FALKORDB_GRAPH", settings.falkordb.graph)
     monkeypatch.setenv("QDRANT_COLLECTION", settings.qdrant.collection)

@@ -41,8 +41,10 @@ def test_each_private_call_has_the_pinned_shape(module, attribute, expected):
         obj = obj.__func__ if isinstance(obj, (staticmethod, classmethod)) else obj
         params = list(inspect.signature(obj).parameters.values())
         assert [p.name for p in params[: len(expected)]] == list(expected)
-        assert all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-                   for p in params[len(expected):])  # fmt: skip
+        assert all(
+            p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            for p in params[len(expected) :]
+        )
 
 
 def test_the_check_the_server_runs_finds_nothing_wrong():
@@ -91,7 +93,9 @@ def test_a_changed_signature_or_a_missing_name_is_reported(monkeypatch):
     assert len(problems) == 2
     assert "dagster._cli.api._execute_run_command_body" in problems[0]
     assert "'write_stream_fn', 'set_exit_code_on_failure'" in problems[0]
-    assert problems[1].startswith("dagster._core.launcher.RunLauncher.check_run_worker_health is missing")
+    assert problems[1].startswith(
+        "dagster._core.launcher.RunLauncher.check_run_worker_health is missing"
+    )
 
 
 def test_a_new_required_parameter_is_reported(monkeypatch):
@@ -107,7 +111,9 @@ def test_a_worker_server_refuses_to_start_when_the_private_api_changed():
         WorkerServer(["tests.support.breaks_dagster_contract"])
     message = str(raised.value)
     assert "did not start: the private Dagster API it relies on changed" in message
-    assert "dagster._cli.api._execute_run_command_body(run_id, instance, write_stream_fn)" in message
+    assert (
+        "dagster._cli.api._execute_run_command_body(run_id, instance, write_stream_fn)" in message
+    )
 
 
 def test_a_worker_server_reports_preload_modules_this_dagster_lacks():

@@ -9,7 +9,12 @@ import pytest
 
 from automem_pipelines.domain.drift import detection, digests, findings, repair
 from automem_pipelines.domain.drift.summary import summarize
-from automem_pipelines.domain.memory import COMPARED_FIELDS, content_hash, make_stamps, merged_payload
+from automem_pipelines.domain.memory import (
+    COMPARED_FIELDS,
+    content_hash,
+    make_stamps,
+    merged_payload,
+)
 from automem_pipelines.domain.params import ParamError
 from automem_pipelines.domain.reembed import CountMismatchError
 from automem_pipelines.domain.vector_state import EmbeddingIdentity
@@ -45,9 +50,17 @@ def test_canonical_numbers_and_order():
 
 
 def test_expected_payload_holds_only_the_compared_fields():
-    node = {**NODE, "content_hash": "sha256:x", "embedding_dim": 3, "processed": True,
-            "summary": "s", "enriched_at": "2026-01-02", "t_valid": "2026-01-01",
-            "last_accessed": "2026-02-02", "relevance_score": 0.3}  # fmt: skip
+    node = {
+        **NODE,
+        "content_hash": "sha256:x",
+        "embedding_dim": 3,
+        "processed": True,
+        "summary": "s",
+        "enriched_at": "2026-01-02",
+        "t_valid": "2026-01-01",
+        "last_accessed": "2026-02-02",
+        "relevance_score": 0.3,
+    }
     expected = digests.expected_payload(node)
     assert set(expected) <= set(COMPARED_FIELDS)
     assert expected["metadata"] == {"source": "cli", "score": 0.1}  # JSON string → object
@@ -62,11 +75,27 @@ def test_payload_written_by_reembed_matches_its_node():
 def test_only_compared_fields_are_drift():
     fields = node_digest()
     # node-only and not-compared fields, on either side, are never drift
-    payload = {**stamped_payload(), "relevance_score": 0.4, "last_accessed": "2027-01-01",
-               "t_valid": "x", "summary": "only in an old payload"}  # fmt: skip
+    payload = {
+        **stamped_payload(),
+        "relevance_score": 0.4,
+        "last_accessed": "2027-01-01",
+        "t_valid": "x",
+        "summary": "only in an old payload",
+    }
     assert digests.payload_fields_digest(payload) == fields
-    assert node_digest({**NODE, "processed": True, "enriched_at": "now", "summary": "s",
-                        "last_accessed": "2027-05-05", "t_valid": "t"}) == fields  # fmt: skip
+    assert (
+        node_digest(
+            {
+                **NODE,
+                "processed": True,
+                "enriched_at": "now",
+                "summary": "s",
+                "last_accessed": "2027-05-05",
+                "t_valid": "t",
+            }
+        )
+        == fields
+    )
     # a compared field missing, changed or only on the point is drift
     del payload["tag_prefixes"]
     assert digests.payload_fields_digest(payload) != fields
@@ -115,15 +144,26 @@ def test_interval_cron():
 
 def test_sync_run_config_validates():
     assert sync_run_config() == {
-        "ops": {"detect_drift": {"config": {"batch_size": 32, "dry_run": False, "recover_orphans": False}}}
+        "ops": {
+            "detect_drift": {
+                "config": {"batch_size": 32, "dry_run": False, "recover_orphans": False}
+            }
+        }
     }
-    for bad in ({"batch_size": 0}, {"batch_size": 2049}, {"dry_run": "false"}, {"recover_orphans": 1}):
+    for bad in (
+        {"batch_size": 0},
+        {"batch_size": 2049},
+        {"dry_run": "false"},
+        {"recover_orphans": 1},
+    ):
         with pytest.raises(ParamError):
             sync_run_config(**bad)
 
 
 def _report(**kinds) -> findings.DriftReport:
-    report = findings.DriftReport(falkordb_count=5, qdrant_count=4, vector_size=256, collection_dim=256)
+    report = findings.DriftReport(
+        falkordb_count=5, qdrant_count=4, vector_size=256, collection_dim=256
+    )
     for kind, ids in kinds.items():
         setattr(report, kind, list(ids))
     return report
@@ -159,7 +199,9 @@ def test_detect_reads_only_and_pages_both_stores(settings, graph, vector_store):
     orphan = str(uuid.uuid4())
     vector_store.upsert([orphan], np.ones((1, 256), np.float32), [{"content": "lost"}])
 
-    report = detection.detect(graph, vector_store, SPEC, ["MetaPattern"], scroll_page=4, graph_page=3)
+    report = detection.detect(
+        graph, vector_store, SPEC, ["MetaPattern"], scroll_page=4, graph_page=3
+    )
     assert sorted(report.missing) == sorted(n["id"] for n in nodes[20:])
     assert report.orphaned == [orphan]
     assert report.payload_drift == [keep[3]["id"]] and report.stale_vector == [keep[4]["id"]]
@@ -201,7 +243,9 @@ def test_invalid_and_duplicate_ids_are_reported_never_compared_or_merged(graph, 
     ids = bad_rows(graph)
     vector_store.ensure_collection(256)
     stamps = make_stamps(content_hash("first of two"), SPEC.provider, SPEC.model, SPEC.dim)
-    vector_store.upsert([ids["dup"]], np.ones((1, 256), np.float32), [{"content": "first of two", **stamps}])
+    vector_store.upsert(
+        [ids["dup"]], np.ones((1, 256), np.float32), [{"content": "first of two", **stamps}]
+    )
     report = detection.detect(graph, vector_store, SPEC, [])
     findings = report.findings()
     assert findings["duplicate_id_count"] == 1 and findings["duplicate_id_sample"] == [ids["dup"]]

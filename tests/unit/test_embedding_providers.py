@@ -4,6 +4,7 @@ talking to a local server that speaks its wire protocol (OpenAI, Voyage, Ollama)
 import numpy as np
 import pytest
 
+from automem_pipelines.definitions import build_resources
 from automem_pipelines.domain.embeddings import (
     EmbeddingError,
     OllamaProvider,
@@ -13,7 +14,6 @@ from automem_pipelines.domain.embeddings import (
     embed_batches,
     local_provider,
 )
-from automem_pipelines.definitions import build_resources
 from automem_pipelines.resources import EmbeddingsResource
 from automem_pipelines.settings import Settings
 from tests.support.automem_fixture import read_fixture
@@ -50,8 +50,10 @@ def fake_voyage(voyage_server):
 
 @pytest.fixture(scope="module")
 def ollama_server():
-    server = OllamaServer(known_models={"nomic-embed-text", "mxbai-embed-large"},
-                          model_dims={"mxbai-embed-large": 1024}).start()
+    server = OllamaServer(
+        known_models={"nomic-embed-text", "mxbai-embed-large"},
+        model_dims={"mxbai-embed-large": 1024},
+    ).start()
     try:
         yield server
     finally:
@@ -83,8 +85,11 @@ def legacy_ollama(legacy_ollama_server):
 def fixture_store():
     """(ids, contents, vectors) of the points AutoMem 0.16.1 wrote."""
     points = read_fixture().points
-    return ([p["id"] for p in points], [p["payload"]["content"] for p in points],
-            np.vstack([p["vector"] for p in points]))
+    return (
+        [p["id"] for p in points],
+        [p["payload"]["content"] for p in points],
+        np.vstack([p["vector"] for p in points]),
+    )
 
 
 # -- the local model -------------------------------------------------------------------
@@ -92,13 +97,15 @@ def fixture_store():
 
 def test_local_model_is_semantic():
     p = local_provider()
-    v = p.embed([
-        "The server crashed right after the deploy",
-        "Production went down following the release",
-        "My favourite recipe for chocolate cake",
-        "I prefer dark mode in my editor",
-        "Please use the dark theme in the IDE",
-    ]).vectors
+    v = p.embed(
+        [
+            "The server crashed right after the deploy",
+            "Production went down following the release",
+            "My favourite recipe for chocolate cake",
+            "I prefer dark mode in my editor",
+            "Please use the dark theme in the IDE",
+        ]
+    ).vectors
     assert v.shape == (5, 256) and v.dtype == np.float32
     assert cos(v[0], v[1]) > cos(v[0], v[2]) + 0.25
     assert cos(v[3], v[4]) > cos(v[3], v[2]) + 0.25
@@ -119,7 +126,9 @@ def test_shared_projection_reproduces_the_fixture_and_another_model_is_far(fixtu
     assert row_cos(project(contents, 1024, 99), stored).max() < 0.5
 
 
-def test_each_server_plays_automems_default_model_at_any_size(fake_openai, fake_voyage, fake_ollama):
+def test_each_server_plays_automems_default_model_at_any_size(
+    fake_openai, fake_voyage, fake_ollama
+):
     text = ["The deploy broke production"]
     for dim in (256, 512):
         expected = project(text, dim, 1234 + dim)[0]
@@ -140,8 +149,12 @@ def test_an_automem_voyage_environment_reproduces_its_stored_vectors(fixture_sto
     """AutoMem's environment (a Voyage key) → our settings pick Voyage voyage-4 1024-d, and
     the vectors it writes are the ones AutoMem stored; another Voyage model's are far."""
     _, contents, stored = fixture_store
-    env = {"VOYAGE_API_KEY": VOYAGE_KEY, "VOYAGE_BASE_URL": fake_voyage.base_url,
-           "OPENAI_API_KEY": "sk-also-set", "AUTOMEM_DATA_DIR": "/tmp/unused"}
+    env = {
+        "VOYAGE_API_KEY": VOYAGE_KEY,
+        "VOYAGE_BASE_URL": fake_voyage.base_url,
+        "OPENAI_API_KEY": "sk-also-set",
+        "AUTOMEM_DATA_DIR": "/tmp/unused",
+    }
     settings = Settings.from_env(env)
     provider = build_resources(settings, from_env=False)["embeddings"].get_provider()
     assert (provider.provider, provider.model, provider.dim) == ("voyage", "voyage-4", 1024)
@@ -156,10 +169,19 @@ def test_an_automem_voyage_environment_reproduces_its_stored_vectors(fixture_sto
 
 def test_an_openai_compatible_environment_reproduces_its_stored_vectors(fixture_store, fake_openai):
     _, contents, stored = fixture_store
-    settings = Settings.from_env({"OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": fake_openai.base_url,
-                                  "AUTOMEM_DATA_DIR": "/tmp/unused"})
+    settings = Settings.from_env(
+        {
+            "OPENAI_API_KEY": "sk-x",
+            "OPENAI_BASE_URL": fake_openai.base_url,
+            "AUTOMEM_DATA_DIR": "/tmp/unused",
+        }
+    )
     provider = build_resources(settings, from_env=False)["embeddings"].get_provider()
-    assert (provider.provider, provider.model, provider.dim) == ("openai", "text-embedding-3-small", 1024)
+    assert (provider.provider, provider.model, provider.dim) == (
+        "openai",
+        "text-embedding-3-small",
+        1024,
+    )
     assert row_cos(provider.embed(contents[:50]).vectors, stored[:50]).min() >= 0.99999
 
 
@@ -168,21 +190,37 @@ def test_an_openai_compatible_environment_reproduces_its_stored_vectors(fixture_
 
 def openai_provider(server, **kw):
     kw.setdefault("max_retries", 3)
-    return OpenAIProvider(model=kw.pop("model", "text-embedding-3-small"), dim=kw.pop("dim", 384),
-                          api_key="sk-test", base_url=server.base_url, backoff_base=0.01, **kw)
+    return OpenAIProvider(
+        model=kw.pop("model", "text-embedding-3-small"),
+        dim=kw.pop("dim", 384),
+        api_key="sk-test",
+        base_url=server.base_url,
+        backoff_base=0.01,
+        **kw,
+    )
 
 
 def voyage_provider(server, **kw):
     kw.setdefault("max_retries", 3)
-    return VoyageProvider(model=kw.pop("model", "voyage-4"), dim=kw.pop("dim", 1024),
-                          api_key=kw.pop("api_key", VOYAGE_KEY), base_url=server.base_url,
-                          backoff_base=0.01, **kw)
+    return VoyageProvider(
+        model=kw.pop("model", "voyage-4"),
+        dim=kw.pop("dim", 1024),
+        api_key=kw.pop("api_key", VOYAGE_KEY),
+        base_url=server.base_url,
+        backoff_base=0.01,
+        **kw,
+    )
 
 
 def ollama_provider(server, **kw):
     kw.setdefault("max_retries", 3)
-    return OllamaProvider(model=kw.pop("model", "nomic-embed-text"), dim=kw.pop("dim", 768),
-                          base_url=server.base_url, backoff_base=0.01, **kw)
+    return OllamaProvider(
+        model=kw.pop("model", "nomic-embed-text"),
+        dim=kw.pop("dim", 768),
+        base_url=server.base_url,
+        backoff_base=0.01,
+        **kw,
+    )
 
 
 PROVIDERS = {
@@ -295,7 +333,9 @@ def test_a_failing_batch_does_not_stop_the_others(remote):
     server, make = remote
     server.state.fail_marker = "BAD"
     server.state.fail_status = 400
-    outcomes = embed_batches(make(server), [(["a"], ["fine"]), (["b"], ["BAD one"]), (["c"], ["ok"])])
+    outcomes = embed_batches(
+        make(server), [(["a"], ["fine"]), (["b"], ["BAD one"]), (["c"], ["ok"])]
+    )
     assert [o.error is None for o in outcomes] == [True, False, True]
 
 
@@ -322,9 +362,13 @@ def test_openai_provider_both_encodings(fake_openai, encoding):
 
 
 def test_openai_dimensions_only_sent_to_models_that_take_them(fake_openai):
-    OpenAIProvider(model="nomic-embed-text", dim=256, api_key="k", base_url=fake_openai.base_url).embed(["x"])
+    OpenAIProvider(
+        model="nomic-embed-text", dim=256, api_key="k", base_url=fake_openai.base_url
+    ).embed(["x"])
     assert fake_openai.state.requests[-1].dimensions is None
-    OpenAIProvider(model="text-embedding-3-large", dim=256, api_key="k", base_url=fake_openai.base_url).embed(["x"])
+    OpenAIProvider(
+        model="text-embedding-3-large", dim=256, api_key="k", base_url=fake_openai.base_url
+    ).embed(["x"])
     assert fake_openai.state.requests[-1].dimensions == 256
 
 
@@ -351,9 +395,16 @@ def test_voyage_request_is_the_one_automem_sends(fake_voyage):
     result = voyage_provider(fake_voyage, dim=512).embed(["alpha", "beta gamma"])
     assert result.vectors.shape == (2, 512) and result.tokens == 3
     request = fake_voyage.state.requests[-1]
-    assert request.path == "/v1/embeddings" and request.header("authorization") == f"Bearer {VOYAGE_KEY}"
-    assert request.body == {"input": ["alpha", "beta gamma"], "model": "voyage-4",
-                            "output_dimension": 512, "output_dtype": "float"}  # no input_type
+    assert (
+        request.path == "/v1/embeddings"
+        and request.header("authorization") == f"Bearer {VOYAGE_KEY}"
+    )
+    assert request.body == {
+        "input": ["alpha", "beta gamma"],
+        "model": "voyage-4",
+        "output_dimension": 512,
+        "output_dtype": "float",
+    }  # no input_type
 
 
 def test_voyage_splits_batches_larger_than_128(fake_voyage):
@@ -361,7 +412,9 @@ def test_voyage_splits_batches_larger_than_128(fake_voyage):
     result = voyage_provider(fake_voyage).embed(texts)
     assert [r.count for r in fake_voyage.state.requests] == [128, 128, 44]
     assert fake_voyage.text_count == 300 and result.tokens == sum(len(t.split()) for t in texts)
-    assert np.allclose(result.vectors, model_vectors(texts, "voyage-4", 1024), atol=1e-6)  # order kept
+    assert np.allclose(
+        result.vectors, model_vectors(texts, "voyage-4", 1024), atol=1e-6
+    )  # order kept
 
 
 def test_voyage_split_batch_fails_whole_when_one_part_fails(fake_voyage):
@@ -419,7 +472,9 @@ def test_ollama_model_size_must_match(fake_ollama):
     p = ollama_provider(fake_ollama, dim=1024)  # nomic-embed-text is 768-d
     with pytest.raises(EmbeddingError, match="768-d vectors, expected 1024-d"):
         p.embed(["x"])
-    assert ollama_provider(fake_ollama, model="mxbai-embed-large", dim=1024).embed(["x"]).vectors.shape == (1, 1024)
+    assert ollama_provider(fake_ollama, model="mxbai-embed-large", dim=1024).embed(
+        ["x"]
+    ).vectors.shape == (1, 1024)
 
 
 # -- the resource builds every provider from its fields -----------------------------------
@@ -429,21 +484,39 @@ def test_resource_builds_every_provider(fake_openai, fake_voyage, fake_ollama):
     common = {"max_concurrency": 3, "max_retries": 1, "timeout_seconds": 5.0}
     built = {
         "local": EmbeddingsResource(provider="local").get_provider(),
-        "openai": EmbeddingsResource(provider="openai", model="text-embedding-3-small", vector_size=512,
-                                     openai_api_key="sk-test", openai_base_url=fake_openai.base_url,
-                                     **common).get_provider(),
-        "voyage": EmbeddingsResource(provider="voyage", model="voyage-4", vector_size=256,
-                                     voyage_api_key=VOYAGE_KEY, voyage_base_url=fake_voyage.base_url,
-                                     **common).get_provider(),
-        "ollama": EmbeddingsResource(provider="ollama", model="nomic-embed-text", vector_size=768,
-                                     ollama_base_url=fake_ollama.base_url, **common).get_provider(),
+        "openai": EmbeddingsResource(
+            provider="openai",
+            model="text-embedding-3-small",
+            vector_size=512,
+            openai_api_key="sk-test",
+            openai_base_url=fake_openai.base_url,
+            **common,
+        ).get_provider(),
+        "voyage": EmbeddingsResource(
+            provider="voyage",
+            model="voyage-4",
+            vector_size=256,
+            voyage_api_key=VOYAGE_KEY,
+            voyage_base_url=fake_voyage.base_url,
+            **common,
+        ).get_provider(),
+        "ollama": EmbeddingsResource(
+            provider="ollama",
+            model="nomic-embed-text",
+            vector_size=768,
+            ollama_base_url=fake_ollama.base_url,
+            **common,
+        ).get_provider(),
     }
     for name, p in built.items():
         assert p.provider == name
         assert p.embed(["hello there"]).vectors.shape == (1, p.dim)
     assert [(p.model, p.dim) for p in built.values()] == [
-        ("minilm-l6-static", 256), ("text-embedding-3-small", 512), ("voyage-4", 256),
-        ("nomic-embed-text", 768)]
+        ("minilm-l6-static", 256),
+        ("text-embedding-3-small", 512),
+        ("voyage-4", 256),
+        ("nomic-embed-text", 768),
+    ]
     assert all(built[n].max_concurrency == 3 for n in ("openai", "voyage", "ollama"))
     assert fake_voyage.state.requests[-1].header("authorization") == f"Bearer {VOYAGE_KEY}"
     with pytest.raises(ValueError, match="expected voyage, openai, ollama or local"):

@@ -9,11 +9,21 @@ from automem_pipelines.domain.enrichment.outcomes import summarize_batches
 
 
 def test_failures_that_could_not_be_recorded_are_counted_over_all_batches_in_order():
-    first = BatchResult(0, ["a", "b", "c"], False, enriched=["a"], failed={"b": "e1", "c": "e2"},
-                        unrecorded={"c": "refused"})  # fmt: skip
+    first = BatchResult(
+        0,
+        ["a", "b", "c"],
+        False,
+        enriched=["a"],
+        failed={"b": "e1", "c": "e2"},
+        unrecorded={"c": "refused"},
+    )
     second = BatchResult(1, ["d"], False, failed={"d": "e3"}, unrecorded={"d": "refused again"})
     summary = summarize_batches([second, first], expected=4, forced=False)
-    assert (summary["enriched"], summary["failed"], summary["failed_ids"]) == (1, 3, ["b", "c", "d"])
+    assert (summary["enriched"], summary["failed"], summary["failed_ids"]) == (
+        1,
+        3,
+        ["b", "c", "d"],
+    )
     assert summary["unrecorded_failures"] == 2
     assert summary["unrecorded_ids"] == ["c", "d"]
     assert summary["last_unrecorded_error"] == "refused again"

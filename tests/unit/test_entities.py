@@ -50,14 +50,19 @@ def test_spacy_labels_map_to_categories(model):
 
 
 def test_rule_patterns(model):
-    found = entities(model, 'Working on the repo called "Hearth" and `quill-cli`; project: nimbus-api. '
-                            "We use Terraform instead of Pulumi.")  # fmt: skip
+    found = entities(
+        model,
+        'Working on the repo called "Hearth" and `quill-cli`; project: nimbus-api. '
+        "We use Terraform instead of Pulumi.",
+    )
     assert {"Hearth", "nimbus-api"} <= set(found["projects"])
     assert "Terraform" in found["tools"]
 
 
 def test_rule_only_extraction_without_doc():
-    found = extract_entities("Deployed SuperWhisper with Alice during Project Launchpad review", None)
+    found = extract_entities(
+        "Deployed SuperWhisper with Alice during Project Launchpad review", None
+    )
     assert found["tools"] == ["SuperWhisper"]
     assert found["projects"] == ["Launchpad"]
     assert found["people"] == ["Alice"]
@@ -65,8 +70,9 @@ def test_rule_only_extraction_without_doc():
 
 
 def test_empty_text_has_every_category_empty(model):
-    assert entities(model, "   ") == {c: [] for c in
-                                      ("tools", "projects", "people", "concepts", "organizations")}  # fmt: skip
+    assert entities(model, "   ") == {
+        c: [] for c in ("tools", "projects", "people", "concepts", "organizations")
+    }
 
 
 def test_noise_is_rejected():
@@ -77,9 +83,12 @@ def test_noise_is_rejected():
 def test_slugs_and_tags():
     assert slugify("GitHub Actions") == "github-actions"
     assert slugify("  C++ / Rust!! ") == "c-rust"
-    assert entity_tags({"tools": ["GitHub Actions", "SuperWhisper"], "people": ["Bob Chen"],
-                        "projects": ["!!!"]}) == [  # fmt: skip
-        "entity:people:bob-chen", "entity:tools:github-actions", "entity:tools:superwhisper",
+    assert entity_tags(
+        {"tools": ["GitHub Actions", "SuperWhisper"], "people": ["Bob Chen"], "projects": ["!!!"]}
+    ) == [
+        "entity:people:bob-chen",
+        "entity:tools:github-actions",
+        "entity:tools:superwhisper",
     ]
 
 
@@ -101,4 +110,3 @@ def test_summary_is_cut_at_a_word_within_240_characters():
 def test_identical_existing_summary_is_kept():
     assert summarize("Same. More.", existing="Same.") == "Same."
     assert summarize("New one. More.", existing="Old.") == "New one."
-

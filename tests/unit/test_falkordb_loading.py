@@ -19,7 +19,12 @@ import redis
 from falkordb import FalkorDB
 
 from automem_pipelines.stores import falkordb_server
-from automem_pipelines.stores.falkordb_server import LOADING, RUNNING, STOPPED, EmbeddedFalkorDBError
+from automem_pipelines.stores.falkordb_server import (
+    LOADING,
+    RUNNING,
+    STOPPED,
+    EmbeddedFalkorDBError,
+)
 from automem_pipelines.stores.falkordb_server.processes import log_lines_since_start
 from tests.support.falkordb_stores import build_slow_loading_dir, redis_servers_on, server_pid
 
@@ -83,8 +88,11 @@ class Watch:
                 env.pop("FALKORDB_HOST", None)
                 cli = subprocess.Popen(
                     [sys.executable, "-m", "automem_pipelines.cli", "falkordb", "status"],
-                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                )  # fmt: skip
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    env=env,
+                )
                 while cli.poll() is None:  # status() itself, often, while the CLI starts
                     self.direct.append(falkordb_server.status(self.root, answer_timeout=0.5).state)
                     time.sleep(0.05)
@@ -146,9 +154,15 @@ START_AND_REPORT = (
 
 def test_processes_starting_a_loading_store_share_one_server(store):
     with Watch(store, cli=True) as watch:
-        procs = [subprocess.Popen([sys.executable, "-c", START_AND_REPORT, str(store)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(3)]  # fmt: skip
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", START_AND_REPORT, str(store)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(3)
+        ]
         outputs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outputs
     reports = {out.strip() for out, _ in outputs}

@@ -32,16 +32,25 @@ def fresh_dir(tmp_path_factory):
 def status_cli(data_dir: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "AUTOMEM_DATA_DIR": str(data_dir)}
     env.pop("FALKORDB_HOST", None)
-    return subprocess.run([sys.executable, "-m", "automem_pipelines.cli", "falkordb", "status"],
-                          capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "automem_pipelines.cli", "falkordb", "status"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
 
 
 START = "import sys; from pathlib import Path; from automem_pipelines.stores import falkordb_server as s; print(s.ensure_running(Path(sys.argv[1])))"
 
 
 def test_concurrent_starters_share_one_server(fresh_dir):
-    procs = [subprocess.Popen([sys.executable, "-c", START, str(fresh_dir)], stdout=subprocess.PIPE, text=True)
-             for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", START, str(fresh_dir)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
     sockets = {p.communicate(timeout=60)[0].strip() for p in procs}
     assert len(sockets) == 1
     socket = Path(sockets.pop())
@@ -53,8 +62,11 @@ def test_concurrent_starters_share_one_server(fresh_dir):
 
 
 def test_server_outlives_a_crashed_client_and_keeps_data_after_kill9(fresh_dir):
-    crash = subprocess.Popen([sys.executable, "-c", START + "; import time; time.sleep(60)", str(fresh_dir)],
-                             stdout=subprocess.PIPE, text=True)
+    crash = subprocess.Popen(
+        [sys.executable, "-c", START + "; import time; time.sleep(60)", str(fresh_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     socket = Path(crash.stdout.readline().strip())
     crash.send_signal(signal.SIGKILL)
     crash.wait()
@@ -68,8 +80,12 @@ def test_server_outlives_a_crashed_client_and_keeps_data_after_kill9(fresh_dir):
     assert not falkordb_server.is_running(fresh_dir)
 
     socket = falkordb_server.ensure_running(fresh_dir)  # restarts, replays the AOF
-    rows = FalkorDB(unix_socket_path=str(socket)).select_graph("g").query(
-        "MATCH (m:Memory) RETURN m.content").result_set
+    rows = (
+        FalkorDB(unix_socket_path=str(socket))
+        .select_graph("g")
+        .query("MATCH (m:Memory) RETURN m.content")
+        .result_set
+    )
     assert rows == [["survives"]]
 
 
@@ -82,7 +98,8 @@ def test_stop_is_clean_and_idempotent(fresh_dir):
     assert falkordb_server.stop(fresh_dir) is False
     socket = falkordb_server.ensure_running(fresh_dir)
     assert FalkorDB(unix_socket_path=str(socket)).select_graph("g").query(
-        "MATCH (m) RETURN count(m)").result_set == [[1]]
+        "MATCH (m) RETURN count(m)"
+    ).result_set == [[1]]
 
 
 def test_result_sets_are_capped_like_hosted_servers(graph):
@@ -155,7 +172,9 @@ def test_a_server_that_does_not_answer_is_never_replaced(fresh_dir):
     try:
         st = falkordb_server.status(fresh_dir, answer_timeout=0.5)
         assert (st.state, st.pids, st.exit_code) == (falkordb_server.NOT_ANSWERING, (pid,), 5)
-        with pytest.raises(EmbeddedFalkorDBError, match="made no progress.*not starting a second server"):
+        with pytest.raises(
+            EmbeddedFalkorDBError, match="made no progress.*not starting a second server"
+        ):
             falkordb_server.ensure_running(fresh_dir, timeout=120, stall_timeout=1.5)
         # Its socket and pidfile are still there, and it is still the only server.
         assert paths.socket.exists() and int(paths.pidfile.read_text()) == pid
@@ -180,9 +199,14 @@ def test_a_server_that_exits_while_starting_fails_the_start_with_its_log(fresh_d
 def write_notes(graph, nodes: int, round_: int, size: int = 1000) -> None:
     """Set every node's note (random hex: a snapshot cannot compress it away)."""
     for lo in range(0, nodes, 500):
-        rows = [{"id": str(i), "note": os.urandom(size // 2).hex()} for i in range(lo, min(lo + 500, nodes))]
-        graph.query("UNWIND $rows AS row MATCH (m:Memory {id: row.id}) SET m.note = row.note, m.round = $round",
-                    {"rows": rows, "round": round_})
+        rows = [
+            {"id": str(i), "note": os.urandom(size // 2).hex()}
+            for i in range(lo, min(lo + 500, nodes))
+        ]
+        graph.query(
+            "UNWIND $rows AS row MATCH (m:Memory {id: row.id}) SET m.note = row.note, m.round = $round",
+            {"rows": rows, "round": round_},
+        )
 
 
 def wait_rewrite_done(client: redis.Redis) -> dict:
@@ -222,7 +246,9 @@ def test_churn_is_compacted_and_survives_restart_and_kill9(fresh_dir):
     falkordb_server.stop(fresh_dir)
     socket = falkordb_server.ensure_running(fresh_dir)
     graph = FalkorDB(unix_socket_path=str(socket)).select_graph("g")
-    assert graph.query("MATCH (m:Memory) WHERE m.round = $r RETURN count(m)", {"r": rounds - 1}).result_set == [[nodes]]
+    assert graph.query(
+        "MATCH (m:Memory) WHERE m.round = $r RETURN count(m)", {"r": rounds - 1}
+    ).result_set == [[nodes]]
 
     write_notes(graph, nodes, rounds)
     time.sleep(1.5)  # appendfsync everysec
@@ -231,30 +257,47 @@ def test_churn_is_compacted_and_survives_restart_and_kill9(fresh_dir):
         time.sleep(0.05)
     socket = falkordb_server.ensure_running(fresh_dir)
     graph = FalkorDB(unix_socket_path=str(socket)).select_graph("g")
-    assert graph.query("MATCH (m:Memory) WHERE m.round = $r RETURN count(m)", {"r": rounds}).result_set == [[nodes]]
+    assert graph.query(
+        "MATCH (m:Memory) WHERE m.round = $r RETURN count(m)", {"r": rounds}
+    ).result_set == [[nodes]]
 
 
 def test_server_runs_with_the_persistence_policy(fresh_dir):
-    client = redis.Redis(unix_socket_path=str(falkordb_server.ensure_running(fresh_dir)), decode_responses=True)
+    client = redis.Redis(
+        unix_socket_path=str(falkordb_server.ensure_running(fresh_dir)), decode_responses=True
+    )
     config = client.config_get("*")
     assert config["appendonly"] == "yes" and config["aof-use-rdb-preamble"] == "yes"
     assert config["auto-aof-rewrite-percentage"] == "50"
     assert config["auto-aof-rewrite-min-size"] == str(8 << 20)
     assert config["save"] == ""
-    assert client.execute_command("GRAPH.CONFIG", "GET", "EFFECTS_THRESHOLD") == ["EFFECTS_THRESHOLD", 0]
+    assert client.execute_command("GRAPH.CONFIG", "GET", "EFFECTS_THRESHOLD") == [
+        "EFFECTS_THRESHOLD",
+        0,
+    ]
     client.close()
 
 
 @pytest.mark.parametrize("raw", ["0", "abc", "-5", "86401", "nan"])
 def test_start_timeout_must_be_in_range(raw):
     env = {falkordb_server.START_TIMEOUT_ENV: raw}
-    with pytest.raises(EmbeddedFalkorDBError, match=r"FALKORDB_START_TIMEOUT_SECONDS=.* expected a number from 1 to 86400"):
+    with pytest.raises(
+        EmbeddedFalkorDBError,
+        match=r"FALKORDB_START_TIMEOUT_SECONDS=.* expected a number from 1 to 86400",
+    ):
         falkordb_server.start_timeout_from_env(env)
-    with pytest.raises(SettingsError, match=r"FALKORDB_START_TIMEOUT_SECONDS=.* expected a number from 1 to 86400"):
+    with pytest.raises(
+        SettingsError, match=r"FALKORDB_START_TIMEOUT_SECONDS=.* expected a number from 1 to 86400"
+    ):
         Settings.from_env(env)
 
 
 def test_start_timeout_defaults_and_reads_the_variable():
     assert falkordb_server.start_timeout_from_env({}) == 600
-    assert falkordb_server.start_timeout_from_env({falkordb_server.START_TIMEOUT_ENV: "1800"}) == 1800
-    assert Settings.from_env({falkordb_server.START_TIMEOUT_ENV: "45"}).falkordb.start_timeout_seconds == 45
+    assert (
+        falkordb_server.start_timeout_from_env({falkordb_server.START_TIMEOUT_ENV: "1800"}) == 1800
+    )
+    assert (
+        Settings.from_env({falkordb_server.START_TIMEOUT_ENV: "45"}).falkordb.start_timeout_seconds
+        == 45
+    )

@@ -18,14 +18,22 @@ def cli_env(monkeypatch, settings):
 def test_import_writes_automem_shape(cli_env, graph, tmp_path):
     path = tmp_path / "m.jsonl"
     records = [
-        {"id": "0b7f6b8e-5d3a-4f7e-9d0a-2b8c1f1e4a11", "content": "Chose Qdrant for vectors",
-         "tags": ["project/atlas", "infra"], "metadata": {"source": "chat"}, "type": "Decision",
-         "importance": 0.8, "timestamp": "2026-10-01T10:00:00+00:00"},
-        {"content": "A memory without an id gets a UUID", "tags": "[\"x\"]"},
+        {
+            "id": "0b7f6b8e-5d3a-4f7e-9d0a-2b8c1f1e4a11",
+            "content": "Chose Qdrant for vectors",
+            "tags": ["project/atlas", "infra"],
+            "metadata": {"source": "chat"},
+            "type": "Decision",
+            "importance": 0.8,
+            "timestamp": "2026-10-01T10:00:00+00:00",
+        },
+        {"content": "A memory without an id gets a UUID", "tags": '["x"]'},
     ]
     path.write_text("\n".join(json.dumps(r) for r in records) + "\n\n")
     cli.main(["import", str(path)])
-    props = graph.fetch_properties(["0b7f6b8e-5d3a-4f7e-9d0a-2b8c1f1e4a11"])["0b7f6b8e-5d3a-4f7e-9d0a-2b8c1f1e4a11"]
+    props = graph.fetch_properties(["0b7f6b8e-5d3a-4f7e-9d0a-2b8c1f1e4a11"])[
+        "0b7f6b8e-5d3a-4f7e-9d0a-2b8c1f1e4a11"
+    ]
     assert props["metadata"] == '{"source": "chat"}'
     assert props["tags"] == ["project/atlas", "infra"]
     assert props["tag_prefixes"] == ["project", "project:atlas", "infra"]
@@ -41,8 +49,14 @@ def test_import_writes_automem_shape(cli_env, graph, tmp_path):
     [
         ('{"content": ""}', "line 2: field 'content' must be a non-empty string"),
         ('{"content": "x", "id": "nope"}', "line 2: field 'id' must be a UUID"),
-        ('{"content": "x", "importance": 3}', "line 2: field 'importance' must be a number from 0.0 to 1.0"),
-        ('{"content": "x", "timestamp": "yesterday"}', "line 2: field 'timestamp' must be an ISO-8601"),
+        (
+            '{"content": "x", "importance": 3}',
+            "line 2: field 'importance' must be a number from 0.0 to 1.0",
+        ),
+        (
+            '{"content": "x", "timestamp": "yesterday"}',
+            "line 2: field 'timestamp' must be an ISO-8601",
+        ),
         ("{broken", "line 2: not valid JSON"),
     ],
 )

@@ -57,7 +57,9 @@ def test_the_default_bound_is_within_two_minutes(tmp_path):
 
 @pytest.mark.parametrize("value", ["0", "601", "soon"])
 def test_an_invalid_poll_interval_names_the_variable_and_range(tmp_path, value):
-    with pytest.raises(SettingsError, match=rf"RUN_MONITORING_POLL_SECONDS='{value}'.*from 1 to 600"):
+    with pytest.raises(
+        SettingsError, match=rf"RUN_MONITORING_POLL_SECONDS='{value}'.*from 1 to 600"
+    ):
         settings_for(tmp_path, RUN_MONITORING_POLL_SECONDS=value)
 
 
@@ -78,7 +80,10 @@ def test_an_unedited_file_follows_the_settings(tmp_path):
     path = tmp_path / "dagster.yaml"
     assert write_dagster_yaml(path, settings_for(tmp_path)) == "created"
     assert write_dagster_yaml(path, settings_for(tmp_path)) == "unchanged"
-    assert write_dagster_yaml(path, settings_for(tmp_path, RUN_MONITORING_POLL_SECONDS="5")) == "updated"
+    assert (
+        write_dagster_yaml(path, settings_for(tmp_path, RUN_MONITORING_POLL_SECONDS="5"))
+        == "updated"
+    )
     assert path.read_text() == dagster_yaml(5)
 
 
@@ -107,6 +112,8 @@ def test_an_edited_file_with_run_monitoring_is_kept_quietly(tmp_path, capsys):
     path = tmp_path / "dagster.yaml"
     edited = dagster_yaml(30).replace("limit: 1", "limit: 2")
     path.write_text(edited)
-    assert write_dagster_yaml(path, settings_for(tmp_path, RUN_MONITORING_POLL_SECONDS="9")) == "kept"
+    assert (
+        write_dagster_yaml(path, settings_for(tmp_path, RUN_MONITORING_POLL_SECONDS="9")) == "kept"
+    )
     assert path.read_text() == edited
     assert capsys.readouterr().err == ""

@@ -1,11 +1,9 @@
 from automem_pipelines.domain.memory import (
-    content_hash,
     merged_payload,
     node_props_for_write,
     parse_metadata,
     parse_tags,
     payload_from_node,
-    make_stamps,
     tag_prefixes,
 )
 from automem_pipelines.domain.sample import sample_memories
@@ -13,7 +11,11 @@ from automem_pipelines.domain.sample import sample_memories
 
 def test_tag_prefixes_as_automem_computes_them():
     assert tag_prefixes(["a/b:c"]) == ["a", "a:b", "a:b:c"]
-    assert tag_prefixes(["Project:Atlas", "project:beta"]) == ["project", "project:atlas", "project:beta"]
+    assert tag_prefixes(["Project:Atlas", "project:beta"]) == [
+        "project",
+        "project:atlas",
+        "project:beta",
+    ]
 
 
 def test_metadata_and_tags_parsing_keeps_everything():
@@ -25,7 +27,9 @@ def test_metadata_and_tags_parsing_keeps_everything():
 
 
 def test_payload_from_node_applies_automem_defaults_only_when_missing():
-    payload = payload_from_node({"id": "1", "content": "c", "metadata": '{"k": "v"}', "tags": ["a/b"]})
+    payload = payload_from_node(
+        {"id": "1", "content": "c", "metadata": '{"k": "v"}', "tags": ["a/b"]}
+    )
     assert payload["metadata"] == {"k": "v"} and payload["tag_prefixes"] == ["a", "a:b"]
     assert (payload["importance"], payload["type"], payload["confidence"]) == (0.5, "Context", 0.6)
     kept = payload_from_node({"id": "1", "importance": 0.9, "type": "Decision", "confidence": 0.2})
@@ -35,14 +39,18 @@ def test_payload_from_node_applies_automem_defaults_only_when_missing():
 def test_merge_keeps_point_only_fields_and_takes_graph_values():
     existing = {"content": "old", "relevance_score": 0.4, "pinned": True}
     merged = merged_payload(existing, {"id": "1", "content": "new"}, {"content_hash": "h"})
-    assert merged["content"] == "new" and merged["pinned"] is True and merged["relevance_score"] == 0.4
+    assert (
+        merged["content"] == "new" and merged["pinned"] is True and merged["relevance_score"] == 0.4
+    )
     assert merged["content_hash"] == "h"
 
 
 def test_sample_store_is_deterministic_and_varied():
     a = list(sample_memories(300, seed=3))
     b = list(sample_memories(300, seed=3))
-    assert [m["id"] for m in a] == [m["id"] for m in b] and [m["content"] for m in a] == [m["content"] for m in b]
+    assert [m["id"] for m in a] == [m["id"] for m in b] and [m["content"] for m in a] == [
+        m["content"] for m in b
+    ]
     assert len({m["type"] for m in a}) == 7
     lengths = sorted(len(m["content"]) for m in a)
     assert lengths[0] < 120 and lengths[-1] > 600

@@ -30,17 +30,23 @@ except RuntimeError as exc:
 
 
 def local(path: Path, lock_timeout: float = 60) -> VectorConfig:
-    return VectorConfig(None, None, "c", path, timeout_seconds=30, lock_timeout_seconds=lock_timeout)
+    return VectorConfig(
+        None, None, "c", path, timeout_seconds=30, lock_timeout_seconds=lock_timeout
+    )
 
 
 def hold(path: Path, seconds: float) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "holding"
     return proc
 
 
 def probe(path: Path) -> str:
-    done = subprocess.run([sys.executable, "-c", PROBE, str(path)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(path)], capture_output=True, text=True, timeout=120
+    )
     return done.stdout.strip() or done.stderr
 
 
@@ -49,7 +55,9 @@ def test_second_process_waits_for_the_store_then_opens_it(tmp_path):
     holder = hold(Path(config.location), 1.5)
     try:
         with vectors.open_store(config) as store:
-            assert Path(config.location + ".released").exists()  # we got in only after the holder let go
+            assert Path(
+                config.location + ".released"
+            ).exists()  # we got in only after the holder let go
             store.ensure_collection(8)
             assert store.collection_dim() == 8
     finally:
@@ -86,7 +94,9 @@ def test_openers_in_one_process_share_one_client_until_the_last_lets_go(tmp_path
 
 
 def test_an_in_memory_store_lives_while_it_is_open(tmp_path):
-    config = VectorConfig(":memory:", None, "c", tmp_path, timeout_seconds=30, lock_timeout_seconds=0)
+    config = VectorConfig(
+        ":memory:", None, "c", tmp_path, timeout_seconds=30, lock_timeout_seconds=0
+    )
     with vectors.open_store(config) as store:
         store.ensure_collection(8)
         with vectors.open_store(config) as again:

@@ -3,9 +3,9 @@
 import pytest
 
 from automem_pipelines.domain import identity, reembed
+from automem_pipelines.domain.embeddings import local_provider
 from automem_pipelines.domain.memory import utc_now_iso
 from automem_pipelines.domain.vector_state import EmbeddingIdentity
-from automem_pipelines.domain.embeddings import local_provider
 from automem_pipelines.stores.graph import GraphUnavailableError
 from tests.helpers import load_sample, new_id
 
@@ -92,22 +92,31 @@ def test_reading_contents_first_decides_exactly_as_the_adaptive_reads(graph, vec
 
     reads: list[int] = []
     payloads_of = vector_store.payloads
-    vector_store.payloads = lambda part, keys=None: reads.append(len(part)) or payloads_of(part, keys)
+    vector_store.payloads = lambda part, keys=None: (
+        reads.append(len(part)) or payloads_of(part, keys)
+    )
     verdicts = []
     for first in (False, True):
         reads.clear()
-        sel = reembed.select_memories(ids, graph, vector_store, ident, False, True, page=5,
-                                      contents_first=first)  # fmt: skip
+        sel = reembed.select_memories(
+            ids, graph, vector_store, ident, False, True, page=5, contents_first=first
+        )
         verdicts.append((sel.todo, sorted(sel._adoptable), sel.skipped_unchanged))
         # adaptive: page 1 reads stamps, then the contents of those that need them (all);
         # contents first: page 1 in one read; then both adapt alike
         assert reads == ([5, 5, 2] if first else [5, 5, 5, 2]), reads
     assert verdicts[0] == verdicts[1]
-    assert verdicts[1] == ([unstamped[0]["id"], *ids[10:]], sorted(r["id"] for r in unstamped[1:]), 3)
+    assert verdicts[1] == (
+        [unstamped[0]["id"], *ids[10:]],
+        sorted(r["id"] for r in unstamped[1:]),
+        3,
+    )
 
     check = identity.check_identity(vector_store, provider)  # samples 7 unstamped of 10 points
     assert check.mostly_unstamped and check.provider_texts == 7
-    assert not identity.check_identity(vector_store, provider).mostly_unstamped  # recorded: no sample
+    assert not identity.check_identity(
+        vector_store, provider
+    ).mostly_unstamped  # recorded: no sample
 
 
 def test_a_refusal_wins_over_the_graph_listing_beside_it(graph, vector_store):
@@ -116,7 +125,9 @@ def test_a_refusal_wins_over_the_graph_listing_beside_it(graph, vector_store):
     provider = local_provider()
     vector_store.ensure_collection(provider.dim)
     other = EmbeddingIdentity(provider.provider, "another-model", provider.dim)
-    identity.write_record(vector_store, identity.IdentityRecord(other, identity.VERIFIED, "sampled", utc_now_iso()))
+    identity.write_record(
+        vector_store, identity.IdentityRecord(other, identity.VERIFIED, "sampled", utc_now_iso())
+    )
 
     def down(*_args, **_kwargs):
         raise GraphUnavailableError("FalkorDB is unreachable")

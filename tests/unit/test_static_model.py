@@ -49,7 +49,9 @@ def test_unsupported_layout_is_refused(tmp_path):
         (tmp_path / name).write_bytes((LOCAL_MODEL_DIR / name).read_bytes())
     from safetensors.numpy import save_file
 
-    save_file({"embeddings": np.zeros((3, 4), np.float16), "mapping": np.zeros(3, np.int64)},
-              str(tmp_path / "model.safetensors"))  # fmt: skip
+    save_file(
+        {"embeddings": np.zeros((3, 4), np.float16), "mapping": np.zeros(3, np.int64)},
+        str(tmp_path / "model.safetensors"),
+    )
     with pytest.raises(ValueError, match="expected one 'embeddings' table"):
         StaticModel(tmp_path)

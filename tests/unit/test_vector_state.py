@@ -34,7 +34,10 @@ def test_the_combined_stamp_decides_and_older_separate_stamps_still_count():
     ident = EmbeddingIdentity("openai", "text-embedding-3-small", 1024)
     only_combined = {"embedding_stamp": stamps["embedding_stamp"]}
     assert state(only_combined, identity=ident) is VectorState.CURRENT
-    assert state(only_combined, identity=EmbeddingIdentity("openai", "text-embedding-3-small", 256)) is VectorState.STALE
+    assert (
+        state(only_combined, identity=EmbeddingIdentity("openai", "text-embedding-3-small", 256))
+        is VectorState.STALE
+    )
     legacy = {k: v for k, v in stamps.items() if k != "embedding_stamp"}  # stamped before the key
     assert state(legacy, identity=ident) is VectorState.CURRENT
     partial = {"content": "hello", "content_hash": HELLO}  # a partial stamp is never trusted

@@ -35,6 +35,16 @@ from .repair import RepairResult, recover_orphans, repair_payloads, repair_vecto
 from .summary import summarize
 
 __all__ = [
-    "GRAPH_PAGE", "KINDS", "SCROLL_PAGE", "DriftReport", "RepairResult", "canonical", "detect",
-    "expected_payload", "recover_orphans", "repair_payloads", "repair_vectors", "summarize",
-]  # fmt: skip
+    "GRAPH_PAGE",
+    "KINDS",
+    "SCROLL_PAGE",
+    "DriftReport",
+    "RepairResult",
+    "canonical",
+    "detect",
+    "expected_payload",
+    "recover_orphans",
+    "repair_payloads",
+    "repair_vectors",
+    "summarize",
+]

@@ -42,7 +42,9 @@ def _graph_columns(columns: Sequence[str] = GRAPH_COLUMNS) -> str:
     return "m.id" + "".join(f", m.`{k}`" for k in columns)
 
 
-def index_graph(graph: GraphStore, excluded_types: Sequence[str], page: int = GRAPH_PAGE) -> GraphIndex:
+def index_graph(
+    graph: GraphStore, excluded_types: Sequence[str], page: int = GRAPH_PAGE
+) -> GraphIndex:
     """Read every :Memory node's compared fields in node-id ranges and keep a digest of each.
     Nodes whose id cannot be a point id are reported as invalid, ids several nodes share as
     duplicates; neither is compared (which node would the point belong to?)."""
@@ -65,7 +67,10 @@ def index_graph(graph: GraphStore, excluded_types: Sequence[str], page: int = GR
             excluded.add(mid)
             continue
         content = props.get("content")
-        nodes[mid] = (expected_digest(props), content_digest(content) if has_content(content) else None)
+        nodes[mid] = (
+            expected_digest(props),
+            content_digest(content) if has_content(content) else None,
+        )
     for mid in duplicates:
         nodes.pop(mid, None)
         excluded.discard(mid)

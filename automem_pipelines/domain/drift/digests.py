@@ -10,7 +10,13 @@ import uuid
 from typing import Any
 
 from ..memory import COMPARED_FIELDS, payload_from_node
-from ..vector_state import EmbeddingIdentity, VectorState, raw_content_digest, sha256_hash, vector_state
+from ..vector_state import (
+    EmbeddingIdentity,
+    VectorState,
+    raw_content_digest,
+    sha256_hash,
+    vector_state,
+)
 
 _ABSENT = "\x00absent"  # stands for "the point has no such key" in a payload digest
 
@@ -66,8 +72,12 @@ def canonical_id(value: Any) -> str | None:
         return None
 
 
-def vector_is_current(payload: dict[str, Any], content: bytes, identity: EmbeddingIdentity,
-                      trust_unstamped: bool = True) -> bool:  # fmt: skip
+def vector_is_current(
+    payload: dict[str, Any],
+    content: bytes,
+    identity: EmbeddingIdentity,
+    trust_unstamped: bool = True,
+) -> bool:
     """The one rule (``vector_state``), from a raw content digest: a current or adoptable point
     is current here (an unstamped AutoMem point with the node's content is the collection
     model's vector unless the collection's identity record says otherwise)."""

@@ -85,7 +85,9 @@ def repair_payloads(
     result = RepairResult("payload_drift", total=len(ids))
     for part in _chunks(ids, chunk_size):
         props = graph.fetch_properties(part)
-        present = vectors.payloads([canonical_id(m) or m for m in props], keys=list(COMPARED_FIELDS))
+        present = vectors.payloads(
+            [canonical_id(m) or m for m in props], keys=list(COMPARED_FIELDS)
+        )
         updates: dict[str, dict[str, Any]] = {}
         removals: dict[str, list[str]] = {}
         for mid in part:
@@ -94,7 +96,9 @@ def repair_payloads(
                 result.skipped += 1
                 continue
             updates[pid] = expected_payload(props[mid])
-            removals[pid] = [k for k in COMPARED_FIELDS if k in present[pid] and k not in updates[pid]]
+            removals[pid] = [
+                k for k in COMPARED_FIELDS if k in present[pid] and k not in updates[pid]
+            ]
         vectors.delete_payload_keys(removals)
         vectors.set_payloads(updates)
         result.repaired += len(updates)

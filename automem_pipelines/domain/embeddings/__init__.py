@@ -2,6 +2,12 @@
 and Ollama, the remote ones with the same retries, backoff and batch checks (one module per
 wire protocol); ``embed_batches`` runs API batches with several requests in flight."""
 
+from ..embedding_defaults import (
+    LOCAL_MODEL_NAME,
+    OLLAMA_BASE_URL,
+    VOYAGE_BASE_URL,
+    VOYAGE_DIMENSIONS,
+)
 from .base import (
     EmbeddedBatch,
     EmbeddingError,
@@ -12,7 +18,6 @@ from .base import (
     check_batch,
 )
 from .batches import BatchOutcome, embed_batches
-from ..embedding_defaults import LOCAL_MODEL_NAME, OLLAMA_BASE_URL, VOYAGE_BASE_URL, VOYAGE_DIMENSIONS
 from .http_api import HTTPStatusFailure
 from .local import LOCAL_MODEL_DIR, LocalStaticProvider, local_provider
 from .ollama import OllamaProvider

@@ -130,7 +130,8 @@ class RetryPolicy:
                         f"embedding request failed after {attempt + 1} attempts: {exc}"
                     ) from exc
                 self.sleep(
-                    backoff_delay(attempt, self.backoff_base, self.backoff_cap,
-                                  _retry_after_seconds(exc))
-                )  # fmt: skip
+                    backoff_delay(
+                        attempt, self.backoff_base, self.backoff_cap, _retry_after_seconds(exc)
+                    )
+                )
                 attempt += 1

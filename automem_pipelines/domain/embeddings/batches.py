@@ -36,8 +36,13 @@ def embed_batches(
         try:
             return BatchOutcome(0, ids, provider.embed(texts), None)
         except Exception as exc:  # noqa: BLE001 - a failed batch is counted, not fatal
-            return BatchOutcome(0, ids, None, f"{type(exc).__name__}: {exc}",
-                                rejected=isinstance(exc, EmbeddingRejectedError))  # fmt: skip
+            return BatchOutcome(
+                0,
+                ids,
+                None,
+                f"{type(exc).__name__}: {exc}",
+                rejected=isinstance(exc, EmbeddingRejectedError),
+            )
 
     def run_all(jobs: list[tuple[list[str], list[str]]]) -> list[BatchOutcome]:
         workers = max(1, min(provider.max_concurrency, len(jobs)))
@@ -51,8 +56,9 @@ def embed_batches(
         outcome.index = i
     final: dict[int, list[BatchOutcome]] = {i: [o] for i, o in enumerate(outcomes)}
     while True:
-        splits = [(i, o) for i, parts in final.items() for o in parts
-                  if o.rejected and len(o.ids) > 1]  # fmt: skip
+        splits = [
+            (i, o) for i, parts in final.items() for o in parts if o.rejected and len(o.ids) > 1
+        ]
         if not splits:
             break
         jobs, owners = [], []

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from .base import EmbeddedBatch, check_batch
 from ..embedding_defaults import LOCAL_MODEL_NAME
+from .base import EmbeddedBatch, check_batch
 
 LOCAL_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "minilm-l6-static"
 

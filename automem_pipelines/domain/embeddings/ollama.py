@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .base import EmbeddedBatch, EmbeddingError, RetryPolicy, check_batch, decode, stack
 from ..embedding_defaults import (
     BACKOFF_BASE_SECONDS,
     BACKOFF_CAP_SECONDS,
@@ -19,6 +18,7 @@ from ..embedding_defaults import (
     OLLAMA_MAX_RETRIES,
     OLLAMA_TIMEOUT_SECONDS,
 )
+from .base import EmbeddedBatch, EmbeddingError, RetryPolicy, check_batch, decode, stack
 from .http_api import HTTPProvider, HTTPStatusFailure, http_verdict, is_json_error
 
 
@@ -41,7 +41,9 @@ class OllamaProvider(HTTPProvider):
         backoff_cap: float = BACKOFF_CAP_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
     ):
-        super().__init__(base_url, {}, timeout, RetryPolicy(max_retries, backoff_base, backoff_cap, sleep))
+        super().__init__(
+            base_url, {}, timeout, RetryPolicy(max_retries, backoff_base, backoff_cap, sleep)
+        )
         self.model = model
         self.dim = dim
         self.max_concurrency = max_concurrency
@@ -65,8 +67,9 @@ class OllamaProvider(HTTPProvider):
             raise EmbeddingError(f"provider returned {len(rows)} vectors for {len(texts)} texts")
         tokens = body.get("prompt_eval_count")
         vectors = stack([decode(r) for r in rows], self.dim)
-        return EmbeddedBatch(check_batch(texts, vectors, self.dim),
-                             int(tokens) if isinstance(tokens, int) else None)  # fmt: skip
+        return EmbeddedBatch(
+            check_batch(texts, vectors, self.dim), int(tokens) if isinstance(tokens, int) else None
+        )
 
     def _per_text(self, texts: Sequence[str]) -> EmbeddedBatch:
         rows = []

@@ -6,7 +6,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .base import EmbeddedBatch, EmbeddingError, RetryPolicy, check_batch, decode, stack
 from ..embedding_defaults import (
     BACKOFF_BASE_SECONDS,
     BACKOFF_CAP_SECONDS,
@@ -14,6 +13,7 @@ from ..embedding_defaults import (
     MAX_RETRIES,
     TIMEOUT_SECONDS,
 )
+from .base import EmbeddedBatch, EmbeddingError, RetryPolicy, check_batch, decode, stack
 
 
 class OpenAIProvider:
@@ -46,8 +46,10 @@ class OpenAIProvider:
 
     def _request(self, texts: Sequence[str]) -> Any:
         kwargs: dict[str, Any] = {
-            "model": self.model, "input": list(texts), "encoding_format": self.encoding_format,
-        }  # fmt: skip
+            "model": self.model,
+            "input": list(texts),
+            "encoding_format": self.encoding_format,
+        }
         if self.send_dimensions:
             kwargs["dimensions"] = self.dim
         return self._client.embeddings.create(**kwargs)
@@ -77,9 +79,13 @@ def _openai_verdict(exc: Exception) -> bool | None:
 
     if isinstance(
         exc,
-        (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError,
-         openai.APITimeoutError),
-    ):  # fmt: skip
+        (
+            openai.RateLimitError,
+            openai.InternalServerError,
+            openai.APIConnectionError,
+            openai.APITimeoutError,
+        ),
+    ):
         return True
     if isinstance(exc, openai.APIStatusError):  # 4xx other than 429: not retryable
         return False

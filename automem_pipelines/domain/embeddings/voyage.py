@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from .base import EmbeddedBatch, EmbeddingError, RetryPolicy, check_batch, decode, stack
 from ..embedding_defaults import (
     BACKOFF_BASE_SECONDS,
     BACKOFF_CAP_SECONDS,
@@ -21,6 +20,7 @@ from ..embedding_defaults import (
     VOYAGE_DIMENSIONS,
     VOYAGE_MAX_TEXTS,
 )
+from .base import EmbeddedBatch, EmbeddingError, RetryPolicy, check_batch, decode, stack
 from .http_api import HTTPProvider
 
 

@@ -39,6 +39,12 @@ from .outcomes import summarize_batches
 from .selection import Candidate, count_awaiting, find_candidates
 
 __all__ = [
-    "BatchResult", "Candidate", "EnrichmentOptions", "count_awaiting", "enrich_batch",
-    "find_candidates", "link_pending", "summarize_batches",
-]  # fmt: skip
+    "BatchResult",
+    "Candidate",
+    "EnrichmentOptions",
+    "count_awaiting",
+    "enrich_batch",
+    "find_candidates",
+    "link_pending",
+    "summarize_batches",
+]

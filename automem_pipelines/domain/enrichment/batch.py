@@ -14,9 +14,14 @@ from ...stores.graph import GraphStore
 from ...stores.vectors import VectorStore
 from ..entities import entity_tags, summarize
 from ..memory import (
-    SIMILAR_PENDING, dump_metadata, mirror_of, parse_metadata, parse_tags, split_usable_ids,
+    SIMILAR_PENDING,
+    dump_metadata,
+    mirror_of,
+    parse_metadata,
+    parse_tags,
+    split_usable_ids,
     tag_prefixes,
-)  # fmt: skip
+)
 from ..nlp import EntityModel
 from ..vector_state import EmbeddingIdentity
 from .links import write_edges
@@ -26,17 +31,23 @@ from .outcomes import record_failures
 from .selection import shared_ids
 from .writes import write_rows
 
-UPDATE_QUERY = """
+UPDATE_QUERY = (
+    """
 UNWIND $rows AS row
 MATCH (m:Memory {id: row.id})
 SET m.metadata = row.metadata, m.tags = row.tags, m.tag_prefixes = row.tag_prefixes,
     m.summary = row.summary, m.enriched = true, m.enriched_at = row.enriched_at,
-    m.processed = true, m.""" + SIMILAR_PENDING + """ = row.similar_pending,
-""" + ",\n    ".join(f"m.{p} = NULL" for p in ATTEMPT_PROPS)
+    m.processed = true, m."""
+    + SIMILAR_PENDING
+    + """ = row.similar_pending,
+"""
+    + ",\n    ".join(f"m.{p} = NULL" for p in ATTEMPT_PROPS)
+)
 
 
-def node_update(w: Work, forced: bool, options: EnrichmentOptions, now_iso: str,
-                pending: bool = False) -> dict[str, Any]:  # fmt: skip
+def node_update(
+    w: Work, forced: bool, options: EnrichmentOptions, now_iso: str, pending: bool = False
+) -> dict[str, Any]:
     """The node update for one memory (AutoMem steps 4, 8, 9, 10)."""
     metadata = w.metadata
     found = {c: v for c, v in w.entities.items() if v}
@@ -54,13 +65,15 @@ def node_update(w: Work, forced: bool, options: EnrichmentOptions, now_iso: str,
         summary = existing_summary
     section = metadata.get("enrichment")
     section = dict(section) if isinstance(section, dict) else {}
-    section.update({
-        "last_run": now_iso,
-        "forced": forced,
-        "temporal_links": len(w.temporal),
-        "patterns_detected": w.patterns,
-        "semantic_neighbors": [{"id": n, "score": s} for n, s in w.neighbours],
-    })  # fmt: skip
+    section.update(
+        {
+            "last_run": now_iso,
+            "forced": forced,
+            "temporal_links": len(w.temporal),
+            "patterns_detected": w.patterns,
+            "semantic_neighbors": [{"id": n, "score": s} for n, s in w.neighbours],
+        }
+    )
     metadata["enrichment"] = section
     return {
         "id": w.id,
@@ -70,7 +83,9 @@ def node_update(w: Work, forced: bool, options: EnrichmentOptions, now_iso: str,
         "summary": summary,
         "enriched_at": now_iso,
         "similar_pending": True if pending else None,
-        "_payload": mirror_of({"tags": tags, "tag_prefixes": tag_prefixes(tags), "metadata": metadata}),
+        "_payload": mirror_of(
+            {"tags": tags, "tag_prefixes": tag_prefixes(tags), "metadata": metadata}
+        ),
     }
 
 
@@ -142,15 +157,25 @@ def enrich_batch(
     stop = timed(result, "graph_write_seconds")
     write_edges(graph, work, now_iso, result, failures)
     waiting = set(result.no_vector)
-    updates = [node_update(w, forced, options, now_iso, w.id in waiting) for w in work if w.id not in failures]
+    updates = [
+        node_update(w, forced, options, now_iso, w.id in waiting)
+        for w in work
+        if w.id not in failures
+    ]
     written = write_rows(
-        graph, UPDATE_QUERY, [{k: v for k, v in u.items() if k != "_payload"} for u in updates],
-        {}, lambda r: r["id"], failures,
-    )  # fmt: skip
+        graph,
+        UPDATE_QUERY,
+        [{k: v for k, v in u.items() if k != "_payload"} for u in updates],
+        {},
+        lambda r: r["id"],
+        failures,
+    )
     stop()
     done = {r["id"] for r in written}
     stop = timed(result, "payload_seconds")
-    payloads = {u["id"]: u["_payload"] for u in updates if u["id"] in done and u["id"] in with_points}
+    payloads = {
+        u["id"]: u["_payload"] for u in updates if u["id"] in done and u["id"] in with_points
+    }
     if payloads and vectors is not None:
         vectors.set_payloads(payloads)
     stop()

@@ -54,19 +54,24 @@ MERGE (m)-[r:EXEMPLIFIES]->(p)
 SET r.confidence = row.confidence, r.updated_at = $now
 """
 
-LINK_UPDATE_QUERY = """
+LINK_UPDATE_QUERY = (
+    """
 UNWIND $rows AS row
 MATCH (m:Memory {id: row.id})
-SET m.metadata = row.metadata, m.""" + SIMILAR_PENDING + """ = NULL
+SET m.metadata = row.metadata, m."""
+    + SIMILAR_PENDING
+    + """ = NULL
 """
+)
 
 
 def pattern_node_id(mtype: str) -> str:
     return f"pattern-{mtype}-{hashlib.sha1(mtype.encode()).hexdigest()[:8]}"
 
 
-def write_edges(graph: GraphStore, work: list[Work], now_iso: str, result: BatchResult,
-                failures: dict[str, str]) -> None:  # fmt: skip
+def write_edges(
+    graph: GraphStore, work: list[Work], now_iso: str, result: BatchResult, failures: dict[str, str]
+) -> None:
     params = {"now": now_iso}
     temporal = [{"a": w.id, "b": o} for w in work for o in w.temporal]
     result.temporal_links += len(
@@ -86,16 +91,26 @@ def write_edges(graph: GraphStore, work: list[Work], now_iso: str, result: Batch
     links = []
     for w in work:
         for p in w.patterns:
-            group = groups.setdefault(p["type"], {
-                "type": p["type"], "pattern_id": pattern_node_id(p["type"]), "ids": [],
-                "content": f"Pattern across {p['similar_memories'] + 1} {p['type']} memories"
-                + (f" highlighting {', '.join(p['key_terms'])}" if p["key_terms"] else ""),
-            })  # fmt: skip
+            group = groups.setdefault(
+                p["type"],
+                {
+                    "type": p["type"],
+                    "pattern_id": pattern_node_id(p["type"]),
+                    "ids": [],
+                    "content": f"Pattern across {p['similar_memories'] + 1} {p['type']} memories"
+                    + (f" highlighting {', '.join(p['key_terms'])}" if p["key_terms"] else ""),
+                },
+            )
             group["ids"].append(w.id)
             group["key_terms"] = p["key_terms"]
             conf = w.props.get("confidence")
-            links.append({"id": w.id, "type": p["type"],
-                          "confidence": float(conf) if isinstance(conf, (int, float)) else 0.5})  # fmt: skip
+            links.append(
+                {
+                    "id": w.id,
+                    "type": p["type"],
+                    "confidence": float(conf) if isinstance(conf, (int, float)) else 0.5,
+                }
+            )
     write_rows(graph, PATTERN_QUERY, list(groups.values()), params, lambda r: r["ids"][0], failures)
     result.pattern_links += len(
         write_rows(graph, EXEMPLIFIES_QUERY, links, params, lambda r: r["id"], failures)

@@ -24,15 +24,53 @@ PATTERN_MIN_CONFIDENCE = 0.5
 DEFAULT_PATTERN_TYPE = "Memory"
 _TOKEN = re.compile(r"[a-zA-Z]{4,}")
 _STOPWORDS = {
-    "that", "this", "with", "from", "have", "were", "will", "when", "what", "which", "their",
-    "there", "then", "than", "them", "they", "been", "into", "after", "before", "about",
-    "should", "would", "could", "every", "each", "over", "under", "also", "just", "only",
-    "next", "last", "week", "because", "while", "where", "your", "ours", "very", "more",
-}  # fmt: skip
+    "that",
+    "this",
+    "with",
+    "from",
+    "have",
+    "were",
+    "will",
+    "when",
+    "what",
+    "which",
+    "their",
+    "there",
+    "then",
+    "than",
+    "them",
+    "they",
+    "been",
+    "into",
+    "after",
+    "before",
+    "about",
+    "should",
+    "would",
+    "could",
+    "every",
+    "each",
+    "over",
+    "under",
+    "also",
+    "just",
+    "only",
+    "next",
+    "last",
+    "week",
+    "because",
+    "while",
+    "where",
+    "your",
+    "ours",
+    "very",
+    "more",
+}
 
 
-def extract(model: EntityModel, work: list[Work], batch_size: int,
-            failures: dict[str, str]) -> None:  # fmt: skip
+def extract(
+    model: EntityModel, work: list[Work], batch_size: int, failures: dict[str, str]
+) -> None:
     texts = [w.content for w in work]
     try:
         docs = model.pipe(texts, batch_size=batch_size)
@@ -67,8 +105,9 @@ RETURN id, older[0..$limit]
 """
 
 
-def find_temporal(graph: GraphStore, work: list[Work], options: EnrichmentOptions,
-                  now: datetime) -> None:  # fmt: skip
+def find_temporal(
+    graph: GraphStore, work: list[Work], options: EnrichmentOptions, now: datetime
+) -> None:
     rows = [
         {"id": w.id, "ts": w.props["timestamp"]}
         for w in work
@@ -128,8 +167,13 @@ def find_patterns(graph: GraphStore, work: list[Work]) -> None:
             w.patterns = [{"type": mtype, "similar_memories": len(others), "key_terms": terms}]
 
 
-def find_neighbours(vectors: VectorStore | None, work: list[Work], options: EnrichmentOptions,
-                    result: BatchResult, identity: EmbeddingIdentity | None) -> set[str]:  # fmt: skip
+def find_neighbours(
+    vectors: VectorStore | None,
+    work: list[Work],
+    options: EnrichmentOptions,
+    result: BatchResult,
+    identity: EmbeddingIdentity | None,
+) -> set[str]:
     """Neighbours per memory whose vector is current by the one rule (``vector_state``): a
     stale or missing vector is no vector (the memory waits for its links, see
     ``links.link_pending``). Returns the ids that have a point (for the payload update)."""
@@ -146,10 +190,12 @@ def find_neighbours(vectors: VectorStore | None, work: list[Work], options: Enri
         if isinstance(vec, dict):  # named vectors: AutoMem uses the unnamed one
             vec = vec.get("") or next(iter(vec.values()), None)
         state = (
-            VectorState.MISSING if rec is None or vec is None or len(vec) == 0
-            else VectorState.CURRENT if identity is None
+            VectorState.MISSING
+            if rec is None or vec is None or len(vec) == 0
+            else VectorState.CURRENT
+            if identity is None
             else vector_state(dict(rec.payload or {}), content_hash(w.content), identity, trust)
-        )  # fmt: skip
+        )
         if state in (VectorState.CURRENT, VectorState.ADOPTABLE):
             queries[w.id] = vec
         else:

@@ -67,8 +67,12 @@ class BatchResult:
 
     @property
     def skipped(self) -> int:
-        return (len(self.skipped_processed) + len(self.skipped_failed) + len(self.missing)
-                + len(self.invalid))
+        return (
+            len(self.skipped_processed)
+            + len(self.skipped_failed)
+            + len(self.missing)
+            + len(self.invalid)
+        )
 
 
 @dataclass

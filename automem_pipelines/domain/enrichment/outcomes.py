@@ -25,9 +25,15 @@ SET m.enrichment_attempts = row.attempts, m.enrichment_error = row.error,
 """
 
 
-def record_failures(graph: GraphStore, failures: dict[str, str], props: dict[str, dict[str, Any]],
-                    forced: bool, options: EnrichmentOptions, now: datetime,
-                    result: BatchResult) -> None:  # fmt: skip
+def record_failures(
+    graph: GraphStore,
+    failures: dict[str, str],
+    props: dict[str, dict[str, Any]],
+    forced: bool,
+    options: EnrichmentOptions,
+    now: datetime,
+    result: BatchResult,
+) -> None:
     """Write each failed memory's attempt count, error and backoff (marked failed after
     ``max_attempts``). A memory whose failure cannot be written is put in
     ``result.unrecorded`` with the write's error, and logged: its attempts did not move, so
@@ -45,27 +51,40 @@ def record_failures(graph: GraphStore, failures: dict[str, str], props: dict[str
         attempts = previous + 1
         exhausted = attempts >= options.max_attempts
         backoff = options.failure_backoff_seconds * (2 ** (attempts - 1))
-        rows.append({
-            "id": mid, "attempts": attempts, "error": error, "error_at": now_iso,
-            "retry_at": None if exhausted else now.timestamp() + backoff,
-            "failed": exhausted, "forced": forced,
-        })  # fmt: skip
+        rows.append(
+            {
+                "id": mid,
+                "attempts": attempts,
+                "error": error,
+                "error_at": now_iso,
+                "retry_at": None if exhausted else now.timestamp() + backoff,
+                "failed": exhausted,
+                "forced": forced,
+            }
+        )
     unrecorded: dict[str, str] = {}
-    written = {r["id"] for r in write_rows(graph, FAILURE_QUERY, rows, {}, lambda r: r["id"], unrecorded)}
+    written = {
+        r["id"] for r in write_rows(graph, FAILURE_QUERY, rows, {}, lambda r: r["id"], unrecorded)
+    }
     result.exhausted.extend(r["id"] for r in rows if r["failed"] and r["id"] in written)
     result.unrecorded.update(unrecorded)
     if unrecorded:
         mid, why = next(iter(unrecorded.items()))
         log.warning(
             "batch %d: the failure of %d memories could not be recorded (attempts and backoff "
-            "unchanged), e.g. %s: %s", result.index, len(unrecorded), mid, why,
-        )  # fmt: skip
+            "unchanged), e.g. %s: %s",
+            result.index,
+            len(unrecorded),
+            mid,
+            why,
+        )
     result.last_error = list(failures.values())[-1]
     result.last_error_at = now_iso
 
 
-def summarize_batches(results: Sequence[BatchResult], expected: int, forced: bool,
-                      seconds: float | None = None) -> dict[str, Any]:  # fmt: skip
+def summarize_batches(
+    results: Sequence[BatchResult], expected: int, forced: bool, seconds: float | None = None
+) -> dict[str, Any]:
     """The run's summary; checks that enriched + skipped + failed = the ids requested."""
     enriched = sum(len(r.enriched) for r in results)
     skipped = sum(r.skipped for r in results)

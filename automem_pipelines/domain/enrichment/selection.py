@@ -31,9 +31,12 @@ class Candidate:
 
 
 def find_candidates(
-    graph: GraphStore, limit: int, busy: Sequence[str] = (), excluded_types: Sequence[str] = (),
+    graph: GraphStore,
+    limit: int,
+    busy: Sequence[str] = (),
+    excluded_types: Sequence[str] = (),
     now: float | None = None,
-) -> list[Candidate]:  # fmt: skip
+) -> list[Candidate]:
     """Up to ``limit`` memories that wait for enrichment (not processed, not failed, backoff
     elapsed), leaving out ``busy`` ids (those in queued or running runs)."""
     rows = graph.query(
@@ -41,10 +44,16 @@ def find_candidates(
         f"AND coalesce(m.{RETRY_AT}, 0) <= $now AND NOT m.id IN $busy "
         f"RETURN m.id, coalesce(m.{ATTEMPTS}, 0), coalesce(m.{RETRY_FORCED}, false), "
         "coalesce(toString(m.enriched_at), '') LIMIT $limit",
-        {"excluded": list(excluded_types), "busy": list(busy), "limit": int(limit),
-         "now": time.time() if now is None else now},
-    )  # fmt: skip
-    return [Candidate(r[0], int(r[1]), bool(r[2]), r[3] or "") for r in rows if id_problem(r[0]) is None]
+        {
+            "excluded": list(excluded_types),
+            "busy": list(busy),
+            "limit": int(limit),
+            "now": time.time() if now is None else now,
+        },
+    )
+    return [
+        Candidate(r[0], int(r[1]), bool(r[2]), r[3] or "") for r in rows if id_problem(r[0]) is None
+    ]
 
 
 def count_awaiting(graph: GraphStore, excluded_types: Sequence[str] = ()) -> int:

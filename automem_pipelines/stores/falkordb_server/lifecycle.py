@@ -114,7 +114,12 @@ def ensure_running(
                 f"({START_TIMEOUT_ENV}); it keeps loading in the background, try again later"
             )
         if now - logged_at >= PROGRESS_LOG_INTERVAL:
-            log.info("waiting for FalkorDB on %s, %.0f s so far: %s", paths.root, now - begun, st.describe())
+            log.info(
+                "waiting for FalkorDB on %s, %.0f s so far: %s",
+                paths.root,
+                now - begun,
+                st.describe(),
+            )
             logged_at = now
         time.sleep(pause)
         pause = min(pause * 2, 0.25)
@@ -140,11 +145,17 @@ def _compact_after_start(paths: ServerPaths, load_seconds: float) -> None:
     try:
         info = client.info("persistence")
         tail = int(info.get("aof_current_size", 0)) - int(info.get("aof_base_size", 0))
-        if tail >= COMPACT_AFTER_START_BYTES or (tail > 0 and load_seconds >= COMPACT_AFTER_START_SECONDS):
+        if tail >= COMPACT_AFTER_START_BYTES or (
+            tail > 0 and load_seconds >= COMPACT_AFTER_START_SECONDS
+        ):
             try:
                 client.bgrewriteaof()
-                log.info("FalkorDB on %s: replayed %.1f MB of log in %.1f s, rewriting it",
-                         paths.root, tail / 1e6, load_seconds)  # fmt: skip
+                log.info(
+                    "FalkorDB on %s: replayed %.1f MB of log in %.1f s, rewriting it",
+                    paths.root,
+                    tail / 1e6,
+                    load_seconds,
+                )
             except redis.ResponseError:
                 pass  # a rewrite is already running
     except redis.RedisError as exc:

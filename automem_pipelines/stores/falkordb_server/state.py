@@ -11,8 +11,12 @@ from .paths import aof_bytes, paths_for
 from .processes import cpu_and_read, logged_ready, proc_stat, server_pids
 
 RUNNING, LOADING, STARTING, NOT_ANSWERING, STOPPED = (
-    "running", "loading", "starting", "not answering", "stopped",
-)  # fmt: skip
+    "running",
+    "loading",
+    "starting",
+    "not answering",
+    "stopped",
+)
 # `automem-pipelines falkordb status` exits with these.
 EXIT_CODES = {RUNNING: 0, STOPPED: 3, LOADING: 4, STARTING: 4, NOT_ANSWERING: 5}
 
@@ -81,12 +85,19 @@ def status(data_dir: Path, answer_timeout: float = 2.0) -> ServerStatus:
         perc = info.get("loading_loaded_perc")
         eta = info.get("loading_eta_seconds")
         return ServerStatus(
-            LOADING, paths.socket, tuple(pids), float(perc) if perc else None,
-            float(eta) if eta is not None and perc else None, detail=extra, **progress,
-        )  # fmt: skip
+            LOADING,
+            paths.socket,
+            tuple(pids),
+            float(perc) if perc else None,
+            float(eta) if eta is not None and perc else None,
+            detail=extra,
+            **progress,
+        )
     fields = proc_stat(pid)
     if fields and fields[0] in ("T", "t"):
-        return ServerStatus(NOT_ANSWERING, paths.socket, tuple(pids), detail="process is stopped (SIGSTOP)")
+        return ServerStatus(
+            NOT_ANSWERING, paths.socket, tuple(pids), detail="process is stopped (SIGSTOP)"
+        )
     ready = logged_ready(paths, pid)
     if ready:  # it was ready once, and no longer answers
         why = "socket file missing" if not paths.socket.exists() else "no answer"
