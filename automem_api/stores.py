@@ -66,21 +66,15 @@ def qdrant_server_view(settings: Settings) -> tuple[int, dict[str, Any] | None]:
     Server only."""
     if settings.qdrant.local:
         raise RuntimeError("the embedded Qdrant store is never opened by the API")
-    from qdrant_client import QdrantClient
-
     from automem_pipelines.domain.identity import read_record
-    from automem_pipelines.stores.vectors import VectorConfig, VectorStore
+    from automem_pipelines.stores.vectors import VectorConfig, open_store
 
     config = VectorConfig.from_settings(settings, timeout_seconds=QDRANT_HEALTH_TIMEOUT)
-    client = QdrantClient(url=config.url, api_key=config.api_key, timeout=config.timeout_seconds)
-    try:
-        store = VectorStore(client, config)
+    with open_store(config) as store:
         if store.collection_dim() is None:
             return 0, None
         record = read_record(store)
         return store.count(settings.recall_excluded_types), record.as_dict() if record else None
-    finally:
-        client.close()
 
 
 def embedding_identity(

@@ -8,7 +8,6 @@ incremental run over an unchanged store starts no embed or upsert step at all.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,214 +18,52 @@ import numpy as np
 
 from ..stores.graph import GraphStore
 from ..stores.vectors import VectorStore
-from . import identity as identity_mod
 from .embeddings import EmbeddingProvider, embed_batches
 from .memory import (
-    CHECK_KEY,
     SIMILAR_PENDING,
-    adoption_stamps,
     content_hash,
     has_content,
     make_stamps,
     merged_payload,
-    split_usable_ids,
 )
-from .vector_state import STATE_KEYS, EmbeddingIdentity, VectorState, needs_content, vector_state
+from .selection import (
+    ADOPT_BATCH,
+    MAX_CHUNKS,
+    MIN_CHUNK,
+    SELECT_PAGE,
+    Selection,
+    adopt,
+    enumerate_ids,
+    plan_chunks,
+    plan_reembed,
+    select_memories,
+)
 
-MAX_CHUNKS = 32  # dynamic steps stay in the tens whatever the store size
-MIN_CHUNK = 10_000  # below this per chunk, per-step overhead (events, IO) outweighs the gain
+__all__ = [
+    "ADOPT_BATCH",
+    "MAX_CHUNKS",
+    "MIN_CHUNK",
+    "SELECT_PAGE",
+    "Selection",
+    "adopt",
+    "enumerate_ids",
+    "plan_chunks",
+    "plan_reembed",
+    "select_memories",
+    "CountMismatchError",
+    "EmbeddedChunk",
+    "UpsertedChunk",
+    "embed_chunk",
+    "summarize",
+    "upsert_chunk",
+]
+
 FAILED_IDS_SHOWN = 10
 WRITE_WINDOW = 1024  # points read from the graph and written to Qdrant per round
-ADOPT_BATCH = 1_024  # stamp writes per round
-SELECT_PAGE = (
-    1_000  # ids per round: small pages keep short-lived objects out of the old GC generation
-)
 
 
 class CountMismatchError(RuntimeError):
     """processed + skipped + failed did not add up to the enumerated total."""
-
-
-def enumerate_ids(graph: GraphStore, limit: int | None) -> list[str]:
-    """Every memory id (graph order), or the ``limit`` newest memories that have content."""
-    if limit is None:
-        return list(graph.memory_ids())
-    return graph.newest_ids_with_content(limit)
-
-
-def plan_chunks(
-    ids: Sequence[str], batch_size: int, max_chunks: int = MAX_CHUNKS, min_chunk: int = MIN_CHUNK
-) -> list[list[str]]:
-    """Split ids into at most ``max_chunks`` chunks, each a whole number of API batches."""
-    if not ids:
-        return []
-    size = max(min_chunk, math.ceil(len(ids) / max_chunks))
-    size = math.ceil(size / batch_size) * batch_size
-    return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
-
-
-@dataclass
-class Selection:
-    """What enumeration decided before any embedding: the ids to embed and what it skipped."""
-
-    total: int
-    todo: list[str]
-    skipped_empty: int = 0
-    skipped_unchanged: int = 0
-    skipped_missing: int = 0
-    adopted: int = 0  # unstamped points of the collection's model: stamps written, no embedding
-    invalid_ids: list[str] = field(default_factory=list)  # nodes whose id cannot be a point id
-    duplicate_ids: list[str] = field(default_factory=list)  # ids several nodes share
-    duplicate_nodes: int = 0  # the nodes behind them
-    identity_texts: int = 0  # texts the identity check embedded (0 once it is recorded)
-    identity: str = ""  # what the identity check found, for the log and the summary
-    replacing: bool = False  # re-embedding in place with another model (see identity.py)
-    _adoptable: dict[str, str] = field(default_factory=dict, repr=False)  # id -> content hash
-
-    @property
-    def skipped(self) -> int:
-        return (
-            self.skipped_empty
-            + self.skipped_unchanged
-            + self.skipped_missing
-            + self.adopted
-            + len(self.invalid_ids)
-            + self.duplicate_nodes
-        )
-
-
-def select_memories(
-    ids: Sequence[str],
-    graph: GraphStore,
-    vectors: VectorStore,
-    identity: EmbeddingIdentity,
-    force: bool,
-    trust_unstamped: bool,
-    page: int = SELECT_PAGE,
-    contents_first: bool = False,
-) -> Selection:
-    """Keep the ids that need a vector, by the one rule (``vector_state``). ``force`` keeps them
-    all (the embed step still skips empty content); otherwise, a page at a time, memories
-    without content are skipped, current points are skipped, adoptable ones (unstamped, same
-    content, collection identity proven) are set aside for adoption.
-
-    Reads adapt to the store: a page whose points mostly need their payload content (unstamped
-    or adopted) makes the next page read the rule's keys and the contents at once, instead of
-    the stamps first; ``contents_first`` starts so (the identity check found the store mostly
-    unstamped). The next page's node contents are read from the graph while this page's points
-    are read from Qdrant and judged."""
-    if force:
-        return Selection(len(ids), list(ids))
-    selection = Selection(len(ids), [])
-    whole = contents_first  # the previous page mostly needed contents too: read them at once
-    pages = [ids[start : start + page] for start in range(0, len(ids), page)]
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-prefetch") as pool:
-        pending = pool.submit(graph.fetch_contents, pages[0]) if pages else None
-        for n, part in enumerate(pages):
-            contents = pending.result()
-            if n + 1 < len(pages):
-                pending = pool.submit(graph.fetch_contents, pages[n + 1])
-            payloads = vectors.payloads(part, keys=list(STATE_KEYS) if whole else [CHECK_KEY])
-            if not whole:
-                more = [m for m in part if m in payloads and needs_content(payloads[m])]
-                if more:  # unstamped or adopted: read what the rule needs (older stamps, content)
-                    payloads.update(vectors.payloads(more, keys=list(STATE_KEYS)))
-                whole = len(more) > len(part) // 2
-            else:
-                whole = sum(needs_content(p) for p in payloads.values()) > len(part) // 2
-            _judge(part, contents, payloads, identity, trust_unstamped, selection)
-    return selection
-
-
-def _judge(
-    part: Sequence[str],
-    contents: dict[str, Any],
-    payloads: dict[str, dict],
-    identity: EmbeddingIdentity,
-    trust_unstamped: bool,
-    selection: Selection,
-) -> None:
-    for mid in part:
-        if mid not in contents:
-            selection.skipped_missing += 1
-            continue
-        if not has_content(contents[mid]):
-            selection.skipped_empty += 1
-            continue
-        hashed = content_hash(contents[mid])
-        state = vector_state(payloads.get(mid), hashed, identity, trust_unstamped)
-        if state is VectorState.CURRENT:
-            selection.skipped_unchanged += 1
-        elif state is VectorState.ADOPTABLE:
-            selection._adoptable[mid] = hashed
-        else:
-            selection.todo.append(mid)
-
-
-def adopt(vectors: VectorStore, selection: Selection, identity: EmbeddingIdentity) -> int:
-    """Stamp adoptable points (their vectors are the configured model's for their present
-    content) with ``adoption_stamps``: one payload write per batch of points, no provider
-    call, no vector or other payload key touched."""
-    ids = list(selection._adoptable)
-    stamps = adoption_stamps(identity.provider, identity.model, identity.dim)
-    for start in range(0, len(ids), ADOPT_BATCH):
-        vectors.set_payload_many(ids[start : start + ADOPT_BATCH], stamps)
-    selection.adopted += len(ids)
-    selection._adoptable = {}
-    return len(ids)
-
-
-def _listed(
-    graph: GraphStore, limit: int | None
-) -> tuple[list[str], tuple[list[str], list[str], list[str]]]:
-    found = enumerate_ids(graph, limit)
-    return found, split_usable_ids(found)
-
-
-def plan_reembed(
-    graph: GraphStore,
-    vectors: VectorStore,
-    provider: EmbeddingProvider,
-    limit: int | None,
-    force: bool,
-    replace_in_place: bool = False,
-) -> Selection:
-    """Prove the collection's embedding identity (creating the collection if absent) while the
-    graph's memories are listed (a read, in a thread), then select, all in one read phase (the
-    store's bulk phase: see VectorStore.bulk_phase), then adopt what can be adopted. Raises
-    DimensionMismatchError / EmbeddingIdentityError before anything is written (a refusal
-    wins over a graph error of the listing running beside it)."""
-    with vectors.bulk_phase():
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-enumerate") as pool:
-            listing = pool.submit(_listed, graph, limit)  # read-only: may overlap the check
-            check = identity_mod.check_identity(vectors, provider, replace_in_place)
-            found, (ids, invalid, shared) = listing.result()
-        configured = check.configured
-        selection = select_memories(
-            ids,
-            graph,
-            vectors,
-            configured,
-            force,
-            check.trust_unstamped,
-            contents_first=check.mostly_unstamped,
-        )
-    selection.total = len(found)
-    selection.invalid_ids = invalid
-    selection.duplicate_ids = shared
-    selection.duplicate_nodes = len(found) - len(ids) - len(invalid)
-    selection.identity = check.describe()
-    selection.replacing = check.record.status == identity_mod.REPLACING
-    selection.identity_texts = check.provider_texts
-    if selection._adoptable and check.provider_texts == 0:
-        selection.identity_texts, far = identity_mod.verify_points(
-            vectors, provider, list(selection._adoptable), check
-        )
-        for mid in far:  # checked, and another model's: embedded again, never adopted
-            del selection._adoptable[mid]
-            selection.todo.append(mid)
-    adopt(vectors, selection, configured)
-    return selection
 
 
 @dataclass
