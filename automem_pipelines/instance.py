@@ -28,8 +28,36 @@ _EARLIER_VERSIONS_SHA256 = frozenset(
 )
 
 
-def _body(poll_seconds: int, start_timeout: int, cancel_timeout: int) -> str:
-    return f"""\
+_STORAGES = (
+    ("run_storage", "Run"),
+    ("event_log_storage", "EventLog"),
+    ("schedule_storage", "Schedule"),
+)
+POSTGRES_URL_ENV = "DAGSTER_POSTGRES_URL"
+
+
+def _postgres_storage() -> str:
+    blocks = "".join(
+        f"""{key}:
+  module: automem_pipelines.dagster_storage
+  class: PooledPostgres{name}Storage
+  config:
+    postgres_url:
+      env: {POSTGRES_URL_ENV}
+"""
+        for key, name in _STORAGES
+    )
+    return (
+        f"# Runs, events and schedules on PostgreSQL ({POSTGRES_URL_ENV}, read by every Dagster\n"
+        "# process), one pooled connection per process (automem_pipelines/dagster_storage.py).\n"
+        + blocks
+    )
+
+
+def _body(poll_seconds: int, start_timeout: int, cancel_timeout: int, postgres: bool) -> str:
+    return (
+        (_postgres_storage() if postgres else "")
+        + f"""\
 # Left as written, it is rewritten when the project's defaults or RUN_MONITORING_POLL_SECONDS
 # change; once you edit it, it is kept as it is.
 telemetry:
@@ -63,16 +91,18 @@ run_monitoring:
   cancel_timeout_seconds: {cancel_timeout}
   max_resume_run_attempts: 0
 """
+    )
 
 
 def dagster_yaml(
     poll_seconds: int,
     start_timeout: int = START_TIMEOUT_SECONDS,
     cancel_timeout: int = CANCEL_TIMEOUT_SECONDS,
+    postgres: bool = False,
 ) -> str:
     """The dagster.yaml the project writes: its first line records the digest of the rest,
     which is how an unedited file is told from an edited one."""
-    body = _body(poll_seconds, start_timeout, cancel_timeout)
+    body = _body(poll_seconds, start_timeout, cancel_timeout, postgres)
     return _HEADER.format(digest=hashlib.sha256(body.encode()).hexdigest()) + "\n" + body
 
 
@@ -100,7 +130,10 @@ def write_dagster_yaml(path: Path, settings: Settings) -> str:
     """Write our dagster.yaml unless the user edited the existing one. Returns what was done:
     "created", "updated", "unchanged" or "kept" (edited; a loud warning when it lacks run
     monitoring, without which a run whose worker dies stays STARTED)."""
-    wanted = dagster_yaml(settings.schedule.run_monitoring_poll_seconds)
+    wanted = dagster_yaml(
+        settings.schedule.run_monitoring_poll_seconds,
+        postgres=settings.schedule.dagster_postgres_url is not None,
+    )
     if not path.exists():
         path.write_text(wanted)
         return "created"
@@ -140,9 +173,12 @@ def dagster_home(settings: Settings) -> Path:
 
 def ensure_dagster_home(settings: Settings) -> Path:
     """Create DAGSTER_HOME (default: <data dir>/dagster_home) with our dagster.yaml (see
-    write_dagster_yaml), and export it for this process and its children."""
+    write_dagster_yaml), and export it (and DAGSTER_POSTGRES_URL, when set) for this process
+    and its children."""
     home = dagster_home(settings).resolve()
     home.mkdir(parents=True, exist_ok=True)
     write_dagster_yaml(home / "dagster.yaml", settings)
     os.environ["DAGSTER_HOME"] = str(home)
+    if settings.schedule.dagster_postgres_url is not None:  # dagster.yaml names the variable
+        os.environ[POSTGRES_URL_ENV] = settings.schedule.dagster_postgres_url
     return home

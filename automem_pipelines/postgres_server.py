@@ -89,9 +89,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def url_for(root: Path) -> str:
+def url_for(root: Path, database: str = DATABASE) -> str:
     port = int((root / "port").read_text())
-    return f"postgresql://{USER}@127.0.0.1:{port}/{DATABASE}"
+    return f"postgresql://{USER}@127.0.0.1:{port}/{database}"
 
 
 def _ready(bin_dir: Path, root: Path, port: int) -> bool:
@@ -153,6 +153,17 @@ def ensure_running(root: Path) -> str:
         if time.monotonic() > deadline:
             raise PostgresServerError(f"PostgreSQL on port {port} did not become ready")
         time.sleep(0.2)
+    return create_database(root, DATABASE)
+
+
+def create_database(root: Path, name: str) -> str:
+    """Create database ``name`` in the running cluster of ``root`` unless it exists; return
+    its URL."""
+    if not name.replace("_", "").isalnum():
+        raise PostgresServerError(f"database name {name!r}: letters, digits and _ only")
+    bin_dir = find_bin_dir()
+    root = root.resolve()
+    port = int((root / "port").read_text())
     exists = _run(
         [
             str(bin_dir / "psql"),
@@ -163,17 +174,17 @@ def ensure_running(root: Path) -> str:
             "-U",
             USER,
             "-tAc",
-            f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'",
+            f"SELECT 1 FROM pg_database WHERE datname = '{name}'",
             "postgres",
         ],
         "psql",
     )
     if exists.strip() != "1":
         _run(
-            [str(bin_dir / "createdb"), "-h", str(root), "-p", str(port), "-U", USER, DATABASE],
+            [str(bin_dir / "createdb"), "-h", str(root), "-p", str(port), "-U", USER, name],
             "createdb",
         )
-    return url_for(root)
+    return url_for(root, name)
 
 
 def stop(root: Path) -> None:

@@ -110,4 +110,5 @@ _SECRET_SOURCES: dict[str, type[Group]] = {
     "qdrant": QdrantSettings,
     "embedding": EmbeddingEnvironment,
     "api": ApiSettings,
+    "schedule": ScheduleSettings,
 }

@@ -107,6 +107,12 @@ class SyncSettings(Group):
     auto_repair: Flag = Field(True, validation_alias="SYNC_AUTO_REPAIR")
 
 
+def _postgres_url(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError("not a postgresql:// URL")
+    return value
+
+
 class ScheduleSettings(Group):
     """The re-embed schedule, and run monitoring (the daemon): how often it checks that every
     running run still has its worker; a run whose worker died ends FAILURE within about this
@@ -117,6 +123,14 @@ class ScheduleSettings(Group):
     run_monitoring_poll_seconds: int = Field(
         30, ge=1, le=600, validation_alias="RUN_MONITORING_POLL_SECONDS"
     )
+    # The Dagster instance's run, event-log and schedule storage on PostgreSQL (unset: sqlite
+    # under DAGSTER_HOME). A credential: dagster.yaml names the variable, never its value.
+    dagster_postgres_url: Annotated[
+        str | None,
+        AfterValidator(_postgres_url),
+        Secret(),
+        Expect("a postgresql:// URL, or unset for sqlite under DAGSTER_HOME"),
+    ] = Field(None, validation_alias="DAGSTER_POSTGRES_URL")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dagster as dg
 import pytest
+import yaml
 
 from automem_pipelines.instance import (
     START_TIMEOUT_SECONDS,
@@ -117,3 +118,26 @@ def test_an_edited_file_with_run_monitoring_is_kept_quietly(tmp_path, capsys):
     )
     assert path.read_text() == edited
     assert capsys.readouterr().err == ""
+
+
+def test_dagster_postgres_url_puts_the_storages_on_postgres_by_name_never_by_value(tmp_path):
+    path = tmp_path / "dagster.yaml"
+    url = "postgresql://dagster:s3cret@db.example:5432/dagster"
+    assert write_dagster_yaml(path, settings_for(tmp_path)) == "created"
+    assert "storage" not in path.read_text()  # unset: sqlite under DAGSTER_HOME
+    assert write_dagster_yaml(path, settings_for(tmp_path, DAGSTER_POSTGRES_URL=url)) == "updated"
+    text = path.read_text()
+    assert "s3cret" not in text and is_unedited(text)
+    config = yaml.safe_load(text)
+    for key, name in (
+        ("run_storage", "Run"),
+        ("event_log_storage", "EventLog"),
+        ("schedule_storage", "Schedule"),
+    ):
+        assert config[key] == {
+            "module": "automem_pipelines.dagster_storage",
+            "class": f"PooledPostgres{name}Storage",
+            "config": {"postgres_url": {"env": "DAGSTER_POSTGRES_URL"}},
+        }
+    assert write_dagster_yaml(path, settings_for(tmp_path)) == "updated"  # and back
+    assert "storage" not in path.read_text()
