@@ -36,7 +36,8 @@ _STORAGES = (
 POSTGRES_URL_ENV = "DAGSTER_POSTGRES_URL"
 
 
-def _postgres_storage() -> str:
+def postgres_storage_yaml() -> str:
+    """The dagster.yaml blocks that put the three storages on DAGSTER_POSTGRES_URL."""
     blocks = "".join(
         f"""{key}:
   module: automem_pipelines.dagster_storage
@@ -56,7 +57,7 @@ def _postgres_storage() -> str:
 
 def _body(poll_seconds: int, start_timeout: int, cancel_timeout: int, postgres: bool) -> str:
     return (
-        (_postgres_storage() if postgres else "")
+        (postgres_storage_yaml() if postgres else "")
         + f"""\
 # Left as written, it is rewritten when the project's defaults or RUN_MONITORING_POLL_SECONDS
 # change; once you edit it, it is kept as it is.

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import dagster as dg
 
+from automem_pipelines import postgres_server
 from automem_pipelines.definitions import build_definitions, build_resources
 from automem_pipelines.domain.memory import node_props_for_write
 from automem_pipelines.domain.sample import sample_memories
+from automem_pipelines.instance import POSTGRES_URL_ENV, postgres_storage_yaml
 from automem_pipelines.settings import Settings
 from automem_pipelines.stores import falkordb_server
 from automem_pipelines.stores.vectors import VectorStore
@@ -43,11 +46,36 @@ def keep_open(settings_or_resources: Settings | dict) -> VectorStore:
     return _kept.enter_context(res["qdrant"].open_store())
 
 
-def instance_in(root: Path) -> dg.DagsterInstance:
-    """A persistent (sqlite) instance under the bench dir, like a real DAGSTER_HOME."""
+STORAGES = ("sqlite", "postgres")
+
+
+@contextmanager
+def instance_in(root: Path, storage: str = "sqlite") -> Iterator[dg.DagsterInstance]:
+    """A persistent instance under the bench dir, like a real DAGSTER_HOME: sqlite, or
+    PostgreSQL as DAGSTER_POSTGRES_URL configures it (a server the project starts)."""
     home = root / "dagster"
     home.mkdir(parents=True, exist_ok=True)
-    return dg.DagsterInstance.local_temp(str(home))
+    if storage == "sqlite":
+        with dg.DagsterInstance.local_temp(str(home)) as instance:
+            yield instance
+        return
+    if storage != "postgres":
+        raise ValueError(f"storage {storage!r}: expected one of {', '.join(STORAGES)}")
+    server = Path(tempfile.mkdtemp(prefix="amb-pg-", dir="/tmp"))
+    server.chmod(0o755)  # as root the server runs as postgres, who must enter it
+    saved = os.environ.get(POSTGRES_URL_ENV)
+    try:
+        os.environ[POSTGRES_URL_ENV] = postgres_server.ensure_running(server)
+        (home / "dagster.yaml").write_text(postgres_storage_yaml())
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            yield instance
+    finally:
+        postgres_server.stop(server)
+        shutil.rmtree(server, ignore_errors=True)
+        if saved is None:
+            os.environ.pop(POSTGRES_URL_ENV, None)
+        else:
+            os.environ[POSTGRES_URL_ENV] = saved
 
 
 def make_settings(root: Path, **env: str) -> Settings:

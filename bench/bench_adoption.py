@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from automem_pipelines.definitions import build_definitions, build_resources  # noqa: E402
 from automem_pipelines.run_config import reembed_run_config, sync_run_config  # noqa: E402
-from bench._common import bench_dir, instance_in, keep_open, make_settings, median, table  # noqa: E402
+from bench._common import STORAGES, bench_dir, instance_in, keep_open, make_settings, median, table  # noqa: E402
 from tests.support.automem_fixture import DIM, MODEL, read_fixture  # noqa: E402
 from tests.support.embedding_models import model_vectors  # noqa: E402
 from tests.support.openai_server import OpenAIEmbeddingsServer  # noqa: E402
@@ -78,9 +78,9 @@ def run(settings, instance, job: str, config: dict, resources: dict) -> tuple[fl
     return seconds, result.output_for_node(op)
 
 
-def one(kind: str, n: int, server: OpenAIEmbeddingsServer, store) -> dict:
+def one(kind: str, storage: str, n: int, server: OpenAIEmbeddingsServer, store) -> dict:
     nodes, ids, payloads, vecs = store
-    with bench_dir() as root, instance_in(root) as instance:
+    with bench_dir() as root, instance_in(root, storage) as instance:
         env = {
             "EMBEDDING_PROVIDER": "openai",
             "OPENAI_API_KEY": "bench",
@@ -147,15 +147,26 @@ def main() -> None:
     parser.add_argument(
         "--qdrant", default="memory,path", help="memory, path or both (comma-separated)"
     )
+    parser.add_argument(
+        "--instance",
+        default="sqlite",
+        help="the Dagster instance's storage: sqlite, postgres or both (comma-separated)",
+    )
     args = parser.parse_args()
-    kinds = [k for k in args.qdrant.split(",") if k in KINDS]
+    kinds = [
+        (k, s)
+        for k in args.qdrant.split(",")
+        if k in KINDS
+        for s in args.instance.split(",")
+        if s in STORAGES
+    ]
     store = automem_store(args.n)
     server = OpenAIEmbeddingsServer().start()
-    results: dict[str, list[dict]] = {k: [] for k in kinds}
+    results: dict[tuple[str, str], list[dict]] = {k: [] for k in kinds}
     try:
         for rep in range(args.repeat):
             for kind in kinds:  # interleaved, so drift of the machine's load hits both alike
-                r = one(kind, args.n, server, store)
+                r = one(*kind, args.n, server, store)
                 results[kind].append(r)
                 print(
                     f"rep {rep} {kind}: incremental {r['incr']:.2f}s forced {r['forced']:.2f}s "
@@ -165,14 +176,20 @@ def main() -> None:
     finally:
         server.stop()
 
-    def m(kind: str, key: str) -> float:
+    def m(kind: tuple[str, str], key: str) -> float:
         return median([r[key] for r in results[kind]])
+
+    def label(kind: tuple[str, str]) -> str:
+        qdrant, storage = kind
+        return (
+            f"local mode {'in memory' if qdrant == 'memory' else 'on disk'}, instance on {storage}"
+        )
 
     rows = []
     for kind in kinds:
         rows.append(
             [
-                "local mode " + ("in memory" if kind == "memory" else "on disk"),
+                label(kind),
                 args.n,
                 f"{max(r['incr_requests'] for r in results[kind])} / {max(r['incr_texts'] for r in results[kind])}",
                 m(kind, "adopted"),
@@ -187,7 +204,7 @@ def main() -> None:
             f"First incremental re-embed of an AutoMem-written store (no stamps), batch 100, "
             f"0 ms provider; medians of {args.repeat}",
             [
-                "Qdrant",
+                "Qdrant, Dagster instance",
                 "memories",
                 "provider requests / texts",
                 "adopted",
@@ -203,7 +220,7 @@ def main() -> None:
     for kind in kinds:
         rows.append(
             [
-                "local mode " + ("in memory" if kind == "memory" else "on disk"),
+                label(kind),
                 max(r["drift_unstamped"] for r in results[kind]),
                 max(r["drift_stamped"] for r in results[kind]),
                 m(kind, "dry_unstamped"),
@@ -219,7 +236,7 @@ def main() -> None:
             f"Drift dry run, the same stores: unstamped (AutoMem's points) and after a forced re-embed "
             f"(every point stamped); medians of {args.repeat}",
             [
-                "Qdrant",
+                "Qdrant, Dagster instance",
                 "drift found, unstamped",
                 "drift found, stamped",
                 "run unstamped (s)",
