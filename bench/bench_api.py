@@ -53,6 +53,7 @@ from automem_pipelines.stack import running_stack, start_api  # noqa: E402
 from automem_pipelines.stores import falkordb_server  # noqa: E402
 from automem_pipelines.stores.graph import GraphConfig, connect  # noqa: E402
 from bench.noop_location import BENCH_LOCATION_NAME, NOOP_JOB  # noqa: E402
+from tests.support.drills import stack_env  # noqa: E402
 
 API_TOKEN = "bench-api-token"
 ADMIN_TOKEN = "bench-admin-token"
@@ -195,18 +196,11 @@ def main() -> None:
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="amb-"))
-    env = {
-        k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("OPENAI")
-    }
-    env.update(
-        {
-            "AUTOMEM_DATA_DIR": str(root),
-            "EMBEDDING_PROVIDER": "local",
-            "ENRICHMENT_SENSOR_ENABLED": "false",
-            "AUTOMEM_API_TOKEN": API_TOKEN,
-            "ADMIN_API_TOKEN": ADMIN_TOKEN,
-            "AUTOMEM_API_ADMIN_RATE_LIMIT": "0",
-        }
+    env = stack_env(
+        root,
+        AUTOMEM_API_TOKEN=API_TOKEN,
+        ADMIN_API_TOKEN=ADMIN_TOKEN,
+        AUTOMEM_API_ADMIN_RATE_LIMIT="0",
     )
     settings = Settings.from_env(env)
     os.environ.pop("DAGSTER_HOME", None)

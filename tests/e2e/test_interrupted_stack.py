@@ -5,7 +5,6 @@ finishes the job."""
 
 from __future__ import annotations
 
-import os
 import time
 
 import dagster as dg
@@ -25,6 +24,7 @@ from tests.support.dagster_stack import free_port, submit
 from tests.support.drills import (
     drill_root,
     local_points,
+    stack_env,
     step_starts,
     wait_for_end,
     wait_for_points,
@@ -40,19 +40,7 @@ MEMORIES = 2 * reembed.MIN_CHUNK + 500  # chunks of 10,000, 10,000 and 500
 
 def test_ctrl_c_of_the_stack_stops_the_run_at_the_next_write_window():
     with drill_root("ami-") as root:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k != "DAGSTER_HOME" and not k.startswith("OPENAI")
-        }
-        env.update(
-            {
-                "AUTOMEM_DATA_DIR": str(root),
-                "EMBEDDING_PROVIDER": "local",
-                "ENRICHMENT_SENSOR_ENABLED": "false",
-                "RUN_MONITORING_POLL_SECONDS": "1",
-            }
-        )
+        env = stack_env(root, RUN_MONITORING_POLL_SECONDS="1")
         settings = Settings.from_env(env)
         falkordb_server.ensure_running(root)
         with build_resources(settings, from_env=False)["falkordb"].get_store() as graph:

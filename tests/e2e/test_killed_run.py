@@ -7,7 +7,6 @@ monitoring poll at 1 s (RUN_MONITORING_POLL_SECONDS; 30 s by default)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from tests.support.drills import (
     failure_of,
     kill_worker,
     local_points,
+    stack_env,
     wait_for_end,
     wait_for_points,
     wait_for_step,
@@ -47,20 +47,11 @@ ADMIN = {"Authorization": f"Bearer {API_TOKEN}", "X-Admin-Token": ADMIN_TOKEN}
 @pytest.fixture(scope="module")
 def stack():
     with drill_root("amk-") as root:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k != "DAGSTER_HOME" and not k.startswith("OPENAI")
-        }
-        env.update(
-            {
-                "AUTOMEM_DATA_DIR": str(root),
-                "EMBEDDING_PROVIDER": "local",
-                "ENRICHMENT_SENSOR_ENABLED": "false",
-                "RUN_MONITORING_POLL_SECONDS": "1",
-                "AUTOMEM_API_TOKEN": API_TOKEN,
-                "ADMIN_API_TOKEN": ADMIN_TOKEN,
-            }
+        env = stack_env(
+            root,
+            RUN_MONITORING_POLL_SECONDS="1",
+            AUTOMEM_API_TOKEN=API_TOKEN,
+            ADMIN_API_TOKEN=ADMIN_TOKEN,
         )
         settings = Settings.from_env(env)
         api_port = free_port()

@@ -35,6 +35,7 @@ from automem_pipelines.stack import running_stack, start_api
 from automem_pipelines.stores import falkordb_server
 from automem_pipelines.stores.graph import GraphConfig, connect
 from tests.support.dagster_stack import free_port
+from tests.support.drills import stack_env
 from tests.support.leaks import Probe, files_under, leaks_in, needles, probes
 
 pytestmark = pytest.mark.slow
@@ -130,19 +131,12 @@ def _all_runs(home: Path) -> list[dg.DagsterRun]:
 @pytest.fixture(scope="module")
 def scenario() -> Iterator[Scenario]:
     root = Path(tempfile.mkdtemp(prefix="amk-"))
-    env = {
-        k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("OPENAI")
-    }
-    env.update(
-        {
-            "AUTOMEM_DATA_DIR": str(root),
-            "EMBEDDING_PROVIDER": "local",
-            "ENRICHMENT_SENSOR_ENABLED": "false",
-            "AUTOMEM_API_TOKEN": API_TOKEN,
-            "ADMIN_API_TOKEN": ADMIN_TOKEN,
-            "AUTOMEM_API_ADMIN_RATE_LIMIT": "0",
-            "AUTOMEM_API_STATUS_CACHE_SECONDS": "0",
-        }
+    env = stack_env(
+        root,
+        AUTOMEM_API_TOKEN=API_TOKEN,
+        ADMIN_API_TOKEN=ADMIN_TOKEN,
+        AUTOMEM_API_ADMIN_RATE_LIMIT="0",
+        AUTOMEM_API_STATUS_CACHE_SECONDS="0",
     )
     settings = Settings.from_env(env)
     saved_home = os.environ.pop("DAGSTER_HOME", None)

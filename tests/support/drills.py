@@ -148,3 +148,20 @@ def failure_of(instance: dg.DagsterInstance, run_id: str) -> str:
             + (f"\n{error.to_string()}" if error is not None else "")
         )
     return "\n".join(lines)[-4000:] or "no failure event"
+
+
+def stack_env(root: Path, **variables: str) -> dict[str, str]:
+    """The environment of a stack under ``root``: this process's, without DAGSTER_HOME and the
+    OpenAI variables, with the local provider and no enrichment sensor, then ``variables``."""
+    env = {
+        k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("OPENAI")
+    }
+    env.update(
+        {
+            "AUTOMEM_DATA_DIR": str(root),
+            "EMBEDDING_PROVIDER": "local",
+            "ENRICHMENT_SENSOR_ENABLED": "false",
+        }
+    )
+    env.update(variables)
+    return env
