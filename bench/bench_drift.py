@@ -44,12 +44,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from automem_pipelines.domain import drift  # noqa: E402
 from automem_pipelines.domain.memory import (  # noqa: E402
+    DEFAULT_RECALL_EXCLUDED_TYPES,  # noqa: E402
     content_hash,
     make_stamps,
     merged_payload,
     node_props_for_write,
 )
 from automem_pipelines.domain.sample import sample_memories  # noqa: E402
+from automem_pipelines.domain.vector_state import EmbeddingIdentity  # noqa: E402
 from automem_pipelines.stores import falkordb_server  # noqa: E402
 from automem_pipelines.stores.graph import GraphConfig  # noqa: E402
 from automem_pipelines.stores.graph import connect as connect_graph
@@ -60,8 +62,10 @@ from automem_pipelines.stores.vectors import (  # noqa: E402
 )
 from bench._common import rss_mb  # noqa: E402
 
-SPEC = drift.EmbeddingSpec("local", "minilm-l6-static", 256)
-EXCLUDED = ("MetaPattern",)
+SPEC = EmbeddingIdentity("local", "minilm-l6-static", 256)
+EXCLUDED = DEFAULT_RECALL_EXCLUDED_TYPES
+# The kinds this bench injects (drift.KINDS also has duplicate_id: none here, and ours must find none).
+INJECTED = ("missing", "orphaned", "stale_vector", "payload_drift")
 
 
 class PeakRSS:
@@ -121,7 +125,7 @@ def build(graph, vectors, count: int, fraction: float, seed: int) -> dict[str, s
     per_kind = max(1, int(count * fraction))
     chosen = rng.sample([m["id"] for m in memories], 4 * per_kind)
     truth = {
-        kind: set(chosen[i * per_kind : (i + 1) * per_kind]) for i, kind in enumerate(drift.KINDS)
+        kind: set(chosen[i * per_kind : (i + 1) * per_kind]) for i, kind in enumerate(INJECTED)
     }
     vectors.client.delete(vectors.collection, points_selector=list(truth["missing"]), wait=True)
     # New values are computed here and passed as parameters: FalkorDB 4.16.3 string '+' on
@@ -207,7 +211,8 @@ def main() -> None:
             t0 = time.perf_counter()
             report = drift.detect(graph, vectors, SPEC, EXCLUDED, scroll_page=args.scroll_page)
             wall = time.perf_counter() - t0
-        found = {k: set(getattr(report, k)) for k in drift.KINDS}
+        found = {k: set(getattr(report, k)) for k in INJECTED}
+        assert not report.duplicate_id, f"no duplicate ids were injected: {report.duplicate_id[:5]}"
         heap = heap_peak_mb(
             lambda: drift.detect(graph, vectors, SPEC, EXCLUDED, scroll_page=args.scroll_page)
         )
@@ -295,7 +300,7 @@ def main() -> None:
         for name, pages, wall, g, v, c, peak, heap, fc, qc, fnd in rows:
             cells = []
             exact = fc == expected_falkor and qc == expected_qdrant
-            for kind in drift.KINDS:
+            for kind in INJECTED:
                 got = fnd[kind]
                 if got is None:
                     cells.append("n/a")
@@ -311,7 +316,7 @@ def main() -> None:
             )
         ours = rows[0][2]
         print()
-        extra = {k: found[k] - truth[k] for k in drift.KINDS}
+        extra = {k: found[k] - truth[k] for k in INJECTED}
         for kind, ids in extra.items():
             for mid in sorted(ids)[:5]:  # why ours disagrees with the injected truth
                 node = graph.fetch_properties([mid]).get(mid)
