@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -28,8 +29,10 @@ from urllib.parse import quote
 import dagster as dg
 import pytest
 
+from automem_pipelines import postgres_server
 from automem_pipelines.domain.memory import node_props_for_write
 from automem_pipelines.domain.sample import sample_memories
+from automem_pipelines.instance import POSTGRES_URL_ENV
 from automem_pipelines.settings import Settings
 from automem_pipelines.stack import running_stack, start_api
 from automem_pipelines.stores import falkordb_server
@@ -273,7 +276,19 @@ def test_no_file_under_the_data_dir_holds_a_token(scenario: Scenario):
     names = {str(p.relative_to(scenario.root)) for p in files}
     home = scenario.dagster_home.relative_to(scenario.root)
     expected = {f"{home}/stack-logs/{n}.log" for n in ("api", "webserver", "daemon")}
-    expected |= {"api-audit.jsonl", "falkordb/falkordb.log", f"{home}/history/runs.db"}
+    expected |= {"api-audit.jsonl", "falkordb/falkordb.log"}
+    postgres_url = os.environ.get(POSTGRES_URL_ENV)
+    if postgres_url is None:  # runs and events in sqlite under DAGSTER_HOME
+        expected.add(f"{home}/history/runs.db")
+        runs_db = (scenario.dagster_home / "history" / "runs.db").read_bytes()
+    else:  # runs and events in PostgreSQL: its whole database, dumped, holds no token either
+        runs_db = subprocess.run(
+            [str(postgres_server.find_bin_dir() / "pg_dump"), "--dbname", postgres_url],
+            capture_output=True,
+            check=True,
+        ).stdout
+        assert b"CREATE TABLE public.event_logs" in runs_db
+        assert leaks_in(runs_db, SECRETS) == []
     assert expected <= names, sorted(names)
     assert any(n.startswith(f"{home}/storage/") for n in names)  # event logs, compute logs
 
@@ -292,7 +307,6 @@ def test_no_file_under_the_data_dir_holds_a_token(scenario: Scenario):
     assert len(audit) == len(admin_calls) + len(scenario.bad_id_answers)
     assert (scenario.root / "falkordb" / "falkordb.log").stat().st_size > 0
 
-    runs_db = (scenario.dagster_home / "history" / "runs.db").read_bytes()
     for run in scenario.runs:
         assert run["run_id"].encode() in runs_db
         assert run["tags"]["automem/request_id"].encode() in runs_db
