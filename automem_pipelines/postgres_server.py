@@ -131,7 +131,7 @@ def ensure_running(root: Path) -> str:
             "initdb",
         )
     if not _ready(bin_dir, root, port):
-        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c synchronous_commit=off"
+        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
         _run(
             [
                 str(bin_dir / "pg_ctl"),
