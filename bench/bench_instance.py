@@ -10,7 +10,6 @@ configures (automem_pipelines.dagster_storage), on a server the project starts
 come (a connection per statement). Runs of the three alternate; medians. Prints a markdown table.
 """
 
-
 import argparse
 import os
 import shutil
