@@ -19,7 +19,9 @@ import pwd
 import shutil
 import socket
 import subprocess
-import time
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 DATABASE = "dagster"
@@ -78,9 +80,7 @@ def _hand_to_server_user(root: Path) -> None:
                 f"{parent} cannot be entered by the {USER} user: choose a directory whose "
                 f"parents are world-executable (e.g. under /tmp)"
             )
-    os.chown(root, user.pw_uid, user.pw_gid)
-    for path in root.rglob("*"):
-        os.chown(path, user.pw_uid, user.pw_gid, follow_symlinks=False)
+    os.chown(root, user.pw_uid, user.pw_gid)  # what the server writes in it is its own
 
 
 def _free_port() -> int:
@@ -94,7 +94,7 @@ def url_for(root: Path, database: str = DATABASE) -> str:
     return f"postgresql://{USER}@127.0.0.1:{port}/{database}"
 
 
-def _ready(bin_dir: Path, root: Path, port: int) -> bool:
+def _ready(bin_dir: Path, port: int) -> bool:
     pg_isready = bin_dir / "pg_isready"
     done = subprocess.run(
         [str(pg_isready), "-h", "127.0.0.1", "-p", str(port), "-q"], capture_output=True
@@ -130,7 +130,7 @@ def ensure_running(root: Path) -> str:
             ],
             "initdb",
         )
-    if not _ready(bin_dir, root, port):
+    if not _ready(bin_dir, port):  # pg_ctl -w returns once the server accepts connections
         options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
         _run(
             [
@@ -148,11 +148,6 @@ def ensure_running(root: Path) -> str:
             ],
             "pg_ctl start",
         )
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while not _ready(bin_dir, root, port):
-        if time.monotonic() > deadline:
-            raise PostgresServerError(f"PostgreSQL on port {port} did not become ready")
-        time.sleep(0.2)
     return create_database(root, DATABASE)
 
 
@@ -195,3 +190,17 @@ def stop(root: Path) -> None:
         [str(find_bin_dir() / "pg_ctl"), "-D", str(cluster), "-m", "fast", "-w", "stop"],
         "pg_ctl stop",
     )
+
+
+@contextmanager
+def temporary_server(prefix: str = "amp-pg-") -> Iterator[Path]:
+    """A cluster in a fresh directory under /tmp (mode 755: as root the server runs as
+    postgres, who must enter every parent), stopped and deleted when the block ends."""
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    root.chmod(0o755)
+    try:
+        ensure_running(root)
+        yield root
+    finally:
+        stop(root)
+        shutil.rmtree(root, ignore_errors=True)

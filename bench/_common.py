@@ -61,17 +61,23 @@ def instance_in(root: Path, storage: str = "sqlite") -> Iterator[dg.DagsterInsta
         return
     if storage != "postgres":
         raise ValueError(f"storage {storage!r}: expected one of {', '.join(STORAGES)}")
-    server = Path(tempfile.mkdtemp(prefix="amb-pg-", dir="/tmp"))
-    server.chmod(0o755)  # as root the server runs as postgres, who must enter it
-    saved = os.environ.get(POSTGRES_URL_ENV)
-    try:
-        os.environ[POSTGRES_URL_ENV] = postgres_server.ensure_running(server)
+    with postgres_url():
         (home / "dagster.yaml").write_text(postgres_storage_yaml())
         with dg.DagsterInstance.from_config(str(home)) as instance:
             yield instance
+
+
+@contextmanager
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server the project starts, its URL exported as DAGSTER_POSTGRES_URL for
+    the block (dagster.yaml names the variable)."""
+    saved = os.environ.get(POSTGRES_URL_ENV)
+    try:
+        with postgres_server.temporary_server("amb-pg-") as server:
+            url = postgres_server.url_for(server)
+            os.environ[POSTGRES_URL_ENV] = url
+            yield url
     finally:
-        postgres_server.stop(server)
-        shutil.rmtree(server, ignore_errors=True)
         if saved is None:
             os.environ.pop(POSTGRES_URL_ENV, None)
         else:

@@ -11,19 +11,15 @@ come (a connection per statement). Runs of the three alternate; medians. Prints 
 """
 
 import argparse
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import dagster as dg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from automem_pipelines import postgres_server  # noqa: E402
 from automem_pipelines.instance import POSTGRES_URL_ENV, postgres_storage_yaml  # noqa: E402
-from bench._common import median, table  # noqa: E402
+from bench._common import bench_dir, median, postgres_url, table  # noqa: E402
 
 
 def chain_job(steps: int) -> dg.JobDefinition:
@@ -53,12 +49,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
     job = chain_job(args.steps)
-    work = Path(tempfile.mkdtemp(prefix="amb-inst-"))
-    server = Path(tempfile.mkdtemp(prefix="amb-pg-", dir="/tmp"))
-    server.chmod(0o755)  # as root the server runs as postgres, who must enter it
-    try:
-        url = postgres_server.ensure_running(server)
-        os.environ[POSTGRES_URL_ENV] = url
+    with bench_dir() as work, postgres_url():
         homes = {name: work / name for name in ("sqlite", "postgres", "postgres-as-shipped")}
         for home in homes.values():
             home.mkdir()
@@ -81,10 +72,6 @@ def main() -> None:
         finally:
             for instance in instances.values():
                 instance.dispose()
-    finally:
-        postgres_server.stop(server)
-        shutil.rmtree(server, ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)
     base = median(times["sqlite"])
     rows = [[name, args.steps, median(t), median(t) / base] for name, t in times.items()]
     print(

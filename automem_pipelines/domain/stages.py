@@ -13,7 +13,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterable
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 W = TypeVar("W")
 R = TypeVar("R")
@@ -27,7 +27,7 @@ class _Stop(Exception):
     """Another stage failed: this one stops where it stands."""
 
 
-class _Pipe(Generic[W, R, E, O]):
+class _Pipe:
     def __init__(self, depth: int):
         self.failed = threading.Event()
         self.error: BaseException | None = None
@@ -75,7 +75,7 @@ def run_stages(
     check: whatever it raises stops the run there, after a whole window)."""
     if depth < 1:
         raise ValueError(f"depth must be at least 1, got {depth}")
-    pipe: _Pipe = _Pipe(depth)
+    pipe = _Pipe(depth)
     results: list[O] = []
 
     def reader() -> None:

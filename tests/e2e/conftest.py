@@ -6,8 +6,6 @@ own for each test module, exported as DAGSTER_POSTGRES_URL to the stacks the mod
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,16 +20,8 @@ STORAGE_ENV = "AUTOMEM_TEST_DAGSTER_STORAGE"
 
 @pytest.fixture(scope="session")
 def postgres_root() -> Iterator[Path]:
-    # Under /tmp with mode 755: as root the server runs as the postgres user, who must be able
-    # to enter every parent of its directory.
-    root = Path(tempfile.mkdtemp(prefix="amp-pg-", dir="/tmp"))
-    root.chmod(0o755)
-    postgres_server.ensure_running(root)
-    try:
+    with postgres_server.temporary_server() as root:
         yield root
-    finally:
-        postgres_server.stop(root)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def fresh_database(root: Path) -> str:
