@@ -11,7 +11,15 @@ from typing import Any
 
 from .constants import DEFAULT_BATCH_SIZE
 from .domain.outcome import DEFAULT_FAILURE_THRESHOLD
-from .domain.params import BatchSize, FailureThreshold, Flag, Limit, ParamError, check_value
+from .domain.params import (
+    BatchSize,
+    ChunkSize,
+    FailureThreshold,
+    Flag,
+    Limit,
+    ParamError,
+    check_value,
+)
 
 REEMBED_CONFIG_OP = "enumerate_memories"
 SYNC_CONFIG_OP = "detect_drift"  # the drift-sync job's first op takes its Config
@@ -24,6 +32,7 @@ def reembed_run_config(
     force: bool = False,
     replace_model_in_place: bool = False,
     failure_threshold: float = DEFAULT_FAILURE_THRESHOLD,
+    chunk_size: int | None = None,
 ) -> dict[str, Any]:
     config: dict[str, Any] = {
         "batch_size": check_value(BatchSize, batch_size, "batch_size"),
@@ -36,6 +45,8 @@ def reembed_run_config(
         config["replace_model_in_place"] = True
     if limit is not None:
         config["limit"] = check_value(Limit, limit, "limit")
+    if chunk_size is not None:
+        config["chunk_size"] = check_value(ChunkSize, chunk_size, "chunk_size")
     return {"ops": {REEMBED_CONFIG_OP: {"config": config}}}
 
 

@@ -84,6 +84,13 @@ BatchSize = Annotated[
     int, Field(ge=1, le=MAX_BATCH_SIZE, strict=True), _int_check(1, MAX_BATCH_SIZE, "batch_size")
 ]
 Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, strict=True), _int_check(1, MAX_LIMIT, "limit")]
+# Memories per re-embed step: what a step holds (its vectors) and what a retry repeats.
+MIN_CHUNK_SIZE, MAX_CHUNK_SIZE = 100, 200_000
+ChunkSize = Annotated[
+    int,
+    Field(ge=MIN_CHUNK_SIZE, le=MAX_CHUNK_SIZE, strict=True),
+    _int_check(MIN_CHUNK_SIZE, MAX_CHUNK_SIZE, "chunk_size"),
+]
 Flag = Annotated[bool, Field(strict=True), BeforeValidator(_bool_check)]
 FailureThreshold = Annotated[float, Field(gt=0, le=1), BeforeValidator(_share_check)]
 

@@ -28,8 +28,7 @@ from .memory import (
 )
 from .selection import (
     ADOPT_BATCH,
-    MAX_CHUNKS,
-    MIN_CHUNK,
+    CHUNK_SIZE,
     SELECT_PAGE,
     Selection,
     adopt,
@@ -41,8 +40,7 @@ from .selection import (
 
 __all__ = [
     "ADOPT_BATCH",
-    "MAX_CHUNKS",
-    "MIN_CHUNK",
+    "CHUNK_SIZE",
     "SELECT_PAGE",
     "Selection",
     "adopt",
@@ -151,7 +149,8 @@ def upsert_chunk(
     window: int = WRITE_WINDOW,
     checkpoint: Callable[[], None] | None = None,
 ) -> UpsertedChunk:
-    """Write a chunk's vectors with payload = existing payload ⊕ fresh node properties ⊕ stamps.
+    """Write a chunk's vectors with payload = existing payload ⊕ fresh node properties ⊕ stamps
+    (the merge is Qdrant's: VectorStore.write_vectors never reads a payload back).
 
     Works through the chunk in windows; the next window's node properties are read from the
     graph while the current one is written, so graph reads hide behind Qdrant writes.
@@ -190,18 +189,17 @@ def upsert_chunk(
                 if not present:
                     continue
                 ids = [chunk.ids[r] for r in present]
-                existing = vectors.payloads(ids)
-                payloads = [
+                payloads = [  # merged into the point's payload by Qdrant: nothing read back
                     merged_payload(
-                        existing.get(mid),
+                        None,
                         props[mid],
                         make_stamps(chunk.hashes[r], chunk.provider, chunk.model, chunk.dim),
                     )
                     for r, mid in zip(present, ids)
                 ]
-                vectors.upsert(ids, chunk.vectors[present], payloads)
+                vectors.write_vectors(ids, chunk.vectors[present], payloads)
                 written += len(ids)
-                del props, existing, payloads
+                del props, payloads
     skipped = len(chunk.skipped_empty) + len(chunk.skipped_missing) + len(vanished)
     return UpsertedChunk(
         index=chunk.index,

@@ -24,8 +24,9 @@ from .memory import (
 )
 from .vector_state import STATE_KEYS, EmbeddingIdentity, VectorState, needs_content, vector_state
 
-MAX_CHUNKS = 32  # dynamic steps stay in the tens whatever the store size
-MIN_CHUNK = 10_000  # below this per chunk, per-step overhead (events, IO) outweighs the gain
+# Memories per re-embed step, whatever the store size: a step's memory (its vectors, handed to
+# the write step) and what a retry repeats are bounded by configuration, never by the store.
+CHUNK_SIZE = 10_000
 ADOPT_BATCH = 1_024  # stamp writes per round
 SELECT_PAGE = (
     1_000  # ids per round: small pages keep short-lived objects out of the old GC generation
@@ -40,13 +41,13 @@ def enumerate_ids(graph: GraphStore, limit: int | None) -> list[str]:
 
 
 def plan_chunks(
-    ids: Sequence[str], batch_size: int, max_chunks: int = MAX_CHUNKS, min_chunk: int = MIN_CHUNK
+    ids: Sequence[str], batch_size: int, chunk_size: int = CHUNK_SIZE
 ) -> list[list[str]]:
-    """Split ids into at most ``max_chunks`` chunks, each a whole number of API batches."""
+    """Split ids into chunks of ``chunk_size`` (rounded up to a whole number of API batches);
+    the last one holds the rest."""
     if not ids:
         return []
-    size = max(min_chunk, math.ceil(len(ids) / max_chunks))
-    size = math.ceil(size / batch_size) * batch_size
+    size = math.ceil(chunk_size / batch_size) * batch_size
     return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
 
 

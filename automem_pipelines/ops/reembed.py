@@ -10,7 +10,7 @@ from ..constants import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, SUMMARY_METADATA_KEY
 from ..domain import enrichment, reembed
 from ..domain.identity import finish_replacement
 from ..domain.outcome import DEFAULT_FAILURE_THRESHOLD, apply_threshold
-from ..domain.params import BatchSize, FailureThreshold, Flag, Limit
+from ..domain.params import BatchSize, ChunkSize, FailureThreshold, Flag, Limit
 from ..domain.vector_state import EmbeddingIdentity
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
 from ..resources.nlp import EnrichmentResource
@@ -27,6 +27,12 @@ class ReembedConfig(dg.Config):
     batch_size: BatchSize = Field(
         DEFAULT_BATCH_SIZE,
         description=f"Texts per embedding API request, 1 to {MAX_BATCH_SIZE}.",
+    )
+    chunk_size: ChunkSize = Field(
+        reembed.CHUNK_SIZE,
+        description="Memories per embed/upsert step (rounded up to whole API batches): what one "
+        "step holds in memory and what a retry of it repeats; the store's size only changes how "
+        "many steps there are.",
     )
     limit: Limit | None = Field(
         None, description="At most this many memories (those with content), newest first."
@@ -56,6 +62,7 @@ class ReembedPlan:
     selection: reembed.Selection
     batch_size: int
     started_at: float
+    chunk_size: int = reembed.CHUNK_SIZE
     whole_store: bool = True  # no limit: a replacement in place can finish with this run
     failure_threshold: float = DEFAULT_FAILURE_THRESHOLD
 
@@ -95,7 +102,12 @@ def enumerate_memories(
         f"{selection.identity}, {selection.identity_texts} texts embedded to check it"
     )
     plan = ReembedPlan(
-        selection, config.batch_size, time.time(), config.limit is None, config.failure_threshold
+        selection,
+        config.batch_size,
+        time.time(),
+        config.chunk_size,
+        config.limit is None,
+        config.failure_threshold,
     )
     return dg.Output(
         plan,
@@ -113,9 +125,9 @@ def enumerate_memories(
 
 @dg.op(out=dg.DynamicOut(ChunkSpec))
 def batch_memories(context: dg.OpExecutionContext, plan: ReembedPlan):
-    """Fan out per chunk (tens of steps at most; none when nothing needs a vector). API
+    """Fan out per chunk of ``chunk_size`` memories (none when nothing needs a vector). API
     batches happen inside each step."""
-    chunks = reembed.plan_chunks(plan.selection.todo, plan.batch_size)
+    chunks = reembed.plan_chunks(plan.selection.todo, plan.batch_size, plan.chunk_size)
     context.log.info(f"{len(plan.selection.todo)} memories to embed in {len(chunks)} chunks")
     for index, ids in enumerate(chunks):
         yield dg.DynamicOutput(

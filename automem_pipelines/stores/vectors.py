@@ -269,6 +269,71 @@ class VectorStore:
             ]
             self._call("upsert", self.client.upsert, self.collection, points=points, wait=True)
 
+    def write_vectors(
+        self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict]
+    ) -> int:
+        """Give these points new vectors and merge these keys into their payloads, without
+        reading any payload back: a point that exists keeps every payload key it has (Qdrant
+        merges set_payload keys server-side), a point that does not is created with exactly
+        this payload. One existence read (ids only) and one batch request per write batch.
+
+        Returns how many points were created."""
+        if not (len(ids) == len(vectors) == len(payloads)):
+            raise ValueError("ids, vectors and payloads differ in length")
+        created = 0
+        for start in range(0, len(ids), UPSERT_BATCH):
+            end = start + UPSERT_BATCH
+            part = list(zip(ids[start:end], vectors[start:end], payloads[start:end]))
+            created += self._write_batch(part)
+        return created
+
+    def _write_batch(self, part: list[tuple[str, np.ndarray, dict]], attempts: int = 3) -> int:
+        for attempt in range(attempts):
+            present = set(self.retrieve([pid for pid, _, _ in part], with_payload=False))
+            ops: list[Any] = []
+            updated = [
+                models.PointVectors(id=pid, vector=vec.tolist())
+                for pid, vec, _ in part
+                if pid in present
+            ]
+            if updated:
+                ops.append(
+                    models.UpdateVectorsOperation(
+                        update_vectors=models.UpdateVectors(points=updated)
+                    )
+                )
+                ops += [
+                    models.SetPayloadOperation(
+                        set_payload=models.SetPayload(payload=pl, points=[pid])
+                    )
+                    for pid, _, pl in part
+                    if pid in present
+                ]
+            new = [
+                models.PointStruct(id=pid, vector=vec.tolist(), payload=pl)
+                for pid, vec, pl in part
+                if pid not in present
+            ]
+            if new:
+                ops.append(models.UpsertOperation(upsert=models.PointsList(points=new)))
+            try:
+                self._call(
+                    "batch_update_points",
+                    self.client.batch_update_points,
+                    self.collection,
+                    update_operations=ops,
+                    wait=True,
+                )
+                return len(new)
+            except VectorStoreUnavailableError:
+                raise
+            except Exception:
+                # A point deleted between the existence read and the write (AutoMem deletes
+                # memories while we run) makes the update refuse the batch: read again.
+                if attempt + 1 == attempts:
+                    raise
+        return 0
+
     def set_payload(self, point_id: str, payload: dict[str, Any]) -> None:
         """Merge keys into one point's payload (never replaces the point)."""
         self._call(

@@ -35,7 +35,7 @@ from tests.support.local_qdrant import point_count
 
 pytestmark = pytest.mark.slow
 BATCH = 100
-MEMORIES = 2 * reembed.MIN_CHUNK + 500  # chunks of 10,000, 10,000 and 500
+MEMORIES = 2 * reembed.CHUNK_SIZE + 500  # chunks of 10,000, 10,000 and 500
 
 
 def test_ctrl_c_of_the_stack_stops_the_run_at_the_next_write_window():
@@ -81,7 +81,7 @@ def test_ctrl_c_of_the_stack_stops_the_run_at_the_next_write_window():
                 failure.dagster_event.step_failure_data.error.cls_name
                 == "DagsterExecutionInterruptedError"
             )
-        assert 1500 <= written < reembed.MIN_CHUNK
+        assert 1500 <= written < reembed.CHUNK_SIZE
         assert written % reembed.WRITE_WINDOW == 0  # whole windows only
 
         with running_stack(settings, port=free_port(), env=env) as restarted:

@@ -133,19 +133,16 @@ class _InterruptedDuringSecondWrite:
     def __init__(self, store):
         self.store, self.writes = store, 0
 
-    def payloads(self, ids):
-        return self.store.payloads(ids)
-
     def bulk_phase(self):
         return self.store.bulk_phase()
 
-    def upsert(self, ids, vectors, payloads):
+    def write_vectors(self, ids, vectors, payloads):
         self.writes += 1
         half = len(ids) // 2
-        self.store.upsert(ids[:half], vectors[:half], payloads[:half])
+        self.store.write_vectors(ids[:half], vectors[:half], payloads[:half])
         if self.writes == 2:
             os.kill(os.getpid(), signal.SIGINT)
-        self.store.upsert(ids[half:], vectors[half:], payloads[half:])
+        self.store.write_vectors(ids[half:], vectors[half:], payloads[half:])
 
 
 def test_an_interrupted_upsert_finishes_its_window_and_writes_no_other(graph, vector_store):

@@ -279,22 +279,23 @@ _flaky_state: dict[str, int] = {}
 
 
 class FlakyQdrantResource(QdrantResource):
-    """The real local-mode store, with its upserts failing the first `fail_upserts` times."""
+    """The real local-mode store, with its vector writes failing the first `fail_upserts`
+    times."""
 
     fail_upserts: int = 0
 
     def get_store(self) -> VectorStore:
         store = super().get_store()
         key = self.collection
-        real_upsert = store.upsert
+        real_write = store.write_vectors
 
-        def upsert(*args, **kwargs):
+        def write_vectors(*args, **kwargs):
             if _flaky_state.get(key, 0) < self.fail_upserts:
                 _flaky_state[key] = _flaky_state.get(key, 0) + 1
                 raise VectorStoreUnavailableError(f"injected outage of {self.collection}")
-            return real_upsert(*args, **kwargs)
+            return real_write(*args, **kwargs)
 
-        store.upsert = upsert
+        store.write_vectors = write_vectors
         return store
 
 

@@ -10,13 +10,15 @@ from automem_pipelines.stores.graph import GraphUnavailableError
 from tests.helpers import load_sample, new_id
 
 
-def test_plan_chunks_stays_bounded_and_batch_aligned():
+def test_plan_chunks_are_of_the_configured_size_whatever_the_store_size():
     ids = [str(i) for i in range(1_000_000)]
     chunks = reembed.plan_chunks(ids, batch_size=100)
-    assert len(chunks) <= reembed.MAX_CHUNKS
-    assert sum(len(c) for c in chunks) == len(ids)
-    assert all(len(c) % 100 == 0 for c in chunks[:-1])
-    assert len(reembed.plan_chunks(ids[:15000], batch_size=32)) == 2
+    assert len(chunks) == 100  # chunks of CHUNK_SIZE: more steps, never bigger ones
+    assert {len(c) for c in chunks} == {reembed.CHUNK_SIZE}
+    assert [m for c in chunks for m in c] == ids
+    odd = reembed.plan_chunks(ids[:15000], batch_size=32, chunk_size=1000)
+    assert [len(c) for c in odd[:2]] == [1024, 1024]  # whole API batches
+    assert sum(len(c) for c in odd) == 15000 and len(odd[-1]) == 15000 - 14 * 1024
     assert reembed.plan_chunks([], batch_size=32) == []
 
 
