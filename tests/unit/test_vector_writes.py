@@ -11,10 +11,13 @@ from automem_pipelines.stores import vectors
 from automem_pipelines.stores.vectors import VectorConfig
 
 
-@pytest.fixture
-def store(tmp_path):
+@pytest.fixture(params=["server path", "local path"])
+def store(request, tmp_path):
+    """The same result both ways: the server's operations (run by local mode, which implements
+    them) and the in-process merge a local store gets."""
     config = VectorConfig(":memory:", None, "c", tmp_path, 30, 5)
     with vectors.open_store(config) as opened:
+        opened.server_writes = request.param == "server path"
         opened.ensure_collection(4)
         yield opened
 
@@ -52,7 +55,14 @@ def test_existing_points_keep_their_other_keys_and_new_points_get_exactly_the_pa
     assert np.allclose(got[fresh].vector, unit(0, 0, 1, 0), atol=1e-6)
 
 
-def test_never_reads_a_payload_back(store, monkeypatch):
+def test_the_server_path_never_reads_a_payload_back(tmp_path, monkeypatch):
+    with vectors.open_store(VectorConfig(":memory:", None, "c", tmp_path, 30, 5)) as store:
+        store.server_writes = True
+        store.ensure_collection(4)
+        _writes_without_reading_back(store, monkeypatch)
+
+
+def _writes_without_reading_back(store, monkeypatch):
     pid = str(uuid.uuid4())
     store.upsert([pid], np.stack([unit(1, 1, 0, 0)]), [{"content": "x", "keep": 1}])
     seen = []
