@@ -102,7 +102,9 @@ def hand_off(settings: Settings, url: str, job_name: str, run_config: dict) -> d
             status = gateway.run_status(run_id)
         outcome = gateway.outcome(run_id, job_name)
     except DagsterUnavailableError as exc:
-        raise SystemExit(f"automem-pipelines: {exc} (is `automem-pipelines stack` running?)")
+        raise SystemExit(
+            f"automem-pipelines: {exc} (is `automem-pipelines stack` running?)"
+        ) from None
     except LaunchError as exc:
         raise SystemExit(f"automem-pipelines: {exc.message}") from None
     if status != "SUCCESS" or outcome.summary is None:
