@@ -57,6 +57,7 @@ def test_reembed_handed_to_a_running_stack_prints_the_in_process_summary(stack):
     assert handed.returncode == 0, handed.stderr
     assert handed.stderr.splitlines()[-1] == "dagster imported: False"
     summary = json.loads(handed.stdout)
+    assert summary["processed"] == 120 and summary["failed"] == 0
     assert point_count(settings) == 120
 
     with dg.DagsterInstance.from_config(str(running.dagster_home)) as instance:
@@ -72,6 +73,7 @@ def test_reembed_handed_to_a_running_stack_prints_the_in_process_summary(stack):
     assert local.returncode == 0, local.stderr
     assert local.stderr.splitlines()[-1] == "dagster imported: True"
     in_process = json.loads(local.stdout)
+    assert in_process["processed"] == 120
     assert summary.keys() == in_process.keys()
     timing = {k for k in summary if "second" in k or k.endswith("_s") or "rate" in k}
     assert {k: v for k, v in summary.items() if k not in timing} == {
