@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -23,12 +23,13 @@ from automem_pipelines.constants import (
     SUMMARY_METADATA_KEY,
     SUMMARY_OPS,
 )
-from automem_pipelines.domain.enrichment_status import SchedulerState
-from automem_pipelines.status import MAX_RUNS_READ, SENSOR_DAEMON, scheduler_state
 
 from . import queries
 from .config import ApiConfig
 from .redaction import short_id
+
+if TYPE_CHECKING:
+    from automem_pipelines.domain.enrichment_status import SchedulerState
 
 ACTIVE_STATUSES = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"]
 QUEUED_STATUSES = ["QUEUED", "NOT_STARTED", "STARTING"]  # as automem_pipelines.status has them
@@ -287,6 +288,10 @@ class DagsterGateway:
     def scheduler_state(self) -> SchedulerState:
         """`automem_pipelines.status.scheduler_state`, fed from GraphQL: the sensor's state,
         the sensor daemon's last heartbeat, and the enrichment job's queued/started runs."""
+        # imported here: the status module imports Dagster, which a client that only launches
+        # and follows runs (the CLI's hand-off to a running stack) never needs
+        from automem_pipelines.status import MAX_RUNS_READ, SENSOR_DAEMON, scheduler_state
+
         data = self.query(
             queries.SCHEDULER,
             {

@@ -1,11 +1,17 @@
 """`automem-pipelines`: the project's command line."""
 
+# Importing this module does no work and imports neither Dagster nor the settings (pydantic,
+# redis): each command imports what it needs when it runs, so `--help` and a hand-off to a
+# running stack (`reembed --stack`) never pay for Dagster's import.
+
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .constants import (
     DEFAULT_BATCH_SIZE,
@@ -15,12 +21,17 @@ from .constants import (
     SUMMARY_OPS,
     TAG_TRIGGER,
 )
-from .settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 DEMO_SAMPLE_SIZE = 2000
+HANDOFF_POLL_SECONDS = 0.2
 
 
 def _settings() -> Settings:
+    from .settings import Settings, SettingsError
+
     try:
         return Settings.from_env()
     except SettingsError as exc:
@@ -64,10 +75,59 @@ def run_job(settings: Settings, job_name: str, run_config: dict) -> dict:
     return result.output_for_node(SUMMARY_OPS[job_name])
 
 
-def run_reembed(settings: Settings, batch_size: int, limit: int | None, force: bool) -> dict:
+def hand_off(settings: Settings, url: str, job_name: str, run_config: dict) -> dict:
+    """Launch the job on a running stack's Dagster webserver (`automem-pipelines stack`) over
+    GraphQL, through the admin API's client, wait for it to finish, and give its summary; a
+    failed run exits as the in-process path does. Dagster itself is not imported here."""
+    from automem_api.config import ApiConfig
+    from automem_api.gateway import DagsterGateway, DagsterUnavailableError, LaunchError
+
+    api = settings.api
+    gateway = DagsterGateway(
+        ApiConfig(
+            settings=settings,
+            api_token=None,
+            admin_token=None,
+            dagster_url=url,
+            location_name=api.location_name,
+            graphql_timeout_seconds=api.graphql_timeout_seconds,
+        )
+    )
+    try:
+        run_id = gateway.submit(job_name, run_config, {TAG_TRIGGER: "cli"})
+        print(f"{job_name}: run {run_id} launched on {url}", file=sys.stderr, flush=True)
+        status = gateway.run_status(run_id)
+        while status is not None and status not in ("SUCCESS", "FAILURE", "CANCELED"):
+            time.sleep(HANDOFF_POLL_SECONDS)
+            status = gateway.run_status(run_id)
+        outcome = gateway.outcome(run_id, job_name)
+    except DagsterUnavailableError as exc:
+        raise SystemExit(
+            f"automem-pipelines: {exc} (is `automem-pipelines stack` running?)"
+        ) from None
+    except LaunchError as exc:
+        raise SystemExit(f"automem-pipelines: {exc.message}") from None
+    if status != "SUCCESS" or outcome.summary is None:
+        if outcome.summary is not None:  # a run failed by its failure threshold: show it
+            print(json.dumps(outcome.summary, indent=2))
+        reasons = outcome.errors[-3:] or [f"the run ended {status or 'unknown to Dagster'}"]
+        raise SystemExit(f"{job_name} run failed:\n" + "\n".join(reasons))
+    return outcome.summary
+
+
+def run_reembed(
+    settings: Settings,
+    batch_size: int,
+    limit: int | None,
+    force: bool,
+    stack: str | None = None,
+) -> dict:
     from .run_config import reembed_run_config
 
-    return run_job(settings, REEMBED_JOB, reembed_run_config(batch_size, limit, force))
+    run_config = reembed_run_config(batch_size, limit, force)
+    if stack is not None:
+        return hand_off(settings, stack or settings.api.dagster_url, REEMBED_JOB, run_config)
+    return run_job(settings, REEMBED_JOB, run_config)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -88,7 +148,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_reembed(args: argparse.Namespace) -> None:
-    summary = run_reembed(_settings(), args.batch_size, args.limit, args.force)
+    summary = run_reembed(_settings(), args.batch_size, args.limit, args.force, args.stack)
     print(json.dumps(summary, indent=2))
 
 
@@ -221,9 +281,20 @@ def main(argv: list[str] | None = None) -> None:
     _reembed_args(p)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("reembed", help="run the re-embed job in this process")
+    p = sub.add_parser(
+        "reembed", help="run the re-embed job in this process, or on a running stack (--stack)"
+    )
     _reembed_args(p)
     p.add_argument("--limit", type=int, default=None)
+    p.add_argument(
+        "--stack",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="URL",
+        help="hand the run to a running `automem-pipelines stack`: its Dagster webserver at URL "
+        "(default DAGSTER_WEBSERVER_URL, http://127.0.0.1:3000); wait and print its summary",
+    )
     p.set_defaults(func=cmd_reembed)
 
     p = sub.add_parser("sync", help="run the drift-sync job (detect, then repair) in this process")
