@@ -83,6 +83,11 @@ class ApiConfig:
             settings = Settings.from_env(os.environ if env is None else env)
         except SettingsError as exc:
             raise ApiConfigError(str(exc)) from None
+        return cls.from_settings(settings, **overrides)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> ApiConfig:
+        """The API group of settings already read, with the rest of the settings beside it."""
         api = settings.api
         values: dict[str, Any] = {
             "settings": settings,

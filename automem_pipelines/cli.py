@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from .settings import Settings
 
 DEMO_SAMPLE_SIZE = 2000
-HANDOFF_POLL_SECONDS = 0.2
 
 
 def _settings() -> Settings:
@@ -80,25 +79,21 @@ def hand_off(settings: Settings, url: str, job_name: str, run_config: dict) -> d
     GraphQL, through the admin API's client, wait for it to finish, and give its summary; a
     failed run exits as the in-process path does. Dagster itself is not imported here."""
     from automem_api.config import ApiConfig
-    from automem_api.gateway import DagsterGateway, DagsterUnavailableError, LaunchError
-
-    api = settings.api
-    gateway = DagsterGateway(
-        ApiConfig(
-            settings=settings,
-            api_token=None,
-            admin_token=None,
-            dagster_url=url,
-            location_name=api.location_name,
-            graphql_timeout_seconds=api.graphql_timeout_seconds,
-        )
+    from automem_api.gateway import (
+        FINISHED_STATUSES,
+        DagsterGateway,
+        DagsterUnavailableError,
+        LaunchError,
     )
+
+    config = ApiConfig.from_settings(settings, dagster_url=url)
+    gateway = DagsterGateway(config)
     try:
         run_id = gateway.submit(job_name, run_config, {TAG_TRIGGER: "cli"})
         print(f"{job_name}: run {run_id} launched on {url}", file=sys.stderr, flush=True)
         status = gateway.run_status(run_id)
-        while status is not None and status not in ("SUCCESS", "FAILURE", "CANCELED"):
-            time.sleep(HANDOFF_POLL_SECONDS)
+        while status is not None and status not in FINISHED_STATUSES:
+            time.sleep(config.wait_poll_seconds)
             status = gateway.run_status(run_id)
         outcome = gateway.outcome(run_id, job_name)
     except DagsterUnavailableError as exc:

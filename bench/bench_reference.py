@@ -67,28 +67,17 @@ ORDER BY m.timestamp DESC
 """
 
 
-def _tags(value) -> list:
-    if isinstance(value, list):
+def _parsed(value, kind: type):
+    """AutoMem's row normalisation: a ``kind`` as is, or a JSON string of one; else empty."""
+    if isinstance(value, kind):
         return value
     if isinstance(value, str) and value:
         try:
             parsed = json.loads(value)
         except ValueError:
-            return []
-        return parsed if isinstance(parsed, list) else []
-    return []
-
-
-def _metadata(value) -> dict:
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, str) and value:
-        try:
-            parsed = json.loads(value)
-        except ValueError:
-            return {}
-        return parsed if isinstance(parsed, dict) else {}
-    return {}
+            return kind()
+        return parsed if isinstance(parsed, kind) else kind()
+    return kind()
 
 
 def reference_reembed(graph, qdrant, collection: str, client: OpenAI, batch_size: int) -> dict:
@@ -102,12 +91,12 @@ def reference_reembed(graph, qdrant, collection: str, client: OpenAI, batch_size
             {
                 "id": mid,
                 "content": content,
-                "tags": _tags(tags),
+                "tags": _parsed(tags, list),
                 "importance": 0.5 if importance is None else importance,
                 "timestamp": ts,
                 "type": mtype or "Context",
                 "confidence": 0.6 if confidence is None else confidence,
-                "metadata": _metadata(meta),
+                "metadata": _parsed(meta, dict),
                 "updated_at": updated,
                 "last_accessed": accessed,
             }

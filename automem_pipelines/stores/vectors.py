@@ -125,6 +125,7 @@ class VectorStore:
         self.client = client
         self.config = config
         self.collection = config.collection
+        self.server_writes = False  # write_vectors: the server's path even on a local store
 
     def bulk_phase(self) -> AbstractContextManager[None]:
         """A phase that builds and drops many short-lived objects (pages of rows, records,
@@ -285,64 +286,44 @@ class VectorStore:
         Returns how many points were created."""
         if not (len(ids) == len(vectors) == len(payloads)):
             raise ValueError("ids, vectors and payloads differ in length")
+        if self.config.is_local and not self.server_writes:
+            existing = self.payloads(ids)
+            merged = [{**existing.get(pid, {}), **pl} for pid, pl in zip(ids, payloads)]
+            self.upsert(ids, vectors, merged)
+            return sum(pid not in existing for pid in ids)
         created = 0
         for start in range(0, len(ids), UPSERT_BATCH):
             end = start + UPSERT_BATCH
-            part = list(zip(ids[start:end], vectors[start:end], payloads[start:end]))
-            if self.config.is_local and not self.server_writes:
-                created += self._merge_here(part)
-            else:
-                created += self._write_batch(part)
+            created += self._write_batch(
+                list(zip(ids[start:end], vectors[start:end], payloads[start:end]))
+            )
         return created
-
-    server_writes = False
-
-    def _merge_here(self, part: list[tuple[str, np.ndarray, dict]]) -> int:
-        existing = self.payloads([pid for pid, _, _ in part])
-        points = [
-            models.PointStruct(id=pid, vector=vec.tolist(), payload={**existing.get(pid, {}), **pl})
-            for pid, vec, pl in part
-        ]
-        self._call("upsert", self.client.upsert, self.collection, points=points, wait=True)
-        return sum(pid not in existing for pid, _, _ in part)
 
     def _write_batch(self, part: list[tuple[str, np.ndarray, dict]], attempts: int = 3) -> int:
         for attempt in range(attempts):
             present = set(self.retrieve([pid for pid, _, _ in part], with_payload=False))
-            ops: list[Any] = []
-            updated = [
-                models.PointVectors(id=pid, vector=vec.tolist())
-                for pid, vec, _ in part
-                if pid in present
-            ]
-            if updated:
-                ops.append(
-                    models.UpdateVectorsOperation(
-                        update_vectors=models.UpdateVectors(points=updated)
-                    )
-                )
-                ops += [
-                    models.SetPayloadOperation(
-                        set_payload=models.SetPayload(payload=pl, points=[pid])
-                    )
-                    for pid, _, pl in part
-                    if pid in present
-                ]
+            kept = [(pid, vec, pl) for pid, vec, pl in part if pid in present]
             new = [
                 models.PointStruct(id=pid, vector=vec.tolist(), payload=pl)
                 for pid, vec, pl in part
                 if pid not in present
             ]
+            ops: list[Any] = [
+                models.SetPayloadOperation(set_payload=models.SetPayload(payload=pl, points=[pid]))
+                for pid, _, pl in kept
+            ]
+            if kept:
+                vectors = [models.PointVectors(id=pid, vector=vec.tolist()) for pid, vec, _ in kept]
+                ops.insert(
+                    0,
+                    models.UpdateVectorsOperation(
+                        update_vectors=models.UpdateVectors(points=vectors)
+                    ),
+                )
             if new:
                 ops.append(models.UpsertOperation(upsert=models.PointsList(points=new)))
             try:
-                self._call(
-                    "batch_update_points",
-                    self.client.batch_update_points,
-                    self.collection,
-                    update_operations=ops,
-                    wait=True,
-                )
+                self._batch_update(ops)
                 return len(new)
             except VectorStoreUnavailableError:
                 raise
@@ -352,6 +333,16 @@ class VectorStore:
                 if attempt + 1 == attempts:
                     raise
         return 0
+
+    def _batch_update(self, ops: Sequence[Any]) -> None:
+        """One request of update operations, applied in order."""
+        self._call(
+            "batch_update_points",
+            self.client.batch_update_points,
+            self.collection,
+            update_operations=list(ops),
+            wait=True,
+        )
 
     def set_payload(self, point_id: str, payload: dict[str, Any]) -> None:
         """Merge keys into one point's payload (never replaces the point)."""
@@ -380,16 +371,9 @@ class VectorStore:
         per request; never replaces a point. Every id must exist."""
         items = list(payloads.items())
         for start in range(0, len(items), batch):
-            ops = [
+            self._batch_update(
                 models.SetPayloadOperation(set_payload=models.SetPayload(payload=pl, points=[pid]))
                 for pid, pl in items[start : start + batch]
-            ]
-            self._call(
-                "batch_update_points",
-                self.client.batch_update_points,
-                self.collection,
-                update_operations=ops,
-                wait=True,
             )
 
     def delete_payload_keys(
@@ -398,18 +382,11 @@ class VectorStore:
         """Remove these payload keys from these points (each its own keys)."""
         items = [(pid, keys) for pid, keys in keys_by_point.items() if keys]
         for start in range(0, len(items), batch):
-            ops = [
+            self._batch_update(
                 models.DeletePayloadOperation(
                     delete_payload=models.DeletePayload(keys=keys, points=[pid])
                 )
                 for pid, keys in items[start : start + batch]
-            ]
-            self._call(
-                "batch_update_points",
-                self.client.batch_update_points,
-                self.collection,
-                update_operations=ops,
-                wait=True,
             )
 
     def neighbours(
