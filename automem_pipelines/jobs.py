@@ -23,10 +23,9 @@ from .ops.drift import (
 from .ops.enrichment import batch_enrichment, enrich_batch, select_memories, summarize_enrichment
 from .ops.reembed import (
     batch_memories,
-    embed_chunk,
     enumerate_memories,
+    reembed_chunk,
     summarize_reembed,
-    upsert_chunk,
 )
 
 
@@ -57,13 +56,14 @@ def _op_job(name: str, description: str, pipeline: str, qdrant_local: bool):
 def build_reembed_job(qdrant_local: bool) -> dg.JobDefinition:
     @_op_job(
         REEMBED_JOB,
-        "Re-embed memories: enumerate → batch → embed → upsert → summarize.",
+        "Re-embed memories: enumerate → batch → re-embed each chunk (read → embed → write, "
+        "overlapped) → summarize.",
         "reembed",
         qdrant_local,
     )
     def reembed_job():
         plan = enumerate_memories()
-        written = batch_memories(plan).map(embed_chunk).map(upsert_chunk)
+        written = batch_memories(plan).map(reembed_chunk)
         summarize_reembed(plan, written.collect())
 
     return reembed_job

@@ -76,7 +76,7 @@ def one_death(client: DagsterGraphQLClient, instance: dg.DagsterInstance, poll: 
     wait_until(
         "upsert step started",
         lambda: any(
-            e.step_key == "upsert_chunk[chunk_000]"
+            e.step_key == "reembed_chunk[chunk_000]"
             for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)
         ),
     )
@@ -149,7 +149,7 @@ def main() -> None:
         measure("tests (RUN_MONITORING_POLL_SECONDS=1)", "1", args.repeat, args.memories),
     ]
     print(
-        f"\nkill -9 of the run worker during upsert_chunk → run FAILURE, {args.repeat} repetitions each\n"
+        f"\nkill -9 of the run worker during reembed_chunk → run FAILURE, {args.repeat} repetitions each\n"
     )
     print("| settings | poll interval (s) | median (s) | min (s) | max (s) | each (s) | target |")
     print("|---|---|---|---|---|---|---|")

@@ -84,7 +84,7 @@ BatchSize = Annotated[
     int, Field(ge=1, le=MAX_BATCH_SIZE, strict=True), _int_check(1, MAX_BATCH_SIZE, "batch_size")
 ]
 Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, strict=True), _int_check(1, MAX_LIMIT, "limit")]
-# Memories per re-embed step: what a step holds (its vectors) and what a retry repeats.
+# Memories per re-embed step: the ids a step works through and what a retry repeats.
 MIN_CHUNK_SIZE, MAX_CHUNK_SIZE = 100, 200_000
 ChunkSize = Annotated[
     int,

@@ -1,30 +1,33 @@
-"""Re-embedding, as plain functions: enumerate → select → chunk → embed → upsert → summarize.
+"""Re-embedding, as plain functions: enumerate → select → chunk → (read → embed → write) →
+summarize.
 
-Each stage reads what it needs from the stores itself, so the Dagster steps pass only ids
-and vectors between them, and a retried upsert never pays for embeddings again. The
-selection (which memories already hold a current vector) runs before the fan-out, so an
-incremental run over an unchanged store starts no embed or upsert step at all.
+The selection (which memories already hold a current vector) runs before the fan-out, so an
+incremental run over an unchanged store starts no work unit at all. Each work unit reads what
+it needs from the stores itself and overlaps its three stages over windows (stages.run_stages),
+so the Dagster steps pass only ids and counts between them; a unit's vectors never leave it.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
 from ..stores.graph import GraphStore
-from ..stores.vectors import VectorStore
+from ..stores.vectors import VectorStore, VectorStoreUnavailableError
 from .embeddings import EmbeddingProvider, embed_batches
 from .memory import (
+    CHECK_KEY,
     SIMILAR_PENDING,
     content_hash,
     has_content,
     make_stamps,
     merged_payload,
+    stamp_string,
 )
 from .selection import (
     ADOPT_BATCH,
@@ -37,6 +40,8 @@ from .selection import (
     plan_reembed,
     select_memories,
 )
+from .stages import run_stages
+from .vector_state import EmbeddingIdentity
 
 __all__ = [
     "ADOPT_BATCH",
@@ -49,15 +54,17 @@ __all__ = [
     "plan_reembed",
     "select_memories",
     "CountMismatchError",
-    "EmbeddedChunk",
-    "UpsertedChunk",
-    "embed_chunk",
+    "ChunkResult",
+    "reembed_ids",
     "summarize",
-    "upsert_chunk",
+    "window_size",
 ]
 
 FAILED_IDS_SHOWN = 10
-WRITE_WINDOW = 1024  # points read from the graph and written to Qdrant per round
+WRITE_WINDOW = 1024  # about this many memories read, embedded and written per round
+STAGE_DEPTH = 2  # windows waiting between two stages: what a unit holds beyond its three
+WRITE_ATTEMPTS = 3  # a window's write, retried in the step: its vectors are not paid twice
+WRITE_RETRY_SECONDS = 0.5  # first wait; doubles
 
 
 class CountMismatchError(RuntimeError):
@@ -65,69 +72,9 @@ class CountMismatchError(RuntimeError):
 
 
 @dataclass
-class EmbeddedChunk:
-    index: int
-    total: int
-    provider: str
-    model: str
-    dim: int
-    ids: list[str] = field(default_factory=list)  # embedded, row i of vectors
-    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
-    hashes: list[str] = field(default_factory=list)  # hash of the content each vector came from
-    skipped_empty: list[str] = field(default_factory=list)
-    skipped_missing: list[str] = field(default_factory=list)  # deleted since enumeration
-    failed: dict[str, str] = field(default_factory=dict)
-    tokens: int | None = None
-    requests: int = 0
-    seconds: float = 0.0
+class ChunkResult:
+    """What one work unit did: small counts, never vectors."""
 
-
-def embed_chunk(
-    index: int,
-    ids: Sequence[str],
-    graph: GraphStore,
-    provider: EmbeddingProvider,
-    batch_size: int,
-) -> EmbeddedChunk:
-    """Embed the current content of ``ids`` (already selected); memories deleted or emptied
-    since the selection are skipped, a batch the provider refuses fails only its ids."""
-    started = time.perf_counter()
-    out = EmbeddedChunk(index, len(ids), provider.provider, provider.model, provider.dim)
-    contents = graph.fetch_contents(ids)
-    todo: list[tuple[str, str]] = []
-    for mid in ids:
-        if mid not in contents:
-            out.skipped_missing.append(mid)
-        elif not has_content(contents[mid]):
-            out.skipped_empty.append(mid)
-        else:
-            todo.append((mid, contents[mid]))
-    batches = [
-        ([m for m, _ in todo[i : i + batch_size]], [c for _, c in todo[i : i + batch_size]])
-        for i in range(0, len(todo), batch_size)
-    ]
-    by_id = dict(todo)
-    rows: list[np.ndarray] = []
-    tokens: int | None = None
-    for outcome in embed_batches(provider, batches):
-        out.requests += outcome.requests
-        if outcome.result is None:
-            for mid in outcome.ids:
-                out.failed[mid] = outcome.error or "embedding failed"
-            continue
-        out.ids.extend(outcome.ids)
-        out.hashes.extend(content_hash(by_id[m]) for m in outcome.ids)
-        rows.append(outcome.result.vectors)
-        if outcome.result.tokens is not None:
-            tokens = (tokens or 0) + outcome.result.tokens
-    out.vectors = np.vstack(rows) if rows else np.zeros((0, provider.dim), np.float32)
-    out.tokens = tokens
-    out.seconds = time.perf_counter() - started
-    return out
-
-
-@dataclass
-class UpsertedChunk:
     index: int
     total: int
     processed: int
@@ -140,85 +87,170 @@ class UpsertedChunk:
     embed_seconds: float
     seconds: float
     pending_links: list[str] = field(default_factory=list)  # enriched before they had a vector
+    resumed: int = 0  # written by an earlier attempt of this run: counted processed
 
 
-def upsert_chunk(
-    chunk: EmbeddedChunk,
+@dataclass
+class _Window:
+    """One window on its way through the stages: read, then embedded, then written."""
+
+    props: dict[str, dict[str, Any]]  # node properties of the memories to embed
+    todo: list[tuple[str, str]]  # (id, content) to embed, in unit order
+    missing: int = 0
+    empty: int = 0
+    resumed: int = 0
+    ids: list[str] = field(default_factory=list)  # embedded, row i of vectors
+    vectors: np.ndarray | None = None
+    hashes: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    requests: int = 0
+    tokens: int | None = None
+    embed_seconds: float = 0.0
+
+
+def window_size(batch_size: int, window: int = WRITE_WINDOW) -> int:
+    """Windows of whole API batches (at least one)."""
+    return max(batch_size, window // batch_size * batch_size)
+
+
+def _written_since(
+    vectors: VectorStore, todo: list[tuple[str, str]], identity: EmbeddingIdentity, since: float
+) -> set[str]:
+    """Of ``todo``, the ids whose point holds this identity's vector of the same content,
+    stamped at or after ``since`` (epoch s): an earlier attempt of this run wrote them."""
+    payloads = vectors.payloads([m for m, _ in todo], keys=[CHECK_KEY, "embedded_at"])
+    done: set[str] = set()
+    for mid, content in todo:
+        payload = payloads.get(mid) or {}
+        stamp = stamp_string(content_hash(content), identity.provider, identity.model, identity.dim)
+        if payload.get(CHECK_KEY) == stamp and _epoch(payload.get("embedded_at")) >= since:
+            done.add(mid)
+    return done
+
+
+def _epoch(value: Any) -> float:
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except (TypeError, ValueError):
+        return float("-inf")
+
+
+def _retry_write(write: Callable[[], None], attempts: int, wait: float) -> None:
+    for attempt in range(1, attempts + 1):
+        try:
+            return write()
+        except VectorStoreUnavailableError:
+            if attempt == attempts:
+                raise
+            time.sleep(wait * 2 ** (attempt - 1))
+
+
+def reembed_ids(
+    index: int,
+    ids: Sequence[str],
     graph: GraphStore,
     vectors: VectorStore,
+    provider: EmbeddingProvider,
+    batch_size: int,
     window: int = WRITE_WINDOW,
     checkpoint: Callable[[], None] | None = None,
-) -> UpsertedChunk:
-    """Write a chunk's vectors with payload = existing payload ⊕ fresh node properties ⊕ stamps
-    (the merge is Qdrant's: VectorStore.write_vectors never reads a payload back).
+    resume_since: float | None = None,
+    depth: int = STAGE_DEPTH,
+    write_attempts: int = WRITE_ATTEMPTS,
+) -> ChunkResult:
+    """Re-embed one work unit of ids (already selected), in windows that overlap (run_stages):
+    window k+1 is read from the graph and embedded while window k is written.
 
-    Works through the chunk in windows; the next window's node properties are read from the
-    graph while the current one is written, so graph reads hide behind Qdrant writes.
-    Store errors propagate (the step is retried); nothing here calls the provider.
-    ``checkpoint`` is called before each window; it may raise to stop between two windows.
+    Read: the node's properties (content and payload fields) in one graph query; memories
+    deleted or emptied since the selection are skipped. Embed: API batches of ``batch_size``
+    (a batch the provider refuses fails only its ids). Write: payload = node properties ⊕
+    stamps, merged into the point's payload by Qdrant (VectorStore.write_vectors never reads a
+    payload back). A store outage during a write is retried in the step ``write_attempts``
+    times with the window's vectors in hand; after that it propagates (the step is retried).
+    ``resume_since`` (a retry or re-execution of this run's unit) skips, without embedding,
+    the memories an earlier attempt already wrote with the same content after that time.
+    ``checkpoint`` is called after each window is written; it may raise to stop there.
     """
     started = time.perf_counter()
-    windows = [
-        list(range(i, min(i + window, len(chunk.ids)))) for i in range(0, len(chunk.ids), window)
-    ]
-    written = 0
-    vanished: list[str] = []
-    waiting_links: list[str] = []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-prefetch") as pool:
-        pending = (
-            pool.submit(graph.fetch_properties, [chunk.ids[r] for r in windows[0]])
-            if windows
-            else None
-        )
-        for n, rows in enumerate(windows):
-            if checkpoint is not None:
-                checkpoint()
-            with vectors.bulk_phase():  # a window's temporaries die with it
-                props = pending.result()
-                if n + 1 < len(windows):
-                    pending = pool.submit(
-                        graph.fetch_properties, [chunk.ids[r] for r in windows[n + 1]]
-                    )
-                present = [r for r in rows if chunk.ids[r] in props]
-                waiting_links += [
-                    chunk.ids[r]
-                    for r in present
-                    if props[chunk.ids[r]].get(SIMILAR_PENDING) is True
-                ]
-                vanished += [chunk.ids[r] for r in rows if chunk.ids[r] not in props]
-                if not present:
-                    continue
-                ids = [chunk.ids[r] for r in present]
-                payloads = [  # merged into the point's payload by Qdrant: nothing read back
-                    merged_payload(
-                        None,
-                        props[mid],
-                        make_stamps(chunk.hashes[r], chunk.provider, chunk.model, chunk.dim),
-                    )
-                    for r, mid in zip(present, ids)
-                ]
-                vectors.write_vectors(ids, chunk.vectors[present], payloads)
-                written += len(ids)
-                del props, payloads
-    skipped = len(chunk.skipped_empty) + len(chunk.skipped_missing) + len(vanished)
-    return UpsertedChunk(
-        index=chunk.index,
-        total=chunk.total,
-        processed=written,
-        skipped=skipped,
-        failed=dict(chunk.failed),
-        skipped_empty=len(chunk.skipped_empty),
-        skipped_missing=len(chunk.skipped_missing) + len(vanished),
-        tokens=chunk.tokens,
-        requests=chunk.requests,
-        embed_seconds=chunk.seconds,
+    identity = EmbeddingIdentity.of(provider)
+    size = window_size(batch_size, window)
+    windows = [list(ids[i : i + size]) for i in range(0, len(ids), size)]
+
+    def read(part: list[str]) -> _Window:
+        props = graph.fetch_properties(part)
+        todo = [(m, props[m].get("content")) for m in part if m in props]
+        out = _Window(props, [(m, c) for m, c in todo if has_content(c)])
+        out.missing = len(part) - len(todo)
+        out.empty = len(todo) - len(out.todo)
+        if resume_since is not None and out.todo:
+            done = _written_since(vectors, out.todo, identity, resume_since)
+            out.todo = [(m, c) for m, c in out.todo if m not in done]
+            out.resumed = len(done)
+        return out
+
+    def embed(w: _Window) -> _Window:
+        began = time.perf_counter()
+        batches = [
+            ([m for m, _ in w.todo[i : i + batch_size]], [c for _, c in w.todo[i : i + batch_size]])
+            for i in range(0, len(w.todo), batch_size)
+        ]
+        by_id = dict(w.todo)
+        rows: list[np.ndarray] = []
+        for outcome in embed_batches(provider, batches):
+            w.requests += outcome.requests
+            if outcome.result is None:
+                for mid in outcome.ids:
+                    w.failed[mid] = outcome.error or "embedding failed"
+                continue
+            w.ids.extend(outcome.ids)
+            w.hashes.extend(content_hash(by_id[m]) for m in outcome.ids)
+            rows.append(outcome.result.vectors)
+            if outcome.result.tokens is not None:
+                w.tokens = (w.tokens or 0) + outcome.result.tokens
+        w.vectors = np.vstack(rows) if rows else None
+        w.embed_seconds = time.perf_counter() - began
+        return w
+
+    def stamps(hashed: str) -> dict[str, Any]:
+        return make_stamps(hashed, identity.provider, identity.model, identity.dim)
+
+    def write(w: _Window) -> _Window:
+        if w.ids:
+            payloads = [
+                merged_payload(None, w.props[mid], stamps(h)) for mid, h in zip(w.ids, w.hashes)
+            ]
+            _retry_write(
+                lambda: vectors.write_vectors(w.ids, w.vectors, payloads),
+                write_attempts,
+                WRITE_RETRY_SECONDS,
+            )
+        w.vectors = None  # only counts outlive the window
+        return w
+
+    with vectors.bulk_phase():
+        done = run_stages(windows, read, embed, write, depth=depth, between_windows=checkpoint)
+    tokens = [w.tokens for w in done if w.tokens is not None]
+    empty = sum(w.empty for w in done)
+    missing = sum(w.missing for w in done)
+    return ChunkResult(
+        index=index,
+        total=len(ids),
+        processed=sum(len(w.ids) + w.resumed for w in done),
+        skipped=empty + missing,
+        failed={m: e for w in done for m, e in w.failed.items()},
+        skipped_empty=empty,
+        skipped_missing=missing,
+        tokens=sum(tokens) if tokens else None,
+        requests=sum(w.requests for w in done),
+        embed_seconds=sum(w.embed_seconds for w in done),
         seconds=time.perf_counter() - started,
-        pending_links=waiting_links,
+        pending_links=[m for w in done for m in w.ids if w.props[m].get(SIMILAR_PENDING) is True],
+        resumed=sum(w.resumed for w in done),
     )
 
 
 def summarize(
-    results: Sequence[UpsertedChunk],
+    results: Sequence[ChunkResult],
     selection: Selection,
     batch_size: int,
     seconds: float | None = None,

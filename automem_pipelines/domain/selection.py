@@ -24,8 +24,8 @@ from .memory import (
 )
 from .vector_state import STATE_KEYS, EmbeddingIdentity, VectorState, needs_content, vector_state
 
-# Memories per re-embed step, whatever the store size: a step's memory (its vectors, handed to
-# the write step) and what a retry repeats are bounded by configuration, never by the store.
+# Memories per re-embed step, whatever the store size: a step's ids and what a retry repeats
+# are bounded by configuration, never by the store (its vectors, by the window: reembed_ids).
 CHUNK_SIZE = 10_000
 ADOPT_BATCH = 1_024  # stamp writes per round
 SELECT_PAGE = (
@@ -92,7 +92,7 @@ def select_memories(
     contents_first: bool = False,
 ) -> Selection:
     """Keep the ids that need a vector, by the one rule (``vector_state``). ``force`` keeps them
-    all (the embed step still skips empty content); otherwise, a page at a time, memories
+    all (the chunk step still skips empty content); otherwise, a page at a time, memories
     without content are skipped, current points are skipped, adoptable ones (unstamped, same
     content, collection identity proven) are set aside for adoption.
 

@@ -30,9 +30,9 @@ class ReembedConfig(dg.Config):
     )
     chunk_size: ChunkSize = Field(
         reembed.CHUNK_SIZE,
-        description="Memories per embed/upsert step (rounded up to whole API batches): what one "
-        "step holds in memory and what a retry of it repeats; the store's size only changes how "
-        "many steps there are.",
+        description="Memories per re-embed step (rounded up to whole API batches): the ids one "
+        "step works through in overlapped windows and at most what a retry of it repeats; the "
+        "store's size only changes how many steps there are.",
     )
     limit: Limit | None = Field(
         None, description="At most this many memories (those with content), newest first."
@@ -72,6 +72,7 @@ class ChunkSpec:
     index: int
     ids: list[str]
     batch_size: int
+    started_at: float = 0.0  # the run's start (epoch s): what a resumed unit skips is newer
 
 
 @dg.op
@@ -131,50 +132,23 @@ def batch_memories(context: dg.OpExecutionContext, plan: ReembedPlan):
     context.log.info(f"{len(plan.selection.todo)} memories to embed in {len(chunks)} chunks")
     for index, ids in enumerate(chunks):
         yield dg.DynamicOutput(
-            ChunkSpec(index, ids, plan.batch_size), mapping_key=f"chunk_{index:03d}"
+            ChunkSpec(index, ids, plan.batch_size, plan.started_at),
+            mapping_key=f"chunk_{index:03d}",
         )
 
 
 @dg.op
-def embed_chunk(
+def reembed_chunk(
     context: dg.OpExecutionContext,
     spec: ChunkSpec,
     falkordb: FalkorDBResource,
-    embeddings: EmbeddingsResource,
-) -> dg.Output[reembed.EmbeddedChunk]:
-    with fail_fast_unless_transient(), falkordb.get_store() as graph:
-        chunk = reembed.embed_chunk(
-            spec.index, spec.ids, graph, embeddings.get_provider(), spec.batch_size
-        )
-    for _mid, error in list(chunk.failed.items())[:1]:
-        context.log.warning(f"chunk {spec.index}: {len(chunk.failed)} memories failed ({error})")
-    context.log.info(
-        f"chunk {spec.index}: embedded {len(chunk.ids)} in {chunk.requests} requests, "
-        f"empty {len(chunk.skipped_empty)}, gone {len(chunk.skipped_missing)}, "
-        f"failed {len(chunk.failed)}, {chunk.seconds:.2f}s"
-    )
-    return dg.Output(
-        chunk,
-        metadata={
-            "embedded": len(chunk.ids),
-            "failed": len(chunk.failed),
-            "skipped": len(chunk.skipped_empty) + len(chunk.skipped_missing),
-            "requests": chunk.requests,
-            "tokens": chunk.tokens or 0,
-            "seconds": round(chunk.seconds, 3),
-            "texts_per_second": rate(len(chunk.ids), chunk.seconds),
-        },
-    )
-
-
-@dg.op
-def upsert_chunk(
-    context: dg.OpExecutionContext,
-    chunk: reembed.EmbeddedChunk,
-    falkordb: FalkorDBResource,
     qdrant: QdrantResource,
+    embeddings: EmbeddingsResource,
     nlp: EnrichmentResource,
-) -> dg.Output[reembed.UpsertedChunk]:
+) -> dg.Output[reembed.ChunkResult]:
+    """One work unit: read → embed → write over windows, overlapped; counts out, no vectors.
+    A retry, or a re-execution of the run, skips what an earlier attempt already wrote."""
+    resumed = context.retry_number > 0 or context.dagster_run.parent_run_id is not None
     # An interrupt (Terminate, Ctrl-C of the stack) ends the step between two write windows.
     with (
         fail_fast_unless_transient(),
@@ -182,16 +156,28 @@ def upsert_chunk(
         falkordb.get_store() as graph,
     ):
         store = qdrant.get_store()
-        result = reembed.upsert_chunk(chunk, graph, store, checkpoint=checkpoint)
-        linked = enrichment.link_pending(
+        provider = embeddings.get_provider()
+        result = reembed.reembed_ids(
+            spec.index,
+            spec.ids,
             graph,
             store,
-            result.pending_links,
-            nlp.options(),
-            EmbeddingIdentity(chunk.provider, chunk.model, chunk.dim),
+            provider,
+            spec.batch_size,
+            checkpoint=checkpoint,
+            resume_since=spec.started_at if resumed else None,
         )
+        linked = enrichment.link_pending(
+            graph, store, result.pending_links, nlp.options(), EmbeddingIdentity.of(provider)
+        )
+    for _mid, error in list(result.failed.items())[:1]:
+        context.log.warning(f"chunk {spec.index}: {len(result.failed)} memories failed ({error})")
     context.log.info(
-        f"chunk {chunk.index}: wrote {result.processed} points in {result.seconds:.2f}s"
+        f"chunk {spec.index}: wrote {result.processed - result.resumed} points "
+        f"({result.requests} provider requests, {result.embed_seconds:.2f}s embedding) in "
+        f"{result.seconds:.2f}s; empty {result.skipped_empty}, gone {result.skipped_missing}, "
+        f"failed {len(result.failed)}"
+        + (f", {result.resumed} already written by an earlier attempt" if result.resumed else "")
         + (
             f"; SIMILAR_TO links made for {linked} memories enriched before their vector"
             if linked
@@ -201,9 +187,15 @@ def upsert_chunk(
     return dg.Output(
         result,
         metadata={
-            "written": result.processed,
+            "written": result.processed - result.resumed,
+            "resumed": result.resumed,
+            "failed": len(result.failed),
+            "skipped": result.skipped,
+            "requests": result.requests,
+            "tokens": result.tokens or 0,
+            "embed_seconds": round(result.embed_seconds, 3),
             "seconds": round(result.seconds, 3),
-            "points_per_second": rate(result.processed, result.seconds),
+            "points_per_second": rate(result.processed - result.resumed, result.seconds),
         },
     )
 
@@ -212,7 +204,7 @@ def upsert_chunk(
 def summarize_reembed(
     context: dg.OpExecutionContext,
     plan: ReembedPlan,
-    results: list[reembed.UpsertedChunk],
+    results: list[reembed.ChunkResult],
     qdrant: QdrantResource,
     embeddings: EmbeddingsResource,
 ):

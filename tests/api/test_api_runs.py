@@ -82,11 +82,11 @@ def test_wait_success_returns_summary_with_run_id(scripted):
 def test_wait_on_a_failed_run_is_500_with_the_step_error_and_no_traceback(scripted):
     client, launcher = scripted()
     launcher.final_status = "FAILURE"
-    launcher.errors = ["embed_chunk[chunk_000]: provider refused the batch"]
+    launcher.errors = ["reembed_chunk[chunk_000]: provider refused the batch"]
     response = client.post("/admin/reembed", headers=ADMIN, json={"wait": True})
     assert response.status_code == 500
     body = response.json()
-    assert "ended failure: embed_chunk[chunk_000]: provider refused the batch" in body["message"]
+    assert "ended failure: reembed_chunk[chunk_000]: provider refused the batch" in body["message"]
     assert body["run_status"] == "failure" and body["run_id"]
     run = client.get(f"/admin/runs/{body['run_id']}", headers=ADMIN).json()
     assert run["status"] == "failure" and run["errors"] == launcher.errors

@@ -58,7 +58,7 @@ def test_ctrl_c_of_the_stack_stops_the_run_at_the_next_write_window():
                 {"automem/trigger": "test"},
             )
             with dg.DagsterInstance.from_config(str(stack.dagster_home)) as instance:
-                wait_for_step(instance, run_id, "upsert_chunk[chunk_000]")
+                wait_for_step(instance, run_id, "reembed_chunk[chunk_000]")
                 wait_for_points(settings, 1500)  # inside the first chunk's writes
                 tags = instance.get_run_by_id(run_id).tags
                 interrupted_at = time.time()
@@ -72,17 +72,17 @@ def test_ctrl_c_of_the_stack_stops_the_run_at_the_next_write_window():
             assert run.is_finished, f"the run is left {run.status}"
             started = step_starts(instance, run_id)
             assert all(at < interrupted_at for _, at in started), started
-            assert [key for key, _ in started][-1] == "upsert_chunk[chunk_000]"
+            assert [key for key, _ in started][-1] == "reembed_chunk[chunk_000]"
             [failure] = [
                 e for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
             ]
-            assert failure.step_key == "upsert_chunk[chunk_000]"
+            assert failure.step_key == "reembed_chunk[chunk_000]"
             assert (
                 failure.dagster_event.step_failure_data.error.cls_name
                 == "DagsterExecutionInterruptedError"
             )
         assert 1500 <= written < reembed.CHUNK_SIZE
-        assert written % reembed.WRITE_WINDOW == 0  # whole windows only
+        assert written % reembed.window_size(BATCH) == 0  # whole windows only
 
         with running_stack(settings, port=free_port(), env=env) as restarted:
             client = DagsterGraphQLClient(

@@ -72,7 +72,7 @@ def test_a_killed_worker_fails_its_run_frees_the_api_and_a_rerun_finishes(stack)
         reembed_run_config(batch_size=256, force=True),
         {"automem/trigger": "test"},
     )
-    wait_for_step(instance, run_id, "upsert_chunk[chunk_000]")
+    wait_for_step(instance, run_id, "reembed_chunk[chunk_000]")
     wait_for_points(settings, 500)
     kill_worker(instance, run_id)
     written = local_points(settings)

@@ -147,7 +147,7 @@ def test_terminate_during_a_long_step_cancels_the_run_and_starts_no_other_step(s
         reembed_run_config(batch_size=256, force=True),
         {"automem/trigger": "test"},
     )
-    wait_for_step(instance, run_id, "upsert_chunk[chunk_000]")
+    wait_for_step(instance, run_id, "reembed_chunk[chunk_000]")
     wait_for_points(settings, 300)
     pid = int(instance.get_run_by_id(run_id).tags[WORKER_PID_TAG])
     terminated_at = time.time()
@@ -173,7 +173,7 @@ def test_terminate_of_a_run_whose_worker_died_cancels_it_and_signals_no_one(stac
         reembed_run_config(batch_size=256, force=True),
         {"automem/trigger": "test"},
     )
-    wait_for_step(instance, run_id, "upsert_chunk[chunk_000]")
+    wait_for_step(instance, run_id, "reembed_chunk[chunk_000]")
     kill_worker(instance, run_id)
     assert (
         instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.STARTED

@@ -150,11 +150,12 @@ def test_an_interrupted_upsert_finishes_its_window_and_writes_no_other(graph, ve
     ids = [r["id"] for r in rows]
     provider = local_provider()
     vector_store.ensure_collection(provider.dim)
-    chunk = reembed.embed_chunk(0, ids, graph, provider, 16)
     store = _InterruptedDuringSecondWrite(vector_store)
     with pytest.raises(dg.DagsterExecutionInterruptedError):
         with interrupts_at_checkpoints() as checkpoint:
-            reembed.upsert_chunk(chunk, graph, store, window=10, checkpoint=checkpoint)
+            reembed.reembed_ids(
+                0, ids, graph, store, provider, 10, window=10, checkpoint=checkpoint
+            )
     assert store.writes == 2
     assert vector_store.count() == 20  # two whole windows, nothing of the third
     assert set(vector_store.payloads(ids)) == set(ids[:20])

@@ -9,6 +9,7 @@ from qdrant_client import models
 
 from automem_pipelines.constants import VECTOR_ASSET_KEY
 from automem_pipelines.definitions import build_definitions, build_resources
+from automem_pipelines.domain import reembed
 from automem_pipelines.domain.memory import MIRRORED_FIELDS, content_hash, parse_metadata
 from automem_pipelines.resources import QdrantResource
 from automem_pipelines.stores.vectors import VectorStore, VectorStoreUnavailableError
@@ -309,9 +310,14 @@ def _flaky_resources(settings, fail_upserts: int) -> dict:
     return res
 
 
-def test_qdrant_outage_during_upsert_is_retried_without_reembedding(
-    make_settings, graph_factory, fake_openai
+@pytest.mark.parametrize("outage", ["short", "longer"])
+def test_qdrant_outage_during_a_write_loses_nothing(
+    outage, make_settings, graph_factory, fake_openai, monkeypatch
 ):
+    """A short outage is retried inside the step with the window's vectors in hand (embeddings
+    paid once); a longer one fails the step, Dagster retries it, and the retry embeds again
+    only the window whose write never happened."""
+    monkeypatch.setattr(reembed, "WRITE_RETRY_SECONDS", 0.01)
     settings = make_settings(
         EMBEDDING_PROVIDER="openai",
         OPENAI_API_KEY="sk-test",
@@ -320,16 +326,21 @@ def test_qdrant_outage_during_upsert_is_retried_without_reembedding(
     )
     graph = graph_factory(settings)
     load_sample(graph, 40)
+    failures = reembed.WRITE_ATTEMPTS - 1 if outage == "short" else reembed.WRITE_ATTEMPTS
     result = run_reembed(
-        settings, resources=_flaky_resources(settings, fail_upserts=1), batch_size=8
+        settings, resources=_flaky_resources(settings, fail_upserts=failures), batch_size=8
     )
     summary = summary_of(result)
     assert (summary["processed"], summary["failed"]) == (40, 0)
     retries = [
         e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY
     ]
-    assert [e.step_key for e in retries] == ["upsert_chunk[chunk_000]"]
-    assert len(fake_openai.state.requests) == 5  # embeddings were paid for once
+    if outage == "short":
+        assert retries == []
+        assert len(fake_openai.state.requests) == 5  # embeddings were paid for once
+    else:
+        assert [e.step_key for e in retries] == ["reembed_chunk[chunk_000]"]
+        assert len(fake_openai.state.requests) == 10  # the one window, embedded twice
 
 
 def test_qdrant_down_fails_the_run_and_a_rerun_completes_with_nothing_lost(

@@ -1,5 +1,8 @@
 """The re-embed plain functions on real stores, without Dagster."""
 
+import threading
+import time
+
 import pytest
 
 from automem_pipelines.domain import identity, reembed
@@ -7,6 +10,7 @@ from automem_pipelines.domain.embeddings import local_provider
 from automem_pipelines.domain.memory import utc_now_iso
 from automem_pipelines.domain.vector_state import EmbeddingIdentity
 from automem_pipelines.stores.graph import GraphUnavailableError
+from automem_pipelines.stores.vectors import VectorStoreUnavailableError
 from tests.helpers import load_sample, new_id
 
 
@@ -22,34 +26,130 @@ def test_plan_chunks_are_of_the_configured_size_whatever_the_store_size():
     assert reembed.plan_chunks([], batch_size=32) == []
 
 
-def test_memories_deleted_mid_run_are_counted_skipped_not_failed(graph, vector_store):
+def test_memories_deleted_or_emptied_after_selection_are_counted_skipped(graph, vector_store):
     rows = load_sample(graph, 30)
     ids = [r["id"] for r in rows] + [new_id()]  # one id that never existed
     vector_store.ensure_collection(256)
-    chunk = reembed.embed_chunk(0, ids, graph, local_provider(), 8)
-    assert chunk.skipped_missing == [ids[-1]] and len(chunk.ids) == 30
-
-    gone = rows[3]["id"]
+    gone, emptied = rows[3]["id"], rows[5]["id"]
     graph.query("MATCH (m:Memory {id: $id}) DELETE m", {"id": gone})
-    result = reembed.upsert_chunk(chunk, graph, vector_store, window=7)  # several windows
-    assert (result.processed, result.skipped, result.skipped_missing) == (29, 2, 2)
-    assert gone not in vector_store.payloads(ids)
+    graph.query("MATCH (m:Memory {id: $id}) SET m.content = ' '", {"id": emptied})
+    result = reembed.reembed_ids(0, ids, graph, vector_store, local_provider(), 8, window=7)
+    assert (result.processed, result.skipped_missing, result.skipped_empty) == (28, 2, 1)
+    assert result.requests == 4  # windows of one API batch (8): 28 texts
+    assert set(vector_store.payloads(ids)) == set(ids[:31]) - {gone, emptied, ids[-1]}
     summary = reembed.summarize([result], reembed.Selection(31, ids), batch_size=8)
-    assert (summary["processed"], summary["skipped"], summary["failed"]) == (29, 2, 0)
+    assert (summary["processed"], summary["skipped"], summary["failed"]) == (28, 3, 0)
 
 
 def test_counts_that_do_not_add_up_fail_loudly(graph, vector_store):
     load_sample(graph, 5)
     ids = list(graph.memory_ids())
     vector_store.ensure_collection(256)
-    chunk = reembed.embed_chunk(0, ids, graph, local_provider(), 8)
-    result = reembed.upsert_chunk(chunk, graph, vector_store)
+    result = reembed.reembed_ids(0, ids, graph, vector_store, local_provider(), 8)
     try:
         reembed.summarize([result], reembed.Selection(9, ids), batch_size=8)  # a chunk lost
     except reembed.CountMismatchError as exc:
         assert "5 + skipped 0 + failed 0 != total 9" in str(exc)
     else:
         raise AssertionError("expected CountMismatchError")
+
+
+class _CountingProvider:
+    """The local provider, counting the texts it is asked to embed."""
+
+    def __init__(self):
+        self.inner, self.texts = local_provider(), 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def embed(self, texts):
+        self.texts += len(texts)
+        return self.inner.embed(texts)
+
+
+def test_a_resumed_unit_skips_what_this_run_already_wrote_and_nothing_else(graph, vector_store):
+    rows = load_sample(graph, 40)
+    ids = [r["id"] for r in rows]
+    provider = _CountingProvider()
+    vector_store.ensure_collection(provider.dim)
+    reembed.reembed_ids(0, ids[:10], graph, vector_store, provider, 8)  # an older run
+    started = time.time()
+    reembed.reembed_ids(0, ids[10:25], graph, vector_store, provider, 8)  # this run, 1st try
+    changed = ids[12]  # rewritten since: its vector is not current any more
+    graph.query("MATCH (m:Memory {id: $id}) SET m.content = 'new words'", {"id": changed})
+    provider.texts = 0
+    result = reembed.reembed_ids(
+        0, ids, graph, vector_store, provider, 8, window=16, resume_since=started
+    )
+    assert result.resumed == 14  # ids[10:25] but the changed one
+    assert provider.texts == 40 - 14  # the older run's ten are re-embedded: it is a forced run
+    assert (result.processed, result.skipped, result.failed) == (40, 0, {})
+    assert vector_store.payloads([changed])[changed]["content"] == "new words"
+
+
+class _WritesFailing:
+    """The real store, with its first ``failures`` vector writes refused as an outage."""
+
+    def __init__(self, store, failures):
+        self.store, self.failures, self.calls = store, failures, 0
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def write_vectors(self, ids, vectors, payloads):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise VectorStoreUnavailableError("injected outage")
+        return self.store.write_vectors(ids, vectors, payloads)
+
+
+def test_a_short_store_outage_is_retried_with_the_vectors_in_hand(graph, vector_store, monkeypatch):
+    monkeypatch.setattr(reembed, "WRITE_RETRY_SECONDS", 0.01)
+    rows = load_sample(graph, 20)
+    ids = [r["id"] for r in rows]
+    provider = _CountingProvider()
+    vector_store.ensure_collection(provider.dim)
+    store = _WritesFailing(vector_store, failures=reembed.WRITE_ATTEMPTS - 1)
+    result = reembed.reembed_ids(0, ids, graph, store, provider, 8)
+    assert (result.processed, provider.texts, store.calls) == (20, 20, reembed.WRITE_ATTEMPTS)
+    assert vector_store.count() == 20
+
+    longer = _WritesFailing(vector_store, failures=reembed.WRITE_ATTEMPTS)
+    with pytest.raises(VectorStoreUnavailableError):  # the step's retry takes it from here
+        reembed.reembed_ids(0, ids, graph, longer, provider, 8)
+    assert longer.calls == reembed.WRITE_ATTEMPTS
+
+
+def test_the_chunk_stages_overlap_reading_embedding_and_writing(graph, vector_store):
+    """Window k+1 is embedded while window k is written: the provider is called while a
+    write is still in progress."""
+    rows = load_sample(graph, 48)
+    ids = [r["id"] for r in rows]
+    provider = _CountingProvider()
+    vector_store.ensure_collection(provider.dim)
+    writing = threading.Event()
+    overlapped: list[int] = []
+    embed = provider.embed
+
+    def embed_noting_overlap(texts):
+        overlapped.append(writing.is_set())
+        return embed(texts)
+
+    provider.embed = embed_noting_overlap
+
+    class SlowWrites(_WritesFailing):
+        def write_vectors(self, ids, vectors, payloads):
+            writing.set()
+            time.sleep(0.2)
+            try:
+                return super().write_vectors(ids, vectors, payloads)
+            finally:
+                writing.clear()
+
+    result = reembed.reembed_ids(0, ids, graph, SlowWrites(vector_store, 0), provider, 8, window=8)
+    assert result.processed == 48
+    assert any(overlapped), overlapped  # some batch was embedded during a write
 
 
 def test_selection_keeps_only_memories_without_a_current_vector(graph, vector_store):
@@ -60,8 +160,7 @@ def test_selection_keeps_only_memories_without_a_current_vector(graph, vector_st
     vector_store.ensure_collection(provider.dim)
     first = reembed.select_memories(ids, graph, vector_store, ident, False, True, page=5)
     assert (first.todo, first.skipped) == (ids, 0)  # no points yet
-    chunk = reembed.embed_chunk(0, ids, graph, provider, 8)
-    reembed.upsert_chunk(chunk, graph, vector_store)
+    reembed.reembed_ids(0, ids, graph, vector_store, provider, 8)
 
     changed, emptied, deleted = ids[1], ids[4], ids[7]
     graph.query("MATCH (m:Memory {id: $id}) SET m.content = 'rewritten text'", {"id": changed})
@@ -85,7 +184,7 @@ def test_reading_contents_first_decides_exactly_as_the_adaptive_reads(graph, vec
     ids = [r["id"] for r in rows]
     vector_store.ensure_collection(provider.dim)
     stamped = ids[7:10]
-    reembed.upsert_chunk(reembed.embed_chunk(0, stamped, graph, provider, 8), graph, vector_store)
+    reembed.reembed_ids(0, stamped, graph, vector_store, provider, 8)
     unstamped = rows[:7]  # AutoMem's points: payload content, no stamps
     vecs = provider.embed([r["content"] for r in unstamped]).vectors
     payloads = [{"content": r["content"]} for r in unstamped]

@@ -61,8 +61,7 @@ def repair_vectors(
     if ids:  # raises DimensionMismatchError / EmbeddingIdentityError before any write
         identity_mod.check_identity(vectors, provider)
     for index, part in enumerate(_chunks(ids, chunk_size)):
-        embedded = reembed.embed_chunk(index, part, graph, provider, batch_size)
-        written = reembed.upsert_chunk(embedded, graph, vectors)
+        written = reembed.reembed_ids(index, part, graph, vectors, provider, batch_size)
         result.pending_links.extend(written.pending_links)
         result.repaired += written.processed
         result.skipped += written.skipped
