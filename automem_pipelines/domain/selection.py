@@ -6,10 +6,10 @@ points AutoMem wrote with the configured model adopted (stamped, no provider cal
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from ..stores.graph import GraphStore
 from ..stores.vectors import VectorStore
@@ -20,7 +20,8 @@ from .memory import (
     adoption_stamps,
     content_hash,
     has_content,
-    split_usable_ids,
+    id_problem,
+    shown_id,
 )
 from .vector_state import STATE_KEYS, EmbeddingIdentity, VectorState, needs_content, vector_state
 
@@ -31,24 +32,95 @@ ADOPT_BATCH = 1_024  # stamp writes per round
 SELECT_PAGE = (
     1_000  # ids per round: small pages keep short-lived objects out of the old GC generation
 )
+# Memory ids listed, judged and adopted per round of the plan: what the plan holds as strings
+# at once. What it keeps across rounds is only the ids still to embed, 16 bytes each.
+SEGMENT = 50_000
+SHOWN_IDS = 10  # ids a summary shows of a kind (invalid, shared)
 
 
-def enumerate_ids(graph: GraphStore, limit: int | None) -> list[str]:
-    """Every memory id (graph order), or the ``limit`` newest memories that have content."""
-    if limit is None:
-        return list(graph.memory_ids())
-    return graph.newest_ids_with_content(limit)
+class PackedIds(Sequence[str]):
+    """Memory ids (lowercase hyphenated UUIDs, the only ids a point can have) held as their 16
+    bytes: a million of them are 16 MB in one buffer instead of ~90 MB of str objects, and they
+    pickle as one bytes object between steps. Reads back as the same strings, in order."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self, ids: Iterable[str] = (), _buf: bytes | bytearray | None = None):
+        self._buf = bytearray(_buf or b"")
+        self.extend(ids)
+
+    def extend(self, ids: Iterable[str]) -> None:
+        self._buf += b"".join(bytes.fromhex(m.replace("-", "")) for m in ids)
+
+    def append(self, mid: str) -> None:
+        self.extend((mid,))
+
+    def __len__(self) -> int:
+        return len(self._buf) // 16
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> PackedIds: ...
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                return PackedIds(list(self)[index])
+            return PackedIds(_buf=self._buf[start * 16 : stop * 16])
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return _unpack(self._buf[index * 16 : index * 16 + 16].hex())
+
+    def __iter__(self) -> Iterator[str]:
+        data = self._buf.hex()
+        for start in range(0, len(data), 32):
+            yield _unpack(data[start : start + 32])
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PackedIds):
+            return self._buf == other._buf
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"PackedIds({len(self)} ids)"
+
+    def __reduce__(self):
+        return (PackedIds, ((), bytes(self._buf)))
 
 
-def plan_chunks(
-    ids: Sequence[str], batch_size: int, chunk_size: int = CHUNK_SIZE
-) -> list[list[str]]:
+def _unpack(h: str) -> str:
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def enumerate_ids(graph: GraphStore, limit: int | None, segment: int = SEGMENT) -> Iterator[list]:
+    """Every memory id (graph order) in lists of ``segment``, streamed from the graph's paged
+    scan; or one list of the ``limit`` newest memories that have content."""
+    if limit is not None:
+        yield graph.newest_ids_with_content(limit)
+        return
+    part: list = []
+    for mid in graph.memory_ids():
+        part.append(mid)
+        if len(part) >= segment:
+            yield part
+            part = []
+    if part:
+        yield part
+
+
+def plan_chunks(ids: Sequence[str], batch_size: int, chunk_size: int = CHUNK_SIZE) -> list:
     """Split ids into chunks of ``chunk_size`` (rounded up to a whole number of API batches);
-    the last one holds the rest."""
+    the last one holds the rest. Slices of PackedIds stay packed."""
     if not ids:
         return []
     size = math.ceil(chunk_size / batch_size) * batch_size
-    return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
+    return [
+        ids[i : i + size] if isinstance(ids, PackedIds) else list(ids[i : i + size])
+        for i in range(0, len(ids), size)
+    ]
 
 
 @dataclass
@@ -56,14 +128,15 @@ class Selection:
     """What enumeration decided before any embedding: the ids to embed and what it skipped."""
 
     total: int
-    todo: list[str]
+    todo: Sequence[str]  # PackedIds in a plan; a list where tests build one by hand
     skipped_empty: int = 0
     skipped_unchanged: int = 0
     skipped_missing: int = 0
     adopted: int = 0  # unstamped points of the collection's model: stamps written, no embedding
-    invalid_ids: list[str] = field(default_factory=list)  # nodes whose id cannot be a point id
-    duplicate_ids: list[str] = field(default_factory=list)  # ids several nodes share
-    duplicate_nodes: int = 0  # the nodes behind them
+    invalid_ids: list[str] = field(default_factory=list)  # the first few nodes whose id cannot
+    invalid_count: int = 0  # be a point id, and how many there are
+    duplicate_ids: list[str] = field(default_factory=list)  # the first few ids nodes share
+    duplicate_nodes: int = 0  # the nodes behind all of them
     identity_texts: int = 0  # texts the identity check embedded (0 once it is recorded)
     identity: str = ""  # what the identity check found, for the log and the summary
     replacing: bool = False  # re-embedding in place with another model (see identity.py)
@@ -76,7 +149,7 @@ class Selection:
             + self.skipped_unchanged
             + self.skipped_missing
             + self.adopted
-            + len(self.invalid_ids)
+            + self.invalid_count
             + self.duplicate_nodes
         )
 
@@ -90,6 +163,7 @@ def select_memories(
     trust_unstamped: bool,
     page: int = SELECT_PAGE,
     contents_first: bool = False,
+    into: Selection | None = None,
 ) -> Selection:
     """Keep the ids that need a vector, by the one rule (``vector_state``). ``force`` keeps them
     all (the chunk step still skips empty content); otherwise, a page at a time, memories
@@ -100,10 +174,12 @@ def select_memories(
     or adopted) makes the next page read the rule's keys and the contents at once, instead of
     the stamps first; ``contents_first`` starts so (the identity check found the store mostly
     unstamped). The next page's node contents are read from the graph while this page's points
-    are read from Qdrant and judged."""
+    are read from Qdrant and judged. ``into`` adds the verdicts to a selection already begun."""
+    selection = into if into is not None else Selection(0, [])
+    selection.total += len(ids)
     if force:
-        return Selection(len(ids), list(ids))
-    selection = Selection(len(ids), [])
+        selection.todo.extend(ids)
+        return selection
     whole = contents_first  # the previous page mostly needed contents too: read them at once
     pages = [ids[start : start + page] for start in range(0, len(ids), page)]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-prefetch") as pool:
@@ -162,11 +238,20 @@ def adopt(vectors: VectorStore, selection: Selection, identity: EmbeddingIdentit
     return len(ids)
 
 
-def _listed(
-    graph: GraphStore, limit: int | None
-) -> tuple[list[str], tuple[list[str], list[str], list[str]]]:
-    found = enumerate_ids(graph, limit)
-    return found, split_usable_ids(found)
+def _usable(found: Sequence[Any], shared: dict[str, int], selection: Selection) -> list[str]:
+    """The ids a point can have, in order; invalid ones and the nodes sharing an id are counted
+    (and the first few shown) in the selection."""
+    usable: list[str] = []
+    for value in found:
+        if id_problem(value) is not None:
+            if len(selection.invalid_ids) < SHOWN_IDS:
+                selection.invalid_ids.append(shown_id(value))
+            selection.invalid_count += 1
+        elif value in shared:
+            selection.duplicate_nodes += 1
+        else:
+            usable.append(value)
+    return usable
 
 
 def plan_reembed(
@@ -176,40 +261,49 @@ def plan_reembed(
     limit: int | None,
     force: bool,
     replace_in_place: bool = False,
+    segment: int = SEGMENT,
 ) -> Selection:
     """Prove the collection's embedding identity (creating the collection if absent) while the
-    graph's memories are listed (a read, in a thread), then select, all in one read phase (the
-    store's bulk phase: see VectorStore.bulk_phase), then adopt what can be adopted. Raises
-    DimensionMismatchError / EmbeddingIdentityError before anything is written (a refusal
-    wins over a graph error of the listing running beside it)."""
-    with vectors.bulk_phase():
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-enumerate") as pool:
-            listing = pool.submit(_listed, graph, limit)  # read-only: may overlap the check
-            check = identity_mod.check_identity(vectors, provider, replace_in_place)
-            found, (ids, invalid, shared) = listing.result()
+    graph counts the ids several nodes share (a read, in a thread), then list, select and adopt
+    a segment of ids at a time, all in one read phase (the store's bulk phase: see
+    VectorStore.bulk_phase), the next segment listed while this one is judged. What is kept
+    across segments is counts and the ids to embed, packed: the plan's memory does not grow
+    with the store but by 16 bytes per memory to embed. Raises DimensionMismatchError /
+    EmbeddingIdentityError before anything is written (a refusal wins over a graph error)."""
+    selection = Selection(0, PackedIds())
+    with vectors.bulk_phase(), ThreadPoolExecutor(1, thread_name_prefix="graph-list") as pool:
+        shared_ids = pool.submit(graph.shared_ids)  # read-only: may overlap the check
+        check = identity_mod.check_identity(vectors, provider, replace_in_place)
+        shared = shared_ids.result()
         configured = check.configured
-        selection = select_memories(
-            ids,
-            graph,
-            vectors,
-            configured,
-            force,
-            check.trust_unstamped,
-            contents_first=check.mostly_unstamped,
-        )
-    selection.total = len(found)
-    selection.invalid_ids = invalid
-    selection.duplicate_ids = shared
-    selection.duplicate_nodes = len(found) - len(ids) - len(invalid)
+        segments = enumerate_ids(graph, limit, segment)
+        pending = pool.submit(next, segments, None)
+        while (found := pending.result()) is not None:
+            pending = pool.submit(next, segments, None)
+            listed = selection.total
+            usable = _usable(found, shared, selection)
+            select_memories(
+                usable,
+                graph,
+                vectors,
+                configured,
+                force,
+                check.trust_unstamped,
+                contents_first=check.mostly_unstamped,
+                into=selection,
+            )
+            selection.total = listed + len(found)
+            if selection._adoptable and check.provider_texts == 0:
+                texts, far = identity_mod.verify_points(
+                    vectors, provider, list(selection._adoptable), check
+                )
+                selection.identity_texts += texts
+                for mid in far:  # checked, and another model's: embedded again, never adopted
+                    del selection._adoptable[mid]
+                    selection.todo.append(mid)
+            adopt(vectors, selection, configured)
+    selection.duplicate_ids = sorted(shared)[:SHOWN_IDS]
     selection.identity = check.describe()
     selection.replacing = check.record.status == identity_mod.REPLACING
-    selection.identity_texts = check.provider_texts
-    if selection._adoptable and check.provider_texts == 0:
-        selection.identity_texts, far = identity_mod.verify_points(
-            vectors, provider, list(selection._adoptable), check
-        )
-        for mid in far:  # checked, and another model's: embedded again, never adopted
-            del selection._adoptable[mid]
-            selection.todo.append(mid)
-    adopt(vectors, selection, configured)
+    selection.identity_texts += check.provider_texts
     return selection

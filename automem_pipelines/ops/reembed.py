@@ -1,6 +1,7 @@
 """Re-embed ops: thin wrappers around automem_pipelines.domain.reembed."""
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import dagster as dg
@@ -70,7 +71,7 @@ class ReembedPlan:
 @dataclass(frozen=True)
 class ChunkSpec:
     index: int
-    ids: list[str]
+    ids: Sequence[str]  # packed (reembed.PackedIds): 16 bytes per id between steps
     batch_size: int
     started_at: float = 0.0  # the run's start (epoch s): what a resumed unit skips is newer
 

@@ -140,6 +140,15 @@ class GraphStore:
         for row in rows:
             yield row[0]
 
+    def shared_ids(self) -> dict[str, int]:
+        """Ids that several :Memory nodes carry → how many nodes carry each, counted by FalkorDB
+        (its memory, not ours, holds the grouping). Valid or not: callers judge the ids."""
+        rows = self.query(
+            "MATCH (m:Memory) WITH m.id AS id, count(m) AS n WHERE id IS NOT NULL AND n > 1 "
+            "RETURN id, n"
+        )
+        return {r[0]: int(r[1]) for r in rows if isinstance(r[0], str)}
+
     def newest_ids_with_content(self, limit: int) -> list[str]:
         """The ``limit`` newest memories that have content, by timestamp (AutoMem's ORDER BY
         timestamp DESC), found by streaming pages through a bounded heap."""

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from automem_pipelines.domain import identity, reembed
+from automem_pipelines.domain import identity, reembed, selection
 from automem_pipelines.domain.embeddings import local_provider
 from automem_pipelines.domain.memory import utc_now_iso
 from automem_pipelines.domain.vector_state import EmbeddingIdentity
@@ -266,3 +266,58 @@ def test_cyclic_gc_pause_restores_the_collector():
         assert not gc.isenabled()  # left as it was found
     finally:
         gc.enable()
+
+
+def test_packed_ids_read_back_the_same_ids_in_order_and_pickle_small():
+    import pickle
+
+    ids = [new_id() for _ in range(1000)]
+    packed = reembed.PackedIds(ids[:600])
+    packed.extend(ids[600:999])
+    packed.append(ids[999])
+    assert len(packed) == 1000 and list(packed) == ids and packed == ids
+    assert packed[0] == ids[0] and packed[-1] == ids[-1] and packed[10:20] == ids[10:20]
+    assert isinstance(packed[10:20], reembed.PackedIds) and packed[::7] == ids[::7]
+    data = pickle.dumps(packed)
+    assert pickle.loads(data) == ids and len(data) < 16 * 1000 + 200  # not ~45 bytes an id
+    chunks = reembed.plan_chunks(packed, batch_size=100, chunk_size=300)
+    assert [len(c) for c in chunks] == [300, 300, 300, 100]
+    assert all(isinstance(c, reembed.PackedIds) for c in chunks)
+    assert [m for c in chunks for m in c] == ids
+    with pytest.raises(IndexError):
+        packed[1000]
+
+
+def test_the_plan_listed_in_segments_decides_as_in_one(graph, vector_store):
+    """Segments of the listing (the plan's bounded memory) change no verdict and no count,
+    ids several nodes share included, wherever in the listing those nodes are."""
+    from tests.unit.test_drift import bad_rows
+
+    provider = local_provider()
+    rows = load_sample(graph, 25)
+    bad = bad_rows(graph)  # invalid ids and a shared id, after the sample in graph order
+    graph.query(  # a third node with the shared id, created last
+        "CREATE (:Memory {id: $id, content: 'third'})", {"id": bad["dup"]}
+    )
+    vector_store.ensure_collection(provider.dim)
+    ids = [r["id"] for r in rows]
+    reembed.reembed_ids(0, ids[:10], graph, vector_store, provider, 8)
+    graph.query("MATCH (m:Memory {id: $id}) SET m.content = 'changed'", {"id": ids[3]})
+
+    def plan(segment: int, force: bool = False):
+        sel = reembed.plan_reembed(graph, vector_store, provider, None, force, segment=segment)
+        return (
+            list(sel.todo),
+            sel.total,
+            sel.skipped_unchanged,
+            sel.skipped_empty,
+            sel.invalid_count,
+            sel.duplicate_nodes,
+            sel.duplicate_ids,
+        )
+
+    whole = plan(selection.SEGMENT)
+    assert plan(4) == whole and plan(1) == whole
+    assert whole[2] == 9 and ids[3] in whole[0] and whole[5] == 3  # three nodes share the id
+    assert whole[6] == [bad["dup"]] and whole[1] == len(list(graph.memory_ids()))
+    assert plan(3, force=True)[1:] == plan(selection.SEGMENT, force=True)[1:]
