@@ -86,6 +86,7 @@ def enumerate_memories(
 ) -> dg.Output[ReembedPlan]:
     """Check the collection's size against the provider, list the memories, and keep those
     that need a vector (all of them with ``force``)."""
+    started_at = time.time()  # the run's work starts here: the summary's seconds count from it
     started = time.perf_counter()
     with retry_store_outages():
         provider = embeddings.get_provider()
@@ -106,7 +107,7 @@ def enumerate_memories(
     plan = ReembedPlan(
         selection,
         config.batch_size,
-        time.time(),
+        started_at,
         config.chunk_size,
         config.limit is None,
         config.failure_threshold,
