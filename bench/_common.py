@@ -146,3 +146,43 @@ def table(title: str, header: list[str], rows: list[list[object]]) -> str:
     ]
     lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in cells[1:]]
     return "\n".join(lines)
+
+
+class ProviderProcess:
+    """The OpenAI-wire test server in a process of its own (tests/support/openai_server.py run
+    standalone), so its JSON work does not share the benchmark's interpreter lock; latency is
+    set between rounds over its control route."""
+
+    def __init__(self, default_dim: int = 256):
+        import subprocess
+        import sys
+
+        root = Path(__file__).resolve().parent.parent
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.support.openai_server",
+                "--default-dim",
+                str(default_dim),
+            ],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.base_url = self.proc.stdout.readline().strip()
+        if not self.base_url.startswith("http"):
+            self.stop()
+            raise RuntimeError("the provider process did not start")
+
+    def set_latency(self, seconds: float) -> None:
+        import requests
+
+        from tests.support.openai_server import LATENCY_PATH
+
+        url = self.base_url.rsplit("/v1", 1)[0] + LATENCY_PATH
+        requests.post(url, json={"seconds": seconds}, timeout=10).raise_for_status()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)

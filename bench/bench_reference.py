@@ -1,6 +1,7 @@
 """Benchmark 1 of issue 12: our re-embed against AutoMem's method, on the same stores.
 
-For each provider latency (0 ms and 150 ms, the OpenAI-wire test server's ``state.latency``):
+For each provider latency (0 ms and 150 ms, set on the OpenAI-wire test server, which runs in a
+process of its own so its JSON work does not take this interpreter's lock):
 
   (a) AutoMem's `POST /admin/reembed` loop, reproduced: one Cypher query (id, content, tags,
       importance, timestamp, type, confidence, metadata, updated_at, last_accessed ORDER BY
@@ -47,10 +48,9 @@ from automem_pipelines.settings import Settings  # noqa: E402
 from automem_pipelines.stack import running_stack, start_api  # noqa: E402
 from automem_pipelines.stores import falkordb_server  # noqa: E402
 from automem_pipelines.stores.graph import GraphConfig, connect  # noqa: E402
-from bench._common import instance_in, load, median, run_job, table  # noqa: E402
+from bench._common import ProviderProcess, instance_in, load, median, run_job, table  # noqa: E402
 from tests.support.dagster_stack import free_port  # noqa: E402
 from tests.support.drills import stack_env  # noqa: E402
-from tests.support.openai_server import OpenAIEmbeddingsServer  # noqa: E402
 
 API_TOKEN = "bench-api-token"
 ADMIN_TOKEN = "bench-admin-token"
@@ -152,7 +152,7 @@ def main() -> None:
     with_api = args.qdrant == "path"
 
     root = Path(tempfile.mkdtemp(prefix="amb-ref-"))
-    server = OpenAIEmbeddingsServer(default_dim=DIM).start()
+    server = ProviderProcess(default_dim=DIM)  # its own process: no shared interpreter lock
     env = stack_env(
         root,
         EMBEDDING_PROVIDER="openai",
@@ -190,7 +190,7 @@ def main() -> None:
             instance = outer.enter_context(instance_in(root / "in-process"))
 
             def round_(latency: float, timed: bool) -> None:
-                server.state.latency = latency
+                server.set_latency(latency)
                 with resources["qdrant"].open_store() as store:
                     store.ensure_collection(DIM)
                     t0 = time.perf_counter()

@@ -61,6 +61,25 @@ class OpenAIEmbeddingsServer(EmbeddingTestServer):
         )
 
 
+LATENCY_PATH = "/control/latency"  # standalone server only: POST {"seconds": x}
+
+
+def add_latency_control(srv: OpenAIEmbeddingsServer) -> None:
+    """Let another process set the server's latency (a benchmark's rounds at 0 and 150 ms)."""
+
+    def parse(path: str, body: dict, headers: dict) -> Request:
+        seconds = body.get("seconds")
+        if not isinstance(seconds, (int, float)) or not 0 <= seconds <= 60:
+            raise ProtocolError(400, "seconds must be a number from 0 to 60")
+        srv.state.latency = float(seconds)
+        return Request(path, None, [], None, None, headers, body)
+
+    def respond(handler, request: Request, vectors, tokens: int) -> None:
+        handler.send_json(200, {"latency": srv.state.latency})
+
+    srv.routes[LATENCY_PATH] = Route(parse, respond)
+
+
 if __name__ == "__main__":  # a standalone server for the benchmarks and manual checks
     import argparse
 
@@ -68,7 +87,9 @@ if __name__ == "__main__":  # a standalone server for the benchmarks and manual 
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--default-dim", type=int, default=256)
     args = parser.parse_args()
-    srv = OpenAIEmbeddingsServer(default_dim=args.default_dim).start()
+    srv = OpenAIEmbeddingsServer(default_dim=args.default_dim)
+    add_latency_control(srv)
+    srv.start()
     srv.state.latency = args.latency
     print(srv.base_url, flush=True)
     threading.Event().wait()
