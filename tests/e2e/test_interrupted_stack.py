@@ -95,5 +95,5 @@ def test_ctrl_c_of_the_stack_stops_the_run_at_the_next_write_window():
                 {"automem/trigger": "test"},
             )
             with dg.DagsterInstance.from_config(str(restarted.dagster_home)) as instance:
-                assert wait_for_end(instance, rerun, limit=300) == dg.DagsterRunStatus.SUCCESS
+                assert wait_for_end(instance, rerun, limit=900) == dg.DagsterRunStatus.SUCCESS
         assert point_count(settings) == MEMORIES
