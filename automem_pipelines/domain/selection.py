@@ -22,6 +22,7 @@ from .memory import (
     has_content,
     split_usable_ids,
 )
+from .partitions import IdRange
 from .vector_state import STATE_KEYS, EmbeddingIdentity, VectorState, needs_content, vector_state
 
 # Memories per re-embed step, whatever the store size: a step's memory (its vectors, handed to
@@ -33,11 +34,14 @@ SELECT_PAGE = (
 )
 
 
-def enumerate_ids(graph: GraphStore, limit: int | None) -> list[str]:
-    """Every memory id (graph order), or the ``limit`` newest memories that have content."""
+def enumerate_ids(
+    graph: GraphStore, limit: int | None, id_range: IdRange | None = None
+) -> list[str]:
+    """Every memory id (graph order), or the ``limit`` newest memories that have content;
+    of ``id_range`` only, when one is given (a partition of the store)."""
     if limit is None:
-        return list(graph.memory_ids())
-    return graph.newest_ids_with_content(limit)
+        return list(graph.memory_ids(id_range=id_range))
+    return graph.newest_ids_with_content(limit, id_range=id_range)
 
 
 def plan_chunks(
@@ -163,9 +167,9 @@ def adopt(vectors: VectorStore, selection: Selection, identity: EmbeddingIdentit
 
 
 def _listed(
-    graph: GraphStore, limit: int | None
+    graph: GraphStore, limit: int | None, id_range: IdRange | None
 ) -> tuple[list[str], tuple[list[str], list[str], list[str]]]:
-    found = enumerate_ids(graph, limit)
+    found = enumerate_ids(graph, limit, id_range)
     return found, split_usable_ids(found)
 
 
@@ -176,15 +180,19 @@ def plan_reembed(
     limit: int | None,
     force: bool,
     replace_in_place: bool = False,
+    id_range: IdRange | None = None,
 ) -> Selection:
     """Prove the collection's embedding identity (creating the collection if absent) while the
     graph's memories are listed (a read, in a thread), then select, all in one read phase (the
     store's bulk phase: see VectorStore.bulk_phase), then adopt what can be adopted. Raises
     DimensionMismatchError / EmbeddingIdentityError before anything is written (a refusal
-    wins over a graph error of the listing running beside it)."""
+    wins over a graph error of the listing running beside it). ``id_range``: only the
+    memories of that range are listed (a partition; the identity check is the collection's)."""
     with vectors.bulk_phase():
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-enumerate") as pool:
-            listing = pool.submit(_listed, graph, limit)  # read-only: may overlap the check
+            listing = pool.submit(
+                _listed, graph, limit, id_range
+            )  # read-only: may overlap the check
             check = identity_mod.check_identity(vectors, provider, replace_in_place)
             found, (ids, invalid, shared) = listing.result()
         configured = check.configured
