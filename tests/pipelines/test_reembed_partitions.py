@@ -9,13 +9,19 @@ from collections import Counter
 import dagster as dg
 import pytest
 
-from automem_pipelines.constants import REEMBED_PARTITIONED_JOB, SUMMARY_OPS
+from automem_pipelines.constants import (
+    POOL_STORE_SCAN,
+    QDRANT_LOCAL_TAG_VALUE,
+    REEMBED_PARTITIONED_JOB,
+    SUMMARY_OPS,
+    TAG_QDRANT_LOCK,
+)
 from automem_pipelines.definitions import build_definitions, build_resources
 from automem_pipelines.domain.partitions import id_range
+from automem_pipelines.instance import DEFAULT_POOL_LIMIT, dagster_yaml
 from automem_pipelines.jobs import build_reembed_partitioned_job
 from automem_pipelines.run_config import reembed_run_config
 from tests.helpers import failure_messages, new_id, summary_of
-from tests.support.embedding_server import Fault
 
 KEYS = ["00-3f", "40-7f", "80-bf", "c0-ff"]
 ODD = ["Legacy-7", "zz-not-a-uuid"]  # not point ids: listed in one partition, skipped as invalid
@@ -196,3 +202,30 @@ def test_the_plain_job_takes_one_id_range_from_its_config(store, fake_openai):
     summary = summary_of(result)
     assert "zz-not-a-uuid" in inside and summary["invalid_ids"] == ["zz-not-a-uuid"]
     assert (summary["processed"], summary["total"]) == (len(inside) - 1, len(inside))
+
+
+def test_the_instance_limits_the_pools_and_the_local_store_runs(store, tmp_path):
+    """The dagster.yaml the project writes: the run queue keeps local-mode Qdrant runs (a
+    backfill's partitions too) to one at a time, and a step of a pool claims a slot of the
+    default pool limit (the enumeration's pool, seen after one partition's run)."""
+    settings, _graph, _contents = store
+    (tmp_path / "dagster.yaml").write_text(dagster_yaml(30))
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        concurrency = instance.get_concurrency_config()
+        assert concurrency.pool_config.default_pool_limit == DEFAULT_POOL_LIMIT
+        assert concurrency.run_queue_config.tag_concurrency_limits == [
+            {"key": TAG_QDRANT_LOCK, "value": QDRANT_LOCAL_TAG_VALUE, "limit": 1}
+        ]
+        job = build_reembed_partitioned_job(settings.qdrant.local, len(KEYS))
+        assert job.tags[TAG_QDRANT_LOCK] == QDRANT_LOCAL_TAG_VALUE  # every partition's run
+        assert job.get_node_named("enumerate_memories").definition.pool == POOL_STORE_SCAN
+        result = job.execute_in_process(
+            run_config=reembed_run_config(),
+            resources=build_resources(settings, from_env=False),
+            instance=instance,
+            partition_key=KEYS[0],
+        )
+        assert result.success
+        info = instance.event_log_storage.get_concurrency_info(POOL_STORE_SCAN)
+        assert POOL_STORE_SCAN in instance.event_log_storage.get_concurrency_keys()
+        assert info.slot_count == DEFAULT_POOL_LIMIT and info.active_slot_count == 0
