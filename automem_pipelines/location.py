@@ -88,7 +88,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         assets=store_assets(settings),
         jobs=[
             reembed_job,
-            build_reembed_partitioned_job(settings.qdrant.local),
+            build_reembed_partitioned_job(
+                settings.qdrant.local, settings.schedule.reembed_partitions
+            ),
             drift_sync_job,
             enrichment_job,
         ],

@@ -21,6 +21,7 @@ from automem_pipelines.domain.partitions import id_range
 from automem_pipelines.instance import DEFAULT_POOL_LIMIT, dagster_yaml
 from automem_pipelines.jobs import build_reembed_partitioned_job
 from automem_pipelines.run_config import reembed_run_config
+from automem_pipelines.settings import SettingsError
 from tests.helpers import failure_messages, new_id, summary_of
 
 KEYS = ["00-3f", "40-7f", "80-bf", "c0-ff"]
@@ -229,3 +230,13 @@ def test_the_instance_limits_the_pools_and_the_local_store_runs(store, tmp_path)
         info = instance.event_log_storage.get_concurrency_info(POOL_STORE_SCAN)
         assert POOL_STORE_SCAN in instance.event_log_storage.get_concurrency_keys()
         assert info.slot_count == DEFAULT_POOL_LIMIT and info.active_slot_count == 0
+
+
+def test_the_partition_count_is_a_setting_checked_at_start(make_settings):
+    job = build_definitions(make_settings(REEMBED_PARTITIONS="10")).get_job_def(
+        REEMBED_PARTITIONED_JOB
+    )
+    keys = job.partitions_def.get_partition_keys()
+    assert keys[:2] == ["00-18", "19-32"] and keys[-1] == "e6-ff" and len(keys) == 10
+    with pytest.raises(SettingsError, match="REEMBED_PARTITIONS='300'.*from 1 to 256"):
+        make_settings(REEMBED_PARTITIONS="300")
