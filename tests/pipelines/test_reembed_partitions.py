@@ -17,12 +17,14 @@ from automem_pipelines.constants import (
     TAG_QDRANT_LOCK,
 )
 from automem_pipelines.definitions import build_definitions, build_resources
+from automem_pipelines.domain.identity import IDENTITY_KEY
 from automem_pipelines.domain.partitions import id_range
 from automem_pipelines.instance import DEFAULT_POOL_LIMIT, dagster_yaml
 from automem_pipelines.jobs import build_reembed_partitioned_job
 from automem_pipelines.run_config import reembed_run_config
 from automem_pipelines.settings import SettingsError
-from tests.helpers import failure_messages, new_id, summary_of
+from tests.helpers import failure_messages, new_id, run_reembed, summary_of
+from tests.support.automem_fixture import DIM, load_fixture
 
 KEYS = ["00-3f", "40-7f", "80-bf", "c0-ff"]
 ODD = ["Legacy-7", "zz-not-a-uuid"]  # not point ids: listed in one partition, skipped as invalid
@@ -240,3 +242,35 @@ def test_the_partition_count_is_a_setting_checked_at_start(make_settings):
     assert keys[:2] == ["00-18", "19-32"] and keys[-1] == "e6-ff" and len(keys) == 10
     with pytest.raises(SettingsError, match="REEMBED_PARTITIONS='300'.*from 1 to 256"):
         make_settings(REEMBED_PARTITIONS="300")
+
+
+def test_a_model_replaced_partition_by_partition_is_finished_by_one_whole_store_run(
+    make_settings, fake_openai
+):
+    """A partition is not the whole store: the replacement stays open through the backfill,
+    and one plain run with the flag afterwards embeds nothing and records the new model."""
+    settings = make_settings(
+        EMBEDDING_PROVIDER="openai",
+        OPENAI_API_KEY="test-key",
+        OPENAI_BASE_URL=fake_openai.base_url,
+        EMBEDDING_MODEL="text-embedding-3-large",
+        VECTOR_SIZE=str(DIM),
+        EMBEDDING_MAX_RETRIES="0",
+    )
+    resources = build_resources(settings, from_env=False)
+    with resources["falkordb"].get_store() as graph, resources["qdrant"].open_store() as vectors:
+        store = load_fixture(graph, vectors)  # AutoMem's points, another model's vectors
+        processed = 0
+        for key in KEYS:
+            summary = summary_of(run_partition(settings, key, replace_model_in_place=True))
+            assert summary["failed"] == 0
+            processed += summary["processed"]
+            assert vectors.collection_metadata()[IDENTITY_KEY]["status"] == "replacing"
+        assert processed == len(store.ids)
+        texts = fake_openai.state.texts
+        whole = run_reembed(settings, resources, replace_model_in_place=True)
+        summary = summary_of(whole)
+        assert (summary["processed"], summary["failed"]) == (0, 0)
+        assert fake_openai.state.texts == texts  # nothing embedded again
+        record = vectors.collection_metadata()[IDENTITY_KEY]
+        assert record["model"] == "text-embedding-3-large" and record["status"] == "verified"
