@@ -3,6 +3,7 @@ half): total wall of the partitions ÷ one run's, on the same graph. Prints mark
 
   python bench/bench_backfill.py                       # 100,000 memories, 10 partitions
   python bench/bench_backfill.py --n 20000 --partitions 10 --qdrant path
+  python bench/bench_backfill.py --repeat 2      # two rounds, the second with the partitions first
 
 Both passes embed every memory (force) with the local provider into a fresh collection of
 their own, in this process (execute_in_process, a persistent sqlite instance). Local-mode
@@ -43,55 +44,90 @@ def run(job, settings, instance, partition_key: str | None = None) -> tuple[floa
     return time.perf_counter() - started, result.output_for_node("summarize_reembed")
 
 
+def whole_pass(root, instance, kind: str, n: int, rep: int) -> tuple[float, int]:
+    settings = make_settings(root, **qdrant_env(kind, f"whole_{rep}"))
+    store = keep_open(settings)  # an in-memory store lives while it is open
+    seconds, summary = run(build_reembed_job(settings.qdrant.local), settings, instance)
+    assert (summary["processed"], summary["total"]) == (n, n), summary
+    store.client.delete_collection(store.collection)
+    return seconds, summary["processed"]
+
+
+def partitioned_pass(
+    root, instance, kind: str, n: int, rep: int, partitions: int
+) -> tuple[float, int, list[list]]:
+    settings = make_settings(root, **qdrant_env(kind, f"partitioned_{rep}"))
+    store = keep_open(settings)
+    job = build_reembed_partitioned_job(settings.qdrant.local, partitions)
+    rows, processed = [], 0
+    for key in job.partitions_def.get_partition_keys():
+        seconds, summary = run(job, settings, instance, key)
+        assert summary["processed"] + summary["skipped"] + summary["failed"] == summary["total"]
+        processed += summary["processed"]
+        rows.append([rep, key, summary["total"], summary["processed"], seconds])
+        print(f"partition {key}: {summary['processed']} in {seconds:.1f}s", flush=True)
+    assert processed == n, processed
+    store.client.delete_collection(store.collection)
+    return sum(r[-1] for r in rows), processed, rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--partitions", type=int, default=10)
     parser.add_argument("--qdrant", choices=["memory", "path"], default="memory")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds; every other one runs the partitions first"
+    )
     args = parser.parse_args()
 
+    rounds, partition_rows = [], []
     with bench_dir() as root, instance_in(root) as instance:
-        whole = make_settings(root, **qdrant_env(args.qdrant, "whole"))
-        parts = make_settings(root, **qdrant_env(args.qdrant, "partitioned"))
         started = time.perf_counter()
-        load(whole, args.n)
+        load(make_settings(root), args.n)
         print(f"loaded {args.n} memories in {time.perf_counter() - started:.1f}s", flush=True)
-        keep_open(whole), keep_open(parts)  # an in-memory store lives while it is open
-
-        t_whole, s_whole = run(build_reembed_job(whole.qdrant.local), whole, instance)
-        assert (s_whole["processed"], s_whole["total"]) == (args.n, args.n), s_whole
-        print(f"unpartitioned: {t_whole:.1f}s", flush=True)
-
-        job = build_reembed_partitioned_job(parts.qdrant.local, args.partitions)
-        rows, processed = [], 0
-        for key in job.partitions_def.get_partition_keys():
-            seconds, summary = run(job, parts, instance, key)
-            assert (
-                summary["processed"] + summary["skipped"] + summary["failed"] == (summary["total"])
+        for rep in range(args.repeat):
+            order = ["whole", "partitioned"] if rep % 2 == 0 else ["partitioned", "whole"]
+            walls = {}
+            for kind in order:
+                if kind == "whole":
+                    walls[kind] = whole_pass(root, instance, args.qdrant, args.n, rep)[0]
+                    print(f"round {rep}: unpartitioned {walls[kind]:.1f}s", flush=True)
+                else:
+                    wall, _, rows = partitioned_pass(
+                        root, instance, args.qdrant, args.n, rep, args.partitions
+                    )
+                    walls[kind] = wall
+                    partition_rows += rows
+                    print(f"round {rep}: {args.partitions} partitions {wall:.1f}s", flush=True)
+            rounds.append(
+                [
+                    rep,
+                    " then ".join(order),
+                    walls["whole"],
+                    walls["partitioned"],
+                    walls["partitioned"] / walls["whole"],
+                ]
             )
-            processed += summary["processed"]
-            rows.append([key, summary["total"], summary["processed"], seconds])
-            print(f"partition {key}: {summary['processed']} in {seconds:.1f}s", flush=True)
-        assert processed == args.n, processed
-        t_parts = sum(r[3] for r in rows)
 
     print(
         table(
             f"Partitions ({args.n} memories, local provider, Qdrant local mode {args.qdrant})",
-            ["partition", "memories", "re-embedded", "wall s"],
-            rows,
+            ["round", "partition", "memories", "re-embedded", "wall s"],
+            partition_rows,
         )
     )
     print(
         table(
-            "Partitioned backfill against one run (partitions one after the other)",
-            ["run", "runs", "re-embedded", "wall s", "ratio"],
-            [
-                ["one unpartitioned run", 1, s_whole["processed"], t_whole, 1.0],
-                [f"{args.partitions} partitions", len(rows), processed, t_parts, t_parts / t_whole],
-            ],
+            f"{args.partitions} partitions one after the other against one unpartitioned run "
+            f"({args.n} memories)",
+            ["round", "order", "one run s", "partitions s (sum)", "ratio"],
+            rounds,
         )
     )
+    if len(rounds) > 1:
+        total = sum(r[3] for r in rounds) / sum(r[2] for r in rounds)
+        print(f"\nover all rounds: {total:.3f}")
 
 
 if __name__ == "__main__":
