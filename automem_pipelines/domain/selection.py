@@ -190,9 +190,8 @@ def plan_reembed(
     memories of that range are listed (a partition; the identity check is the collection's)."""
     with vectors.bulk_phase():
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-enumerate") as pool:
-            listing = pool.submit(
-                _listed, graph, limit, id_range
-            )  # read-only: may overlap the check
+            # read-only: the listing may overlap the check
+            listing = pool.submit(_listed, graph, limit, id_range)
             check = identity_mod.check_identity(vectors, provider, replace_in_place)
             found, (ids, invalid, shared) = listing.result()
         configured = check.configured

@@ -63,9 +63,9 @@ class ReembedConfig(dg.Config):
     )
     partition: partitions.PartitionKey = Field(
         None,
-        description="Only the memories of this id range, e.g. '00-0f' (ids from '00' up to, "
-        "not including, '10'; the first range starts at '' and the last is open above). A run "
-        "of the partitioned job takes it from its partition key: leave it unset there.",
+        description="Only the memories of this id range, e.g. '10-1f' (ids from '10' up to, "
+        "not including, '20'; a range from '00' starts at '' and one to 'ff' is open above). "
+        "A run of the partitioned job takes it from its partition key: leave it unset there.",
     )
 
 
