@@ -19,6 +19,9 @@ CANCEL_TIMEOUT_SECONDS = 60
 # Steps of one concurrency pool in progress at once across all runs, for a pool without a limit
 # of its own (set one with `dagster instance concurrency set POOL N` or in the UI).
 DEFAULT_POOL_LIMIT = 4
+# A pool slot held by a step whose worker died (kill -9) is freed this long after its run
+# ended; without it the slot stays claimed and the pool shrinks for good.
+FREE_SLOTS_AFTER_RUN_END_SECONDS = 10
 
 _HEADER = "# Written by automem-pipelines (sha256 of the lines below: {digest})."
 # dagster.yaml files written by earlier versions, unmodified (sha256 of the whole file): they
@@ -102,6 +105,8 @@ run_monitoring:
   start_timeout_seconds: {start_timeout}
   cancel_timeout_seconds: {cancel_timeout}
   max_resume_run_attempts: 0
+  # pool slots a dead worker's steps still held are freed this long after the run ended
+  free_slots_after_run_end_seconds: {FREE_SLOTS_AFTER_RUN_END_SECONDS}
 """
     )
 

@@ -19,7 +19,11 @@ from automem_pipelines.constants import (
 from automem_pipelines.definitions import build_definitions, build_resources
 from automem_pipelines.domain.identity import IDENTITY_KEY
 from automem_pipelines.domain.partitions import id_range
-from automem_pipelines.instance import DEFAULT_POOL_LIMIT, dagster_yaml
+from automem_pipelines.instance import (
+    DEFAULT_POOL_LIMIT,
+    FREE_SLOTS_AFTER_RUN_END_SECONDS,
+    dagster_yaml,
+)
 from automem_pipelines.jobs import build_reembed_partitioned_job
 from automem_pipelines.run_config import reembed_run_config
 from automem_pipelines.settings import SettingsError
@@ -214,6 +218,9 @@ def test_the_instance_limits_the_pools_and_the_local_store_runs(store, tmp_path)
     settings, _graph, _contents = store
     (tmp_path / "dagster.yaml").write_text(dagster_yaml(30))
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == (
+            FREE_SLOTS_AFTER_RUN_END_SECONDS
+        )
         concurrency = instance.get_concurrency_config()
         assert concurrency.pool_config.default_pool_limit == DEFAULT_POOL_LIMIT
         assert concurrency.run_queue_config.tag_concurrency_limits == [
