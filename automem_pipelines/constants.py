@@ -8,6 +8,8 @@ CODE_LOCATION_NAME = "automem_pipelines"
 REPOSITORY_NAME = "__repository__"
 
 REEMBED_JOB = "reembed_job"
+# The same ops over one id range per run: the store as a partitioned backfill.
+REEMBED_PARTITIONED_JOB = "reembed_partitioned_job"
 DRIFT_SYNC_JOB = "drift_sync_job"
 ENRICHMENT_JOB = "enrichment_job"
 
@@ -28,6 +30,13 @@ TAG_REQUEST_ID = "automem/request_id"
 TAG_QDRANT_LOCK = "automem/qdrant"
 QDRANT_LOCAL_TAG_VALUE = "local"
 
+# Concurrency pools (Dagster's op-level limits across all runs; dagster.yaml sets the default
+# limit, `dagster instance concurrency set POOL N` one pool's). Store scans: an enumeration
+# reads its whole range from FalkorDB and Qdrant. Provider: steps that call the embedding
+# provider (and write what they embedded).
+POOL_STORE_SCAN = "automem_store_scan"
+POOL_PROVIDER = "automem_provider"
+
 # Limits from the OpenAI embeddings API.
 MAX_BATCH_SIZE = 2048
 DEFAULT_BATCH_SIZE = 32
@@ -38,6 +47,7 @@ DEFAULT_BATCH_SIZE = 32
 SUMMARY_METADATA_KEY = "summary"
 SUMMARY_OPS = {
     REEMBED_JOB: "summarize_reembed",
+    REEMBED_PARTITIONED_JOB: "summarize_reembed",
     DRIFT_SYNC_JOB: "summarize_sync",
     ENRICHMENT_JOB: "summarize_enrichment",
 }

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from .constants import QDRANT_LOCAL_TAG_VALUE, TAG_QDRANT_LOCK
+from .constants import POOL_PROVIDER, POOL_STORE_SCAN, QDRANT_LOCAL_TAG_VALUE, TAG_QDRANT_LOCK
 from .settings import Settings
 
 DEQUEUE_INTERVAL_SECONDS = 1  # how often the daemon starts queued runs
@@ -16,6 +16,12 @@ DEQUEUE_INTERVAL_SECONDS = 1  # how often the daemon starts queued runs
 # poll, so the bound is this plus RUN_MONITORING_POLL_SECONDS.
 START_TIMEOUT_SECONDS = 60
 CANCEL_TIMEOUT_SECONDS = 60
+# Steps of one concurrency pool in progress at once across all runs, for a pool without a limit
+# of its own (set one with `dagster instance concurrency set POOL N` or in the UI).
+DEFAULT_POOL_LIMIT = 4
+# A pool slot held by a step whose worker died (kill -9) is freed this long after its run
+# ended; without it the slot stays claimed and the pool shrinks for good.
+FREE_SLOTS_AFTER_RUN_END_SECONDS = 10
 
 _HEADER = "# Written by automem-pipelines (sha256 of the lines below: {digest})."
 # dagster.yaml files written by earlier versions, unmodified (sha256 of the whole file): they
@@ -76,12 +82,20 @@ run_coordinator:
   class: QueuedRunCoordinator
   config:
     dequeue_interval_seconds: {DEQUEUE_INTERVAL_SECONDS}
+concurrency:
+  runs:
     # qdrant-client local mode allows one process at a time: runs that open the embedded
-    # store (tagged {TAG_QDRANT_LOCK}={QDRANT_LOCAL_TAG_VALUE}) run one at a time.
+    # store (tagged {TAG_QDRANT_LOCK}={QDRANT_LOCAL_TAG_VALUE}) run one at a time, a backfill's
+    # partitions too.
     tag_concurrency_limits:
       - key: "{TAG_QDRANT_LOCK}"
         value: "{QDRANT_LOCAL_TAG_VALUE}"
         limit: 1
+  pools:
+    # Op steps of a pool in progress at once across all runs (pools {POOL_STORE_SCAN}:
+    # re-embed enumerations, {POOL_PROVIDER}: embedding-provider steps); one pool's own
+    # limit: `dagster instance concurrency set POOL N`.
+    default_limit: {DEFAULT_POOL_LIMIT}
 # No run stays in progress for ever (the daemon checks): a run whose worker died ends FAILURE,
 # one that never started fails after start_timeout_seconds, and one whose cancel was never
 # confirmed is marked canceled after cancel_timeout_seconds. Runs are not resumed.
@@ -91,6 +105,8 @@ run_monitoring:
   start_timeout_seconds: {start_timeout}
   cancel_timeout_seconds: {cancel_timeout}
   max_resume_run_attempts: 0
+  # pool slots a dead worker's steps still held are freed this long after the run ended
+  free_slots_after_run_end_seconds: {FREE_SLOTS_AFTER_RUN_END_SECONDS}
 """
     )
 

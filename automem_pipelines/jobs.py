@@ -9,9 +9,11 @@ from .constants import (
     ENRICHMENT_JOB,
     QDRANT_LOCAL_TAG_VALUE,
     REEMBED_JOB,
+    REEMBED_PARTITIONED_JOB,
     TAG_PIPELINE,
     TAG_QDRANT_LOCK,
 )
+from .domain.partitions import DEFAULT_PARTITIONS, partition_keys
 from .ops.drift import (
     check_dimension,
     detect_drift,
@@ -43,30 +45,58 @@ def executor_for(qdrant_local: bool) -> dg.ExecutorDefinition:
     return dg.in_process_executor if qdrant_local else dg.multi_or_in_process_executor
 
 
-def _op_job(name: str, description: str, pipeline: str, qdrant_local: bool):
-    """The job decorator every pipeline uses: its name, tags and executor."""
+def _op_job(
+    name: str,
+    description: str,
+    pipeline: str,
+    qdrant_local: bool,
+    partitions_def: dg.PartitionsDefinition | None = None,
+):
+    """The job decorator every pipeline uses: its name, tags, executor (and partitions)."""
     return dg.job(
         name=name,
         description=description,
         tags=job_tags(pipeline, qdrant_local),
         executor_def=executor_for(qdrant_local),
+        partitions_def=partitions_def,
     )
 
 
-def build_reembed_job(qdrant_local: bool) -> dg.JobDefinition:
-    @_op_job(
-        REEMBED_JOB,
-        "Re-embed memories: enumerate → batch → re-embed each chunk (read → embed → write, "
-        "overlapped) → summarize.",
-        "reembed",
-        qdrant_local,
-    )
+REEMBED_DESCRIPTION = (
+    "Re-embed memories: enumerate → batch → re-embed each chunk (read → embed → write, "
+    "overlapped) → summarize."
+)
+
+
+def build_reembed_job(
+    qdrant_local: bool,
+    name: str = REEMBED_JOB,
+    description: str = REEMBED_DESCRIPTION,
+    partitions_def: dg.PartitionsDefinition | None = None,
+) -> dg.JobDefinition:
+    @_op_job(name, description, "reembed", qdrant_local, partitions_def)
     def reembed_job():
         plan = enumerate_memories()
         written = batch_memories(plan).map(reembed_chunk)
         summarize_reembed(plan, written.collect())
 
     return reembed_job
+
+
+def build_reembed_partitioned_job(
+    qdrant_local: bool, partitions: int = DEFAULT_PARTITIONS
+) -> dg.JobDefinition:
+    """The re-embed job's ops over one id range of the store per run (domain/partitions.py):
+    each partition is a bounded run that retries and resumes on its own (a rerun skips the
+    points already current), launched as a backfill over the job's partitions."""
+    return build_reembed_job(
+        qdrant_local,
+        REEMBED_PARTITIONED_JOB,
+        f"Re-embed one id range of the store per run ({partitions} partitions of the memory "
+        "ids' hex prefixes): launch a backfill over the partitions to re-embed the whole store; "
+        "a partition's rerun resumes it. " + REEMBED_DESCRIPTION,
+        dg.StaticPartitionsDefinition(partition_keys(partitions)),
+    )
 
 
 def build_enrichment_job(qdrant_local: bool) -> dg.JobDefinition:

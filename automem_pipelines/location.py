@@ -11,7 +11,12 @@ import dagster as dg
 from pydantic import BaseModel
 
 from .constants import GRAPH_ASSET_KEY, VECTOR_ASSET_KEY
-from .jobs import build_drift_sync_job, build_enrichment_job, build_reembed_job
+from .jobs import (
+    build_drift_sync_job,
+    build_enrichment_job,
+    build_reembed_job,
+    build_reembed_partitioned_job,
+)
 from .resources import EmbeddingsResource, FalkorDBResource, QdrantResource
 from .resources.nlp import EnrichmentResource
 from .resources.sync import SyncPolicyResource
@@ -81,7 +86,14 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     drift_sync_job = build_drift_sync_job(settings.qdrant.local)
     return dg.Definitions(
         assets=store_assets(settings),
-        jobs=[reembed_job, drift_sync_job, enrichment_job],
+        jobs=[
+            reembed_job,
+            build_reembed_partitioned_job(
+                settings.qdrant.local, settings.schedule.reembed_partitions
+            ),
+            drift_sync_job,
+            enrichment_job,
+        ],
         schedules=[
             build_reembed_schedule(reembed_job, settings),
             build_drift_sync_schedule(drift_sync_job, settings),

@@ -23,6 +23,7 @@ from .memory import (
     id_problem,
     shown_id,
 )
+from .partitions import IdRange
 from .vector_state import STATE_KEYS, EmbeddingIdentity, VectorState, needs_content, vector_state
 
 # Memories per re-embed step, whatever the store size: a step's ids and what a retry repeats
@@ -95,14 +96,20 @@ def _unpack(h: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def enumerate_ids(graph: GraphStore, limit: int | None, segment: int = SEGMENT) -> Iterator[list]:
+def enumerate_ids(
+    graph: GraphStore,
+    limit: int | None,
+    segment: int = SEGMENT,
+    id_range: IdRange | None = None,
+) -> Iterator[list]:
     """Every memory id (graph order) in lists of ``segment``, streamed from the graph's paged
-    scan; or one list of the ``limit`` newest memories that have content."""
+    scan; or one list of the ``limit`` newest memories that have content; of ``id_range``
+    only, when one is given (a partition of the store)."""
     if limit is not None:
-        yield graph.newest_ids_with_content(limit)
+        yield graph.newest_ids_with_content(limit, id_range=id_range)
         return
     part: list = []
-    for mid in graph.memory_ids():
+    for mid in graph.memory_ids(id_range=id_range):
         part.append(mid)
         if len(part) >= segment:
             yield part
@@ -249,6 +256,8 @@ def _usable(found: Sequence[Any], shared: dict[str, int], selection: Selection) 
             selection.invalid_count += 1
         elif value in shared:
             selection.duplicate_nodes += 1
+            if value not in selection.duplicate_ids and len(selection.duplicate_ids) < SHOWN_IDS:
+                selection.duplicate_ids.append(value)
         else:
             usable.append(value)
     return usable
@@ -261,6 +270,7 @@ def plan_reembed(
     limit: int | None,
     force: bool,
     replace_in_place: bool = False,
+    id_range: IdRange | None = None,
     segment: int = SEGMENT,
 ) -> Selection:
     """Prove the collection's embedding identity (creating the collection if absent) while the
@@ -268,7 +278,8 @@ def plan_reembed(
     a segment of ids at a time, all in one read phase (the store's bulk phase: see
     VectorStore.bulk_phase), the next segment listed while this one is judged. What is kept
     across segments is counts and the ids to embed, packed: the plan's memory does not grow
-    with the store but by 16 bytes per memory to embed. Raises DimensionMismatchError /
+    with the store but by 16 bytes per memory to embed. ``id_range``: only the memories of
+    that range are listed (a partition; the identity check is the collection's). Raises DimensionMismatchError /
     EmbeddingIdentityError before anything is written (a refusal wins over a graph error)."""
     selection = Selection(0, PackedIds())
     with vectors.bulk_phase(), ThreadPoolExecutor(1, thread_name_prefix="graph-list") as pool:
@@ -276,7 +287,7 @@ def plan_reembed(
         check = identity_mod.check_identity(vectors, provider, replace_in_place)
         shared = shared_ids.result()
         configured = check.configured
-        segments = enumerate_ids(graph, limit, segment)
+        segments = enumerate_ids(graph, limit, segment, id_range)
         pending = pool.submit(next, segments, None)
         while (found := pending.result()) is not None:
             pending = pool.submit(next, segments, None)
@@ -302,7 +313,6 @@ def plan_reembed(
                     del selection._adoptable[mid]
                     selection.todo.append(mid)
             adopt(vectors, selection, configured)
-    selection.duplicate_ids = sorted(shared)[:SHOWN_IDS]
     selection.identity = check.describe()
     selection.replacing = check.record.status == identity_mod.REPLACING
     selection.identity_texts += check.provider_texts

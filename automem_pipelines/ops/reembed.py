@@ -7,11 +7,18 @@ from dataclasses import dataclass
 import dagster as dg
 from pydantic import Field
 
-from ..constants import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, SUMMARY_METADATA_KEY, VECTOR_ASSET_KEY
-from ..domain import enrichment, reembed
+from ..constants import (
+    DEFAULT_BATCH_SIZE,
+    MAX_BATCH_SIZE,
+    POOL_PROVIDER,
+    POOL_STORE_SCAN,
+    SUMMARY_METADATA_KEY,
+    VECTOR_ASSET_KEY,
+)
+from ..domain import enrichment, partitions, reembed
 from ..domain.identity import finish_replacement
 from ..domain.outcome import DEFAULT_FAILURE_THRESHOLD, apply_threshold
-from ..domain.params import BatchSize, ChunkSize, FailureThreshold, Flag, Limit
+from ..domain.params import BatchSize, ChunkSize, FailureThreshold, Flag, Limit, ParamError
 from ..domain.vector_state import EmbeddingIdentity
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
 from ..resources.nlp import EnrichmentResource
@@ -56,6 +63,12 @@ class ReembedConfig(dg.Config):
         "mixed until the run completes). Without it such a collection is refused before any "
         "write; force never implies it.",
     )
+    partition: partitions.PartitionKey = Field(
+        None,
+        description="Only the memories of this id range, e.g. '10-1f' (ids from '10' up to, "
+        "not including, '20'; a range from '00' starts at '' and one to 'ff' is open above). "
+        "A run of the partitioned job takes it from its partition key: leave it unset there.",
+    )
 
 
 @dataclass(frozen=True)
@@ -64,8 +77,9 @@ class ReembedPlan:
     batch_size: int
     started_at: float
     chunk_size: int = reembed.CHUNK_SIZE
-    whole_store: bool = True  # no limit: a replacement in place can finish with this run
+    whole_store: bool = True  # no limit, no id range: a replacement in place can finish
     failure_threshold: float = DEFAULT_FAILURE_THRESHOLD
+    partition: str | None = None  # the id range this run covers (None: the whole store)
 
 
 @dataclass(frozen=True)
@@ -76,7 +90,23 @@ class ChunkSpec:
     started_at: float = 0.0  # the run's start (epoch s): what a resumed unit skips is newer
 
 
-@dg.op
+def run_id_range(
+    context: dg.OpExecutionContext, config: ReembedConfig
+) -> partitions.IdRange | None:
+    """The id range of this run: its partition key (the partitioned job), else the config's
+    ``partition``, else None (the whole store). Both, and different: refused."""
+    key = context.partition_key if context.has_partition_key else None
+    if key is not None and config.partition is not None and config.partition != key:
+        raise ParamError(
+            "partition",
+            f"partition is {config.partition!r} in the config but the run is for partition "
+            f"{key!r}: leave partition unset in a partitioned run",
+        )
+    key = key if key is not None else config.partition
+    return None if key is None else partitions.id_range(key)
+
+
+@dg.op(pool=POOL_STORE_SCAN)
 def enumerate_memories(
     context: dg.OpExecutionContext,
     config: ReembedConfig,
@@ -84,23 +114,31 @@ def enumerate_memories(
     qdrant: QdrantResource,
     embeddings: EmbeddingsResource,
 ) -> dg.Output[ReembedPlan]:
-    """Check the collection's size against the provider, list the memories, and keep those
-    that need a vector (all of them with ``force``)."""
+    """Check the collection's size against the provider, list the memories (of the run's id
+    range), and keep those that need a vector (all of them with ``force``)."""
     started_at = time.time()  # the run's work starts here: the summary's seconds count from it
     started = time.perf_counter()
+    id_range = run_id_range(context, config)  # before anything is opened or written
     with retry_store_outages():
         provider = embeddings.get_provider()
         store = qdrant.get_store()
         with falkordb.get_store() as graph:
             graph.ensure_indexes()
             selection = reembed.plan_reembed(
-                graph, store, provider, config.limit, config.force, config.replace_model_in_place
+                graph,
+                store,
+                provider,
+                config.limit,
+                config.force,
+                config.replace_model_in_place,
+                id_range,
             )
     seconds = time.perf_counter() - started
     context.log.info(
         f"{selection.total} memories: {len(selection.todo)} to embed, "
         f"{selection.skipped_unchanged} unchanged, {selection.adopted} adopted, "
         f"{selection.skipped_empty} without content (limit={config.limit}, force={config.force}, "
+        f"ids={'all' if id_range is None else id_range.key}, "
         f"provider={provider.provider}:{provider.model} {provider.dim}-d); collection identity: "
         f"{selection.identity}, {selection.identity_texts} texts embedded to check it"
     )
@@ -109,8 +147,9 @@ def enumerate_memories(
         config.batch_size,
         started_at,
         config.chunk_size,
-        config.limit is None,
+        config.limit is None and id_range is None,
         config.failure_threshold,
+        None if id_range is None else id_range.key,
     )
     return dg.Output(
         plan,
@@ -122,6 +161,7 @@ def enumerate_memories(
             "identity_check_texts": selection.identity_texts,
             "without_content": selection.skipped_empty,
             "seconds": round(seconds, 3),
+            "partition": "all" if id_range is None else id_range.key,
         },
     )
 
@@ -139,7 +179,7 @@ def batch_memories(context: dg.OpExecutionContext, plan: ReembedPlan):
         )
 
 
-@dg.op
+@dg.op(pool=POOL_PROVIDER)  # each step calls the provider: at most the pool's limit at once
 def reembed_chunk(
     context: dg.OpExecutionContext,
     spec: ChunkSpec,

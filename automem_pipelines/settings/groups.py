@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from ..constants import CODE_LOCATION_NAME
+from ..domain.partitions import DEFAULT_PARTITIONS, MAX_PARTITIONS
 from ..stores.falkordb_server import DEFAULT_START_TIMEOUT, START_TIMEOUT_ENV, START_TIMEOUT_RANGE
 from .environment import OWN_MESSAGE, Expect, Flag, Group, Secret
 
@@ -120,6 +121,10 @@ class ScheduleSettings(Group):
 
     reembed_cron: str = Field("0 3 * * *", validation_alias="REEMBED_SCHEDULE_CRON")
     reembed_enabled: Flag = Field(False, validation_alias="REEMBED_SCHEDULE_ENABLED")
+    # Id-range partitions of reembed_partitioned_job (domain/partitions.py).
+    reembed_partitions: int = Field(
+        DEFAULT_PARTITIONS, ge=1, le=MAX_PARTITIONS, validation_alias="REEMBED_PARTITIONS"
+    )
     run_monitoring_poll_seconds: int = Field(
         30, ge=1, le=600, validation_alias="RUN_MONITORING_POLL_SECONDS"
     )

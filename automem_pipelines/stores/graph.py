@@ -20,10 +20,31 @@ from falkordb import FalkorDB
 from . import falkordb_server
 
 if TYPE_CHECKING:
+    from ..domain.partitions import IdRange
     from ..settings import Settings
 
 MAX_IDS_PER_QUERY = 1000
 SCAN_PAGE = 5000  # node-id range per scan query; always below the 10k result cap
+# An id range compares ids as strings (a node whose id is not a string still lands in exactly
+# one range, by its text; one without an id in the first). The filter rides on the node-id
+# range scan: toString keeps the planner off the m.id index, which would make each page
+# re-read the whole id range.
+_ID_TEXT = "coalesce(toString(m.id), '')"
+
+
+def _range_filter(
+    where: str, params: dict[str, Any], id_range: IdRange | None
+) -> tuple[str, dict[str, Any]]:
+    """``where`` (may be empty) narrowed to ``id_range``, with its parameters."""
+    if id_range is None:
+        return where, params
+    parts = [f"({where})"] if where else []
+    params = {**params, "id_lo": id_range.lo}
+    parts.append(f"{_ID_TEXT} >= $id_lo")
+    if id_range.hi is not None:
+        params["id_hi"] = id_range.hi
+        parts.append(f"{_ID_TEXT} < $id_hi")
+    return " AND ".join(parts), params
 
 
 class GraphUnavailableError(RuntimeError):
@@ -128,16 +149,18 @@ class GraphStore:
             if lo > top:  # nodes created during the scan extend it
                 top = self.max_node_id()
 
-    def memory_ids(self, excluded_types: Sequence[str] = ()) -> Iterator[str]:
+    def memory_ids(
+        self, excluded_types: Sequence[str] = (), id_range: IdRange | None = None
+    ) -> Iterator[str]:
+        """Every memory id (node-id order), or those in ``id_range``."""
+        where, params = "", {}
         if excluded_types:
-            rows = self.scan(
-                "m.id",
+            where, params = (
                 "NOT coalesce(m.type, '') IN $excluded",
-                params={"excluded": list(excluded_types)},
+                {"excluded": list(excluded_types)},
             )
-        else:
-            rows = self.scan("m.id")
-        for row in rows:
+        where, params = _range_filter(where, params, id_range)
+        for row in self.scan("m.id", where, params=params):
             yield row[0]
 
     def shared_ids(self) -> dict[str, int]:
@@ -149,22 +172,25 @@ class GraphStore:
         )
         return {r[0]: int(r[1]) for r in rows if isinstance(r[0], str)}
 
-    def newest_ids_with_content(self, limit: int) -> list[str]:
-        """The ``limit`` newest memories that have content, by timestamp (AutoMem's ORDER BY
-        timestamp DESC), found by streaming pages through a bounded heap."""
+    def newest_ids_with_content(self, limit: int, id_range: IdRange | None = None) -> list[str]:
+        """The ``limit`` newest memories that have content (of ``id_range``), by timestamp
+        (AutoMem's ORDER BY timestamp DESC), found by streaming pages through a bounded heap."""
+        where, params = _range_filter(
+            "m.content IS NOT NULL AND trim(toString(m.content)) <> ''", {}, id_range
+        )
         rows = (
             (r[1] if isinstance(r[1], str) else "", r[0])
-            for r in self.scan(
-                "m.id, m.timestamp", "m.content IS NOT NULL AND trim(toString(m.content)) <> ''"
-            )
+            for r in self.scan("m.id, m.timestamp", where, params=params)
         )
         return [mid for _, mid in heapq.nlargest(limit, rows)]
 
-    def count_memories(self, excluded_types: Sequence[str] = ()) -> int:
-        rows = self.query(
-            "MATCH (m:Memory) WHERE NOT coalesce(m.type, '') IN $excluded RETURN count(m)",
-            {"excluded": list(excluded_types)},
+    def count_memories(
+        self, excluded_types: Sequence[str] = (), id_range: IdRange | None = None
+    ) -> int:
+        where, params = _range_filter(
+            "NOT coalesce(m.type, '') IN $excluded", {"excluded": list(excluded_types)}, id_range
         )
+        rows = self.query(f"MATCH (m:Memory) WHERE {where} RETURN count(m)", params)
         return int(rows[0][0])
 
     # -- lookups by memory id ----------------------------------------------------------------
