@@ -91,8 +91,9 @@ if TYPE_CHECKING:
 
 # What a run worker imports on top of the code location before its first step (opening the
 # sqlite instance storages, the filesystem IO manager, the executor): ~0.3 s per run unless the
-# server has imported them. Importing opens nothing; a missing one is reported (stderr of the
-# daemon, and the engine event of each forked run), then the run imports what it needs itself.
+# server has imported them; then what its steps import. Importing opens nothing; a missing one
+# is reported (stderr of the daemon, and the engine event of each forked run), then the run
+# imports what it needs itself.
 WARM_MODULES = (
     "dagster._cli.api",
     "dagster._core.execution.api",
@@ -107,6 +108,12 @@ WARM_MODULES = (
     "alembic.runtime.migration",
     "fsspec.implementations.local",
     "upath.implementations.local",
+    # What the steps import on first use: the code location imports no client library (so the
+    # CLI's in-process runs reach their first step sooner, tests/unit/test_cli_imports.py), but
+    # a forked worker should not pay for qdrant-client's import (~1 s) in its first step.
+    "qdrant_client",
+    "tokenizers",  # the shipped local embedding model (domain/static_model.py)
+    "safetensors.numpy",
 )
 
 READY_TIMEOUT_SECONDS = 30.0  # both well under run monitoring's start timeout (instance.py)

@@ -10,6 +10,8 @@ markdown table (median of R):
 "first step" is the timestamp of the run's first STEP_START event in the instance's event log
 (both variants share one DAGSTER_HOME); "process start" is taken just before the subprocess is
 spawned. The in-process variant runs before the stack starts, so no daemon competes with it.
+The machine's load average (1 min) before and after is printed with the table: on a shared
+machine the absolute figures move with it.
 
     .venv/bin/python bench/bench_startup.py [--runs 5] [--memories 100]
 """
@@ -17,6 +19,8 @@ spawned. The in-process variant runs before the stack starts, so no daemon compe
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import subprocess
 import sys
 import time
@@ -64,18 +68,55 @@ def time_cli(
     return created - started, first_step - started, ended - started
 
 
+# The in-process path up to the run's creation, phase by phase as cli.run_job takes it (the
+# cyclic collector paused as there), in a fresh interpreter: CPU seconds of each phase, which
+# the machine's load changes far less than elapsed time. Its last line is a JSON object.
+PHASES_PROBE = """
+import gc, json, time
+cpu = {"Python start-up": time.process_time()}
+def phase(name, mark=[time.process_time()]):
+    now = time.process_time(); cpu[name] = now - mark[0]; mark[0] = now
+gc.disable()
+from automem_pipelines.cli import _settings
+settings = _settings()
+phase("the CLI module and the settings (read)")
+import dagster as dg
+phase("import dagster")
+from automem_pipelines.definitions import build_definitions
+phase("import the code location")
+from automem_pipelines.constants import REEMBED_JOB
+from automem_pipelines.instance import ensure_dagster_home
+ensure_dagster_home(settings)
+build_definitions(settings).get_job_def(REEMBED_JOB)
+phase("build the definitions, get the job")
+with dg.DagsterInstance.get() as instance:
+    instance.get_runs(limit=1)
+    phase("open the instance (its storage modules)")
+print(json.dumps(cpu))
+"""
+
+
+def time_phases(env: dict[str, str]) -> dict[str, float]:
+    proc = subprocess.run(
+        [sys.executable, "-c", PHASES_PROBE], env=env, capture_output=True, text=True, check=True
+    )
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--memories", type=int, default=100)
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     with bench_dir() as root:
         env = stack_env(root)
         settings = make_settings(root, EMBEDDING_PROVIDER="local")
         load(settings, args.memories)
         home = ensure_dagster_home(settings)
         env["DAGSTER_HOME"] = str(home)  # what the CLI itself would choose, made explicit
+        phases = [time_phases(env) for _ in range(args.runs)]
         seen: set[str] = set()
         results = {"in process": [time_cli([], env, home, seen) for _ in range(args.runs)]}
         port = free_port()
@@ -95,6 +136,17 @@ def main() -> None:
             rows,
         )
     )
+    phase_rows = [[name, median([p[name] for p in phases])] for name in phases[0]]
+    phase_rows.append(["total", sum(row[1] for row in phase_rows)])
+    print()
+    print(
+        table(
+            f"in process, before the run is created: CPU s per phase, median of {args.runs}",
+            ["phase", "CPU s"],
+            phase_rows,
+        )
+    )
+    print(f"\nload average (1 min): {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
 
 
 if __name__ == "__main__":

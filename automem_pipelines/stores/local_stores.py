@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from qdrant_client import QdrantClient
+if TYPE_CHECKING:  # the client is built by the caller (vectors.py imports qdrant-client late)
+    from qdrant_client import QdrantClient
 
 
 class LocalStores:

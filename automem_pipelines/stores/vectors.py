@@ -16,13 +16,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qdrant_client import QdrantClient, models
-from qdrant_client.http.exceptions import ResponseHandlingException
 
 from .gc_pause import cyclic_gc_paused
 from .local_stores import LocalStores
 
+# qdrant-client is imported where a client is built or a request is made, not here: importing
+# it takes longer than importing Dagster (its pydantic models), and the modules that import
+# this one (the code location, the ops, the domain) are loaded before a run's first step,
+# which does not need it. tests/unit/test_cli_imports.py keeps it so.
 if TYPE_CHECKING:
+    from qdrant_client import QdrantClient, models
+
     from ..settings import Settings
 
 UPSERT_BATCH = 256
@@ -74,6 +78,8 @@ _LOCAL_STORES = LocalStores()
 
 
 def _open_local(config: VectorConfig) -> QdrantClient:
+    from qdrant_client import QdrantClient
+
     if config.url == ":memory:":
         return QdrantClient(location=":memory:")
     path = Path(config.location)
@@ -105,6 +111,8 @@ def open_store(config: VectorConfig) -> Iterator[VectorStore]:
         finally:
             _LOCAL_STORES.release(config.location)
         return
+    from qdrant_client import QdrantClient
+
     client = QdrantClient(url=config.url, api_key=config.api_key, timeout=config.timeout_seconds)
     try:
         yield VectorStore(client, config)
@@ -117,7 +125,12 @@ def local_holders(config: VectorConfig) -> int:
     return _LOCAL_STORES.holders(config.location)
 
 
-_UNAVAILABLE = (ResponseHandlingException, ConnectionError, TimeoutError, OSError)
+def _unavailable() -> tuple[type[BaseException], ...]:
+    """The errors that mean the store could not be reached (evaluated only when one is
+    raised, by which time a client exists and qdrant-client is imported)."""
+    from qdrant_client.http.exceptions import ResponseHandlingException
+
+    return (ResponseHandlingException, ConnectionError, TimeoutError, OSError)
 
 
 class VectorStore:
@@ -137,7 +150,7 @@ class VectorStore:
     def _call(self, what: str, fn, *args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except _UNAVAILABLE as exc:
+        except _unavailable() as exc:
             raise VectorStoreUnavailableError(
                 f"{self.config.describe()}: {what} failed: {exc}"
             ) from exc
@@ -181,6 +194,8 @@ class VectorStore:
 
         Returns True when it was created.
         """
+        from qdrant_client import models
+
         existing = self.collection_dim()
         if existing is None:
             self._call(
@@ -260,6 +275,8 @@ class VectorStore:
 
     # -- writes -----------------------------------------------------------------------------------
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict]) -> None:
+        from qdrant_client import models
+
         if not (len(ids) == len(vectors) == len(payloads)):
             raise ValueError("ids, vectors and payloads differ in length")
         for start in range(0, len(ids), UPSERT_BATCH):
@@ -300,6 +317,8 @@ class VectorStore:
         return created
 
     def _write_batch(self, part: list[tuple[str, np.ndarray, dict]], attempts: int = 3) -> int:
+        from qdrant_client import models
+
         for attempt in range(attempts):
             present = set(self.retrieve([pid for pid, _, _ in part], with_payload=False))
             kept = [(pid, vec, pl) for pid, vec, pl in part if pid in present]
@@ -369,6 +388,8 @@ class VectorStore:
     def set_payloads(self, payloads: dict[str, dict[str, Any]], batch: int = UPSERT_BATCH) -> None:
         """Merge keys into many points' payloads (each its own keys), a batch of operations
         per request; never replaces a point. Every id must exist."""
+        from qdrant_client import models
+
         items = list(payloads.items())
         for start in range(0, len(items), batch):
             self._batch_update(
@@ -380,6 +401,8 @@ class VectorStore:
         self, keys_by_point: dict[str, list[str]], batch: int = UPSERT_BATCH
     ) -> None:
         """Remove these payload keys from these points (each its own keys)."""
+        from qdrant_client import models
+
         items = [(pid, keys) for pid, keys in keys_by_point.items() if keys]
         for start in range(0, len(items), batch):
             self._batch_update(
@@ -398,6 +421,8 @@ class VectorStore:
         A server gets ``batch`` queries per request. Local mode gets one call per query
         with a numpy vector: its batch path deep-copies every list vector, which costs more
         than the search itself (there is no network to save)."""
+        from qdrant_client import models
+
         found: dict[str, list[tuple[str, float]]] = {}
 
         def keep(pid: str, points) -> None:
@@ -443,6 +468,8 @@ class VectorStore:
 
 
 def exclude_types_filter(excluded_types: Sequence[str]) -> models.Filter | None:
+    from qdrant_client import models
+
     if not excluded_types:
         return None
     return models.Filter(

@@ -1,5 +1,7 @@
 """The CLI does no work at import: importing it (and asking for help) loads neither Dagster nor
-the settings, and a hand-off to a stack that is not there fails with a plain message."""
+the settings, and a hand-off to a stack that is not there fails with a plain message. What a
+run needs before its first step (the code location, the store modules) imports no heavy
+client library: qdrant-client is imported when a Qdrant client is built, inside a step."""
 
 from __future__ import annotations
 
@@ -9,7 +11,20 @@ import sys
 
 from tests.support.dagster_stack import free_port
 
-HEAVY = ("dagster", "dagster_graphql", "qdrant_client", "pydantic", "automem_pipelines.settings")
+HEAVY = (
+    "dagster",
+    "dagster_graphql",
+    "qdrant_client",
+    "pydantic",
+    "automem_pipelines.settings",
+    "spacy",
+    "openai",
+    "model2vec",
+    "tokenizers",
+    "httpx",
+)
+# Imported in a step when the run first needs it, never by building the code location.
+NOT_BEFORE_A_STEP = {"qdrant_client", "spacy", "openai", "model2vec", "tokenizers"}
 
 
 def loaded_after(code: str) -> set[str]:
@@ -35,6 +50,39 @@ def test_help_loads_no_dagster():
 def test_the_admin_api_gateway_loads_no_dagster():
     loaded = loaded_after("import automem_api.gateway")
     assert "dagster" not in loaded and "qdrant_client" not in loaded
+
+
+def test_the_store_modules_load_no_qdrant_client():
+    loaded = loaded_after("import automem_pipelines.stores.vectors, automem_pipelines.stores")
+    assert "qdrant_client" not in loaded
+
+
+def test_building_the_code_location_loads_no_client_library(tmp_path):
+    """What the CLI's in-process path (and each run worker) does before the run's first
+    step: import the definitions, build them, and get the job."""
+    code = (
+        "import os\n"
+        f"os.environ.update(AUTOMEM_DATA_DIR={str(tmp_path)!r}, EMBEDDING_PROVIDER='local')\n"
+        "from automem_pipelines.definitions import defs\n"
+        "from automem_pipelines.constants import REEMBED_JOB\n"
+        "defs().get_job_def(REEMBED_JOB)"
+    )
+    loaded = loaded_after(code)
+    assert "dagster" in loaded  # the probe did build the code location
+    assert loaded & NOT_BEFORE_A_STEP == set()
+
+
+def test_a_store_opened_imports_qdrant_client(tmp_path):
+    """The other side of the lazy import: opening a store still works and loads the client."""
+    code = (
+        "from pathlib import Path\n"
+        "from automem_pipelines.stores.vectors import VectorConfig, open_store\n"
+        f"config = VectorConfig(None, None, 'memories', Path({str(tmp_path)!r}), 5, 1.0)\n"
+        "with open_store(config) as store:\n"
+        "    assert store.ensure_collection(4) and store.collection_dim() == 4\n"
+        "    assert store.count() == 0"
+    )
+    assert "qdrant_client" in loaded_after(code)
 
 
 def test_a_hand_off_to_no_stack_exits_non_zero_naming_the_url(tmp_path):
