@@ -58,8 +58,10 @@ import tempfile
 import threading
 import time
 import tracemalloc
+from array import array
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -80,7 +82,7 @@ from bench._common import bench_dir, instance_in, keep_open, make_settings, rss_
 
 LOAD_BATCH = 5_000
 SAMPLE_EVERY = 0.010  # seconds between VmRSS samples
-TRACE_FRAMES = 8
+TRACE_FRAMES = 1
 ENV = {"QDRANT_URL": ":memory:", "EMBEDDING_PROVIDER": "local"}
 STEP_KINDS = ("enumerate_memories", "batch_memories", "embed_chunk", "upsert_chunk")
 
@@ -107,10 +109,11 @@ def reset_peak() -> None:
 
 
 class RssSampler:
-    """VmRSS every SAMPLE_EVERY seconds in a thread: (time.time(), MB) pairs."""
+    """VmRSS every SAMPLE_EVERY seconds in a thread, kept in two flat arrays (16 bytes a
+    sample, so the sampler's own memory stays ~1 MB even for a run of an hour)."""
 
     def __enter__(self) -> RssSampler:
-        self.samples: list[tuple[float, float]] = []
+        self.times, self.mbs = array("d"), array("d")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -118,16 +121,25 @@ class RssSampler:
 
     def _run(self) -> None:
         while not self._stop.wait(SAMPLE_EVERY):
-            self.samples.append((time.time(), rss_mb()))
+            self.times.append(time.time())
+            self.mbs.append(rss_mb())
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
 
+    def peak(self, start: float = 0.0, end: float = float("inf")) -> float:
+        return max((mb for t, mb in zip(self.times, self.mbs) if start <= t <= end), default=0.0)
+
 
 def falkordb_rss_mb(root: Path) -> float:
     pids = falkordb_server.server_pids(falkordb_server.paths_for(root))
     return sum(status_mb("VmRSS", pid) for pid in pids) if pids else float("nan")
+
+
+def dir_mb(path: Path) -> float:
+    """What the fs IO manager left on disk (0 with the mem one)."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
 # -- the stores -----------------------------------------------------------------------------
@@ -173,13 +185,21 @@ def kind_of(step_key: str) -> str:
     return step_key.split("[")[0]
 
 
-def run_forced(settings, instance, batch: int, chunk_size: int | None):
+def run_forced(settings, instance, batch: int, chunk_size: int | None, io_manager: str):
+    """The job in process. ``io_manager``: "mem" is what execute_in_process uses by default
+    (every step output kept in memory until the run ends); "fs" is the default of a deployed
+    run (each output pickled to a file under the run's storage, read back by the next step)."""
     job = build_definitions(settings).get_job_def("reembed_job")
+    resources = build_resources(settings, from_env=False)
+    if io_manager == "fs":
+        resources["io_manager"] = dg.FilesystemIOManager(
+            base_dir=str(settings.data_dir / "io_storage")
+        )
     started = time.perf_counter()
     result = job.execute_in_process(
         run_config=reembed_run_config(batch, force=True, chunk_size=chunk_size),
         instance=instance,
-        resources=build_resources(settings, from_env=False),
+        resources=resources,
     )
     return time.perf_counter() - started, result
 
@@ -192,45 +212,40 @@ def enumerate_seconds(result) -> float:
 
 
 class Snapshots:
-    """tracemalloc snapshots at the start of the first upsert step and of the summary, taken
-    by wrapping the domain functions those ops call (bench only)."""
+    """A tracemalloc snapshot at the start of the first upsert step, taken by wrapping the
+    domain function that op calls (bench only); tracing stops there. By then the fan-out and,
+    as Dagster orders in-process steps, every embed step have run, and no point has been
+    rewritten yet, so everything traced is the pipeline's (the store's rewritten payloads would
+    be traced from the first write on, their old copies' frees not)."""
 
     def __init__(self, out: Path):
         self.out = out
         self.taken: dict[str, float] = {}
 
-    def _take(self, name: str) -> None:
-        if name in self.taken:
-            return
-        gc.collect()
-        snap = tracemalloc.take_snapshot().filter_traces(
-            [tracemalloc.Filter(False, "*qdrant_client*", all_frames=True)]
-        )
-        snap.dump(str(self.out / f"{name}.snap"))
-        self.taken[name] = sum(s.size for s in snap.statistics("filename")) / 2**20
-
     def install(self) -> None:
-        upsert, summarize = reembed.upsert_chunk, reembed.summarize
+        upsert = reembed.upsert_chunk
 
         def upsert_chunk(*a, **kw):
-            self._take("first_upsert")
+            if tracemalloc.is_tracing():
+                gc.collect()
+                snap = tracemalloc.take_snapshot()
+                tracemalloc.stop()
+                snap.dump(str(self.out / "first_upsert.snap"))
+                self.taken["first_upsert"] = sum(s.size for s in snap.statistics("filename"))
+                self.taken["first_upsert"] /= 2**20
             return upsert(*a, **kw)
 
-        def summarize_(*a, **kw):
-            self._take("summary")
-            return summarize(*a, **kw)
-
-        reembed.upsert_chunk, reembed.summarize = upsert_chunk, summarize_
+        reembed.upsert_chunk = upsert_chunk
 
 
-def child(n: int, batch: int, chunk_size: int | None, trace_dir: str | None) -> dict:
+def child(n: int, batch: int, chunk_size: int | None, io_manager: str, trace_dir: str | None):
     os.environ.setdefault("DAGSTER_HOME", "")
     identity = EmbeddingIdentity.of(local_provider())
     with bench_dir() as root, instance_in(root) as instance:
         settings = make_settings(root, **ENV)
         store = keep_open(settings)  # the run's resource shares this in-memory store
         t0 = time.perf_counter()
-        _, warm = run_forced(settings, instance, batch, chunk_size)  # empty stores
+        _, warm = run_forced(settings, instance, batch, chunk_size, io_manager)  # empty stores
         warm_s = time.perf_counter() - t0
         assert warm.output_for_node("summarize_reembed")["total"] == 0
         before_load = settle()
@@ -246,10 +261,8 @@ def child(n: int, batch: int, chunk_size: int | None, trace_dir: str | None) -> 
             tracemalloc.start(TRACE_FRAMES)
         reset_peak()
         with RssSampler() as sampler:
-            wall, result = run_forced(settings, instance, batch, chunk_size)
+            wall, result = run_forced(settings, instance, batch, chunk_size, io_manager)
         hwm = status_mb("VmHWM")
-        if trace_dir:
-            tracemalloc.stop()
         after = rss_mb()
         summary = result.output_for_node("summarize_reembed")
         assert summary["processed"] == n, summary
@@ -259,8 +272,7 @@ def child(n: int, batch: int, chunk_size: int | None, trace_dir: str | None) -> 
             k = by_kind.setdefault(kind_of(key), {"seconds": 0.0, "steps": 0, "peak_mb": 0.0})
             k["seconds"] += e - s
             k["steps"] += 1
-            peak = max((mb for t, mb in sampler.samples if s <= t <= e), default=0.0)
-            k["peak_mb"] = max(k["peak_mb"], peak - baseline)
+            k["peak_mb"] = max(k["peak_mb"], sampler.peak(s, e) - baseline)
         return {
             "n": n,
             "warmup_s": warm_s,
@@ -273,9 +285,10 @@ def child(n: int, batch: int, chunk_size: int | None, trace_dir: str | None) -> 
             "rss_before_load_mb": before_load,
             "baseline_mb": baseline,
             "hwm_mb": hwm,
-            "sampled_peak_mb": max((mb for _, mb in sampler.samples), default=after),
+            "sampled_peak_mb": sampler.peak(),
             "after_mb": after,
             "falkordb_mb": falkordb_rss_mb(root),
+            "io_files_mb": dir_mb(settings.data_dir / "io_storage"),
             "steps": by_kind,
             "snapshots_mb": snaps.taken if snaps else {},
         }
@@ -284,6 +297,7 @@ def child(n: int, batch: int, chunk_size: int | None, trace_dir: str | None) -> 
 # -- the parent: one child per size, tables --------------------------------------------------
 def run_child(n: int, args, trace_dir: str | None = None) -> dict:
     cmd = [sys.executable, __file__, "--child", str(n), "--batch", str(args.batch)]
+    cmd += ["--io-manager", args.io_manager]
     if args.chunk_size:
         cmd += ["--chunk-size", str(args.chunk_size)]
     if trace_dir:
@@ -318,13 +332,14 @@ def print_tables(results: list[dict], args) -> None:
                 f"{pipe / pipe0:.2f}" if pipe0 > 0 else "-",
                 round(r["after_mb"] - r["baseline_mb"]),
                 round(r["falkordb_mb"]),
+                round(r.get("io_files_mb", 0)),
             ]
         )
     chunk = args.chunk_size or reembed.CHUNK_SIZE
     print(
         table(
             f"Scale, forced re-embed in process, local provider, batch {args.batch}, chunk "
-            f"{chunk}, Qdrant in memory (in this process), FalkorDB embedded (its own process)",
+            f"{chunk}, IO manager {args.io_manager}, Qdrant in memory (in this process), FalkorDB embedded (its own process)",
             [
                 "memories",
                 "load (s)",
@@ -339,6 +354,7 @@ def print_tables(results: list[dict], args) -> None:
                 "pipeline ÷ first",
                 "RSS after − baseline (MB)",
                 "FalkorDB RSS (MB, other process)",
+                "IO manager files (MB)",
             ],
             rows,
         )
@@ -369,7 +385,7 @@ def print_tables(results: list[dict], args) -> None:
 
 def print_trace(sizes: list[int], trace_root: Path, results: dict[int, dict], top: int) -> None:
     small, large = sizes[0], sizes[-1]
-    for name in ("first_upsert", "summary"):
+    for name in ("first_upsert",):
         a = tracemalloc.Snapshot.load(str(trace_root / str(small) / f"{name}.snap"))
         b = tracemalloc.Snapshot.load(str(trace_root / str(large) / f"{name}.snap"))
         rows = []
@@ -385,11 +401,13 @@ def print_trace(sizes: list[int], trace_root: Path, results: dict[int, dict], to
                     stat.count,
                 ]
             )
-        totals = (results[small]["snapshots_mb"].get(name), results[large]["snapshots_mb"].get(name))
+        totals = (
+            results[small]["snapshots_mb"].get(name),
+            results[large]["snapshots_mb"].get(name),
+        )
         print(
             table(
-                f"Python heap held by the run at '{name}' (tracemalloc, qdrant-client traces left "
-                f"out), top growers {small:,} → {large:,}; totals {totals[0]:.1f} → "
+                f"Python heap held by the run at '{name}' (tracemalloc), top growers {small:,} → {large:,}; totals {totals[0]:.1f} → "
                 f"{totals[1]:.1f} MB",
                 ["allocated at", f"{small:,} (MB)", f"{large:,} (MB)", "growth (MB)", "blocks"],
                 rows,
@@ -411,24 +429,34 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--batch", type=int, default=256, help="texts per embedding request")
     parser.add_argument("--chunk-size", type=int, default=None, help="the job's chunk_size")
-    parser.add_argument("--trace", action="store_true", help="also find where the heap grows")
+    parser.add_argument(
+        "--io-manager",
+        choices=["mem", "fs"],
+        default="mem",
+        help="mem: execute_in_process's default (outputs kept in memory); fs: a deployed "
+        "run's default (outputs pickled to files)",
+    )
+    parser.add_argument(
+        "--trace", action="store_true", help="instead of timing, find where the heap grows"
+    )
     parser.add_argument("--top", type=int, default=12, help="lines shown by --trace")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--trace-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        print(json.dumps(child(args.child, args.batch, args.chunk_size, args.trace_dir)))
+        result = child(args.child, args.batch, args.chunk_size, args.io_manager, args.trace_dir)
+        print(json.dumps(result))
         return
     sizes = sorted(args.sizes)
-    results = [run_child(n, args) for n in sizes]
-    print_tables(results, args)
-    if args.trace:
-        with tempfile.TemporaryDirectory(prefix="amb-trace-") as tmp:
-            traced = {}
-            for n in sizes:
-                (Path(tmp) / str(n)).mkdir()
-                traced[n] = run_child(n, args, str(Path(tmp) / str(n)))
-            print_trace(sizes, Path(tmp), traced, args.top)
+    if not args.trace:
+        print_tables([run_child(n, args) for n in sizes], args)
+        return
+    with tempfile.TemporaryDirectory(prefix="amb-trace-") as tmp:
+        traced = {}
+        for n in sizes:
+            (Path(tmp) / str(n)).mkdir()
+            traced[n] = run_child(n, args, str(Path(tmp) / str(n)))
+        print_trace(sizes, Path(tmp), traced, args.top)
 
 
 if __name__ == "__main__":
