@@ -37,12 +37,16 @@ writes ~500 points/s, too slow to load 1M. Subtracting the idle loaded store (st
 therefore the honest split available here. FalkorDB runs as its own redis-server process, so
 its memory is never in ours; its RSS is shown for information.
 
-``--trace`` runs each size a second time under tracemalloc (started at the baseline, 8
-frames) and snapshots the Python heap at the start of the first upsert step (after the fan-out
-and, as Dagster orders in-process steps, after every embed step) and at the start of the
-summary; then prints the allocation lines that grow most from the smallest size to the
-largest. Traces that pass through qdrant-client are left out: they are the store's rewritten
-payloads (the old ones were allocated before tracing, so their frees are not seen).
+``--trace`` runs the sizes again instead, under tracemalloc (started at the baseline, one
+frame), snapshots the Python heap at the start of the first upsert step and stops tracing
+there (see Snapshots), and prints the allocation lines that grow most from the smallest size
+to the largest. Its timings mean nothing (tracing slows the run several times).
+
+``--io-manager fs`` runs with the file IO manager a deployed run uses by default instead of
+execute_in_process's in-memory one, and shows what it leaves on disk.
+
+Each row also shows the load average over the run: the machine is shared, and throughput
+follows it.
 """
 
 from __future__ import annotations
@@ -185,7 +189,9 @@ def kind_of(step_key: str) -> str:
     return step_key.split("[")[0]
 
 
-def run_forced(settings, instance, batch: int, chunk_size: int | None, io_manager: str):
+def run_forced(
+    settings, instance, batch: int, chunk_size: int | None, io_manager: str, force: bool = True
+):
     """The job in process. ``io_manager``: "mem" is what execute_in_process uses by default
     (every step output kept in memory until the run ends); "fs" is the default of a deployed
     run (each output pickled to a file under the run's storage, read back by the next step)."""
@@ -197,7 +203,7 @@ def run_forced(settings, instance, batch: int, chunk_size: int | None, io_manage
         )
     started = time.perf_counter()
     result = job.execute_in_process(
-        run_config=reembed_run_config(batch, force=True, chunk_size=chunk_size),
+        run_config=reembed_run_config(batch, force=force, chunk_size=chunk_size),
         instance=instance,
         resources=resources,
     )
@@ -238,60 +244,82 @@ class Snapshots:
         reembed.upsert_chunk = upsert_chunk
 
 
-def child(n: int, batch: int, chunk_size: int | None, io_manager: str, trace_dir: str | None):
+def measured_run(settings, instance, batch, chunk_size, io_manager, force=True) -> dict:
+    """One run, with its peak RSS over the settled RSS just before it, per op too."""
+    baseline = settle()
+    reset_peak()
+    load_before = os.getloadavg()[0]
+    with RssSampler() as sampler:
+        wall, result = run_forced(settings, instance, batch, chunk_size, io_manager, force)
+    hwm = status_mb("VmHWM")
+    load_after = os.getloadavg()[0]
+    after = rss_mb()
+    summary = result.output_for_node("summarize_reembed")
+    windows = step_windows(instance, result.run_id)
+    enumerate_s = enumerate_seconds(result)
+    del result  # holds the in-memory IO manager's outputs
+    settled_after = settle()  # what the run left: the store's growth, if any
+    by_kind: dict[str, dict[str, float]] = {}
+    for key, (s, e) in windows.items():
+        k = by_kind.setdefault(kind_of(key), {"seconds": 0.0, "steps": 0, "peak_mb": 0.0})
+        k["seconds"] += e - s
+        k["steps"] += 1
+        k["peak_mb"] = max(k["peak_mb"], sampler.peak(s, e) - baseline)
+    return {
+        "wall_s": wall,
+        "job_s": summary["seconds"],
+        "processed": summary["processed"],
+        "skipped_unchanged": summary["skipped_unchanged"],
+        "enumerate_s": enumerate_s,
+        "embed_s": summary["embed_seconds"],
+        "upsert_s": summary["upsert_seconds"],
+        "baseline_mb": baseline,
+        "hwm_mb": hwm,
+        "sampled_peak_mb": sampler.peak(),
+        "after_mb": after,
+        "settled_after_mb": settled_after,
+        "load_avg": (load_before, load_after),
+        "io_files_mb": dir_mb(settings.data_dir / "io_storage"),
+        "steps": by_kind,
+    }
+
+
+def child(n: int, args) -> dict:
     os.environ.setdefault("DAGSTER_HOME", "")
     identity = EmbeddingIdentity.of(local_provider())
+    how = (args.batch, args.chunk_size, args.io_manager)
     with bench_dir() as root, instance_in(root) as instance:
         settings = make_settings(root, **ENV)
         store = keep_open(settings)  # the run's resource shares this in-memory store
         t0 = time.perf_counter()
-        _, warm = run_forced(settings, instance, batch, chunk_size, io_manager)  # empty stores
+        _, warm = run_forced(settings, instance, *how)  # empty stores
         warm_s = time.perf_counter() - t0
         assert warm.output_for_node("summarize_reembed")["total"] == 0
+        del warm
         before_load = settle()
         t0 = time.perf_counter()
         load_stores(settings, store, n, identity)
         load_s = time.perf_counter() - t0
         assert store.count() == n
-        baseline = settle()
         snaps = None
-        if trace_dir:
-            snaps = Snapshots(Path(trace_dir))
+        if args.trace_dir:
+            snaps = Snapshots(Path(args.trace_dir))
             snaps.install()
             tracemalloc.start(TRACE_FRAMES)
-        reset_peak()
-        with RssSampler() as sampler:
-            wall, result = run_forced(settings, instance, batch, chunk_size, io_manager)
-        hwm = status_mb("VmHWM")
-        after = rss_mb()
-        summary = result.output_for_node("summarize_reembed")
-        assert summary["processed"] == n, summary
-        windows = step_windows(instance, result.run_id)
-        by_kind: dict[str, dict[str, float]] = {}
-        for key, (s, e) in windows.items():
-            k = by_kind.setdefault(kind_of(key), {"seconds": 0.0, "steps": 0, "peak_mb": 0.0})
-            k["seconds"] += e - s
-            k["steps"] += 1
-            k["peak_mb"] = max(k["peak_mb"], sampler.peak(s, e) - baseline)
-        return {
-            "n": n,
-            "warmup_s": warm_s,
-            "load_s": load_s,
-            "wall_s": wall,
-            "job_s": summary["seconds"],
-            "enumerate_s": enumerate_seconds(result),
-            "embed_s": summary["embed_seconds"],
-            "upsert_s": summary["upsert_seconds"],
-            "rss_before_load_mb": before_load,
-            "baseline_mb": baseline,
-            "hwm_mb": hwm,
-            "sampled_peak_mb": sampler.peak(),
-            "after_mb": after,
-            "falkordb_mb": falkordb_rss_mb(root),
-            "io_files_mb": dir_mb(settings.data_dir / "io_storage"),
-            "steps": by_kind,
-            "snapshots_mb": snaps.taken if snaps else {},
-        }
+        out = measured_run(settings, instance, *how)
+        assert out["processed"] == n, out
+        out.update(
+            n=n,
+            warmup_s=warm_s,
+            load_s=load_s,
+            rss_before_load_mb=before_load,
+            falkordb_mb=falkordb_rss_mb(root),
+            snapshots_mb=snaps.taken if snaps else {},
+        )
+        if args.incremental:  # every point is now current: a run that only enumerates/selects
+            out["incremental"] = measured_run(settings, instance, *how, force=False)
+            assert out["incremental"]["skipped_unchanged"] == n, out["incremental"]
+        return out
 
 
 # -- the parent: one child per size, tables --------------------------------------------------
@@ -302,6 +330,8 @@ def run_child(n: int, args, trace_dir: str | None = None) -> dict:
         cmd += ["--chunk-size", str(args.chunk_size)]
     if trace_dir:
         cmd += ["--trace-dir", trace_dir]
+    if args.incremental:
+        cmd.append("--incremental")
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"size {n} failed:\n{proc.stderr[-4000:]}")
@@ -331,15 +361,18 @@ def print_tables(results: list[dict], args) -> None:
                 round(pipe),
                 f"{pipe / pipe0:.2f}" if pipe0 > 0 else "-",
                 round(r["after_mb"] - r["baseline_mb"]),
+                round(r.get("settled_after_mb", float("nan")) - r["baseline_mb"]),
                 round(r["falkordb_mb"]),
                 round(r.get("io_files_mb", 0)),
+                "–".join(f"{x:.1f}" for x in r.get("load_avg", ())) or "-",
             ]
         )
     chunk = args.chunk_size or reembed.CHUNK_SIZE
     print(
         table(
             f"Scale, forced re-embed in process, local provider, batch {args.batch}, chunk "
-            f"{chunk}, IO manager {args.io_manager}, Qdrant in memory (in this process), FalkorDB embedded (its own process)",
+            f"{chunk}, IO manager {args.io_manager}, Qdrant in memory (in this process), "
+            "FalkorDB embedded (its own process)",
             [
                 "memories",
                 "load (s)",
@@ -353,8 +386,10 @@ def print_tables(results: list[dict], args) -> None:
                 "pipeline peak: peak − baseline (MB)",
                 "pipeline ÷ first",
                 "RSS after − baseline (MB)",
+                "settled after − baseline (MB)",
                 "FalkorDB RSS (MB, other process)",
                 "IO manager files (MB)",
+                "load avg (start–end)",
             ],
             rows,
         )
@@ -381,6 +416,43 @@ def print_tables(results: list[dict], args) -> None:
             rows,
         )
     )
+
+
+def print_incremental(results: list[dict]) -> None:
+    rows = []
+    for r in results:
+        inc = r.get("incremental")
+        if inc:
+            rows.append(
+                [
+                    f"{r['n']:,}",
+                    round(inc["wall_s"], 1),
+                    round(inc["job_s"], 1),
+                    round(inc["enumerate_s"], 1),
+                    round(r["n"] / inc["enumerate_s"]),
+                    inc["skipped_unchanged"],
+                    round(inc["hwm_mb"] - inc["baseline_mb"]),
+                    "–".join(f"{x:.1f}" for x in inc["load_avg"]),
+                ]
+            )
+    if rows:
+        print(
+            table(
+                "Incremental run after the forced one (every point current: enumerate + select, "
+                "no chunk step)",
+                [
+                    "memories",
+                    "run wall (s)",
+                    "job seconds",
+                    "enumerate op 'seconds'",
+                    "memories/s selected",
+                    "skipped unchanged",
+                    "pipeline peak: peak − settled RSS before (MB)",
+                    "load avg (start–end)",
+                ],
+                rows,
+            )
+        )
 
 
 def print_trace(sizes: list[int], trace_root: Path, results: dict[int, dict], top: int) -> None:
@@ -439,17 +511,23 @@ def main() -> None:
     parser.add_argument(
         "--trace", action="store_true", help="instead of timing, find where the heap grows"
     )
+    parser.add_argument(
+        "--incremental",
+        action="store_true",
+        help="after the forced run, time a run without force (everything current: select only)",
+    )
     parser.add_argument("--top", type=int, default=12, help="lines shown by --trace")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--trace-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        result = child(args.child, args.batch, args.chunk_size, args.io_manager, args.trace_dir)
-        print(json.dumps(result))
+        print(json.dumps(child(args.child, args)))
         return
     sizes = sorted(args.sizes)
     if not args.trace:
-        print_tables([run_child(n, args) for n in sizes], args)
+        results = [run_child(n, args) for n in sizes]
+        print_tables(results, args)
+        print_incremental(results)
         return
     with tempfile.TemporaryDirectory(prefix="amb-trace-") as tmp:
         traced = {}
