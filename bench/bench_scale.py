@@ -38,7 +38,7 @@ therefore the honest split available here. FalkorDB runs as its own redis-server
 its memory is never in ours; its RSS is shown for information.
 
 ``--trace`` runs the sizes again instead, under tracemalloc (started at the baseline, one
-frame), snapshots the Python heap at the start of the first upsert step and stops tracing
+frame), snapshots the Python heap at the start of the first chunk step and stops tracing
 there (see Snapshots), and prints the allocation lines that grow most from the smallest size
 to the largest. Its timings mean nothing (tracing slows the run several times).
 
@@ -88,7 +88,7 @@ LOAD_BATCH = 5_000
 SAMPLE_EVERY = 0.010  # seconds between VmRSS samples
 TRACE_FRAMES = 1
 ENV = {"QDRANT_URL": ":memory:", "EMBEDDING_PROVIDER": "local"}
-STEP_KINDS = ("enumerate_memories", "batch_memories", "embed_chunk", "upsert_chunk")
+STEP_KINDS = ("enumerate_memories", "batch_memories", "reembed_chunk")
 
 
 # -- memory readings ------------------------------------------------------------------------
@@ -218,30 +218,30 @@ def enumerate_seconds(result) -> float:
 
 
 class Snapshots:
-    """A tracemalloc snapshot at the start of the first upsert step, taken by wrapping the
-    domain function that op calls (bench only); tracing stops there. By then the fan-out and,
-    as Dagster orders in-process steps, every embed step have run, and no point has been
-    rewritten yet, so everything traced is the pipeline's (the store's rewritten payloads would
-    be traced from the first write on, their old copies' frees not)."""
+    """A tracemalloc snapshot at the start of the first chunk step, taken by wrapping the
+    domain function that op calls (bench only); tracing stops there. By then the plan and the
+    fan-out have run and no point has been rewritten yet, so everything traced is the
+    pipeline's (the store's rewritten payloads would be traced from the first write on, their
+    old copies' frees not). What a chunk step holds beyond that is bounded by its windows."""
 
     def __init__(self, out: Path):
         self.out = out
         self.taken: dict[str, float] = {}
 
     def install(self) -> None:
-        upsert = reembed.upsert_chunk
+        unit = reembed.reembed_ids
 
-        def upsert_chunk(*a, **kw):
+        def reembed_ids(*a, **kw):
             if tracemalloc.is_tracing():
                 gc.collect()
                 snap = tracemalloc.take_snapshot()
                 tracemalloc.stop()
-                snap.dump(str(self.out / "first_upsert.snap"))
-                self.taken["first_upsert"] = sum(s.size for s in snap.statistics("filename"))
-                self.taken["first_upsert"] /= 2**20
-            return upsert(*a, **kw)
+                snap.dump(str(self.out / "first_chunk.snap"))
+                self.taken["first_chunk"] = sum(s.size for s in snap.statistics("filename"))
+                self.taken["first_chunk"] /= 2**20
+            return unit(*a, **kw)
 
-        reembed.upsert_chunk = upsert_chunk
+        reembed.reembed_ids = reembed_ids
 
 
 def measured_run(settings, instance, batch, chunk_size, io_manager, force=True) -> dict:
@@ -457,7 +457,7 @@ def print_incremental(results: list[dict]) -> None:
 
 def print_trace(sizes: list[int], trace_root: Path, results: dict[int, dict], top: int) -> None:
     small, large = sizes[0], sizes[-1]
-    for name in ("first_upsert",):
+    for name in ("first_chunk",):
         a = tracemalloc.Snapshot.load(str(trace_root / str(small) / f"{name}.snap"))
         b = tracemalloc.Snapshot.load(str(trace_root / str(large) / f"{name}.snap"))
         rows = []
