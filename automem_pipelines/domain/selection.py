@@ -291,7 +291,6 @@ def plan_reembed(
         pending = pool.submit(next, segments, None)
         while (found := pending.result()) is not None:
             pending = pool.submit(next, segments, None)
-            listed = selection.total
             usable = _usable(found, shared, selection)
             select_memories(
                 usable,
@@ -303,7 +302,7 @@ def plan_reembed(
                 contents_first=check.mostly_unstamped,
                 into=selection,
             )
-            selection.total = listed + len(found)
+            selection.total += len(found) - len(usable)  # select counted the usable ones
             if selection._adoptable and check.provider_texts == 0:
                 texts, far = identity_mod.verify_points(
                     vectors, provider, list(selection._adoptable), check
