@@ -81,21 +81,26 @@ class RequestContextMiddleware:
         state["request_id"] = request_id
         state["audit"] = {}
         status: dict[str, int] = {}
+        audited = scope.get("path") in ADMIN_PATHS
 
         async def send_wrapper(message: Message) -> None:
+            nonlocal audited
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
                 message["headers"] = [
                     *message.get("headers", []),
                     (b"x-request-id", request_id.encode()),
                 ]
+                if audited:  # on disk before the client can read the answer
+                    audited = False
+                    self._write_audit(scope, state, message["status"])
             await send(message)
 
         try:
             await self.app(scope, self._limited(receive), send_wrapper)
         finally:
             code = status.get("code", 500)
-            if scope.get("path") in ADMIN_PATHS:
+            if audited:  # no answer was sent (the app raised before starting one)
                 self._write_audit(scope, state, code)
             if access_log.isEnabledFor(logging.INFO):
                 client = scope.get("client")

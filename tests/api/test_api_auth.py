@@ -235,3 +235,35 @@ def test_enrichment_status_without_dagster_reports_the_scheduler_stopped(make_cl
     assert {"status", "queue_size", "pending", "inflight", "max_attempts", "stats"} <= set(body)
     assert body["status"] == "stopped" and body["dagster"] == "unreachable"
     assert body["max_attempts"] == 3 and body["inflight"] == 0
+
+
+def test_audit_line_is_written_before_the_answer_reaches_the_client(tmp_path):
+    """A client that reads the audit log as soon as it has its answer finds the line (the
+    line used to be written after the app returned, racing the client)."""
+    import asyncio
+
+    from automem_api.audit import AuditLog
+    from automem_api.middleware import RequestContextMiddleware
+    from automem_api.redaction import Redactor
+
+    path = tmp_path / "audit.jsonl"
+    seen_at_start: list[int] = []
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 400, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            seen_at_start.append(len(AuditLog(path).read()))
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    middleware = RequestContextMiddleware(app, AuditLog(path), Redactor(()), 1 << 20)
+    scope = {"type": "http", "method": "POST", "path": "/admin/reembed", "headers": []}
+    scope.update(query_string=b"", client=("127.0.0.1", 1), http_version="1.1")
+    asyncio.run(middleware(scope, receive, send))
+    assert seen_at_start == [1]
+    (entry,) = AuditLog(path).read()
+    assert entry["status_code"] == 400 and entry["endpoint"] == "/admin/reembed"
