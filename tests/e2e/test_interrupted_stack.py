@@ -35,7 +35,8 @@ from tests.support.local_qdrant import point_count
 
 pytestmark = pytest.mark.slow
 BATCH = 100
-MEMORIES = 2 * reembed.CHUNK_SIZE + 500  # chunks of 10,000, 10,000 and 500
+CHUNK = 5000  # five write windows of 1,000: the interrupt lands inside the first chunk
+MEMORIES = 2 * CHUNK + 500  # chunks of 5,000, 5,000 and 500
 
 
 def test_ctrl_c_of_the_stack_stops_the_run_at_the_next_write_window():
@@ -45,7 +46,7 @@ def test_ctrl_c_of_the_stack_stops_the_run_at_the_next_write_window():
         falkordb_server.ensure_running(root)
         with build_resources(settings, from_env=False)["falkordb"].get_store() as graph:
             load_sample(graph, MEMORIES, seed=5)
-        assert len(reembed.plan_chunks(list(range(MEMORIES)), BATCH)) == 3
+        assert len(reembed.plan_chunks(list(range(MEMORIES)), BATCH, CHUNK)) == 3
 
         port = free_port()
         stack = start_stack(settings, port=port, env=env)
@@ -54,7 +55,7 @@ def test_ctrl_c_of_the_stack_stops_the_run_at_the_next_write_window():
             run_id = submit(
                 client,
                 REEMBED_JOB,
-                reembed_run_config(batch_size=BATCH, force=True),
+                reembed_run_config(batch_size=BATCH, force=True, chunk_size=CHUNK),
                 {"automem/trigger": "test"},
             )
             with dg.DagsterInstance.from_config(str(stack.dagster_home)) as instance:
@@ -81,7 +82,7 @@ def test_ctrl_c_of_the_stack_stops_the_run_at_the_next_write_window():
                 failure.dagster_event.step_failure_data.error.cls_name
                 == "DagsterExecutionInterruptedError"
             )
-        assert 1500 <= written < reembed.CHUNK_SIZE
+        assert 1500 <= written < CHUNK
         assert written % reembed.window_size(BATCH) == 0  # whole windows only
 
         with running_stack(settings, port=free_port(), env=env) as restarted:
@@ -91,7 +92,7 @@ def test_ctrl_c_of_the_stack_stops_the_run_at_the_next_write_window():
             rerun = submit(
                 client,
                 REEMBED_JOB,
-                reembed_run_config(batch_size=BATCH),
+                reembed_run_config(batch_size=BATCH, chunk_size=CHUNK),
                 {"automem/trigger": "test"},
             )
             with dg.DagsterInstance.from_config(str(restarted.dagster_home)) as instance:
