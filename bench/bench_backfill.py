@@ -4,6 +4,7 @@ half): total wall of the partitions ÷ one run's, on the same graph. Prints mark
   python bench/bench_backfill.py                       # 100,000 memories, 10 partitions
   python bench/bench_backfill.py --n 20000 --partitions 10 --qdrant path
   python bench/bench_backfill.py --repeat 2      # two rounds, the second with the partitions first
+  python bench/bench_backfill.py --storage postgres   # the Dagster instance on PostgreSQL
 
 Both passes embed every memory (force) with the local provider into a fresh collection of
 their own, in this process (execute_in_process, a persistent sqlite instance). Local-mode
@@ -25,7 +26,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from automem_pipelines.definitions import build_resources  # noqa: E402
 from automem_pipelines.jobs import build_reembed_job, build_reembed_partitioned_job  # noqa: E402
 from automem_pipelines.run_config import reembed_run_config  # noqa: E402
-from bench._common import bench_dir, instance_in, keep_open, load, make_settings, table  # noqa: E402
+from bench._common import (  # noqa: E402
+    STORAGES,
+    bench_dir,
+    instance_in,
+    keep_open,
+    load,
+    make_settings,
+    table,
+)
 
 
 def qdrant_env(kind: str, collection: str) -> dict[str, str]:
@@ -77,12 +86,19 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=10)
     parser.add_argument("--qdrant", choices=["memory", "path"], default="memory")
     parser.add_argument(
+        "--storage",
+        choices=STORAGES,
+        default="sqlite",
+        help="the Dagster instance's storage: sqlite under DAGSTER_HOME, or a PostgreSQL server "
+        "the bench starts (as DAGSTER_POSTGRES_URL configures it)",
+    )
+    parser.add_argument(
         "--repeat", type=int, default=1, help="rounds; every other one runs the partitions first"
     )
     args = parser.parse_args()
 
     rounds, partition_rows = [], []
-    with bench_dir() as root, instance_in(root) as instance:
+    with bench_dir() as root, instance_in(root, args.storage) as instance:
         started = time.perf_counter()
         load(make_settings(root), args.n)
         print(f"loaded {args.n} memories in {time.perf_counter() - started:.1f}s", flush=True)
@@ -112,7 +128,8 @@ def main() -> None:
 
     print(
         table(
-            f"Partitions ({args.n} memories, local provider, Qdrant local mode {args.qdrant})",
+            f"Partitions ({args.n} memories, local provider, Qdrant local mode {args.qdrant}, "
+            f"Dagster storage {args.storage})",
             ["round", "partition", "memories", "re-embedded", "wall s"],
             partition_rows,
         )
