@@ -74,11 +74,23 @@ def test_stack_command_starts_everything_and_stops_cleanly():
             pytest.fail(f"the API never answered; the stack command said:\n{output[-3000:]}")
         assert health["dagster"] == "reachable" and health["falkordb"] == "connected"
         assert _answers(f"http://127.0.0.1:{web_port}/server_info")
+        docs = requests.get(f"http://127.0.0.1:{api_port}/docs", timeout=30).text
+        assert "/static-offline-docs/swagger-ui-bundle.js" in docs and "cdn" not in docs
+        assert _answers(f"http://127.0.0.1:{api_port}/static-offline-docs/swagger-ui-bundle.js")
 
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=90)
         assert proc.returncode == 0, output
         assert "stack stopped" in output
+        # the banner: URLs, data dir, DAGSTER_HOME, and the log folder, which holds the logs
+        home = (root / "dagster_home").resolve()
+        assert f"Dagster UI:   http://127.0.0.1:{web_port}" in output
+        assert f"Admin API:    http://127.0.0.1:{api_port}" in output
+        assert f"Data dir:     {root}" in output and f"DAGSTER_HOME: {home}" in output
+        assert f"Logs:         {home / 'stack-logs'}/  (webserver.log, daemon.log, api.log;" in output
+        for name in ("webserver", "daemon", "api"):
+            assert (home / "stack-logs" / f"{name}.log").stat().st_size > 0, name
+        assert f"FalkorDB log: {root / 'falkordb' / 'falkordb.log'}" in output
         assert not _answers(f"http://127.0.0.1:{api_port}/health")
         assert not _answers(f"http://127.0.0.1:{web_port}/server_info")
         assert not falkordb_server.is_running(root)
