@@ -9,8 +9,10 @@ from .constants import (
     ENRICHMENT_JOB,
     QDRANT_LOCAL_TAG_VALUE,
     REEMBED_JOB,
+    OPERATOR_PRIORITY,
     REEMBED_PARTITIONED_JOB,
     TAG_PIPELINE,
+    TAG_PRIORITY,
     TAG_QDRANT_LOCK,
 )
 from .domain.partitions import DEFAULT_PARTITIONS, partition_keys
@@ -32,7 +34,8 @@ from .ops.reembed import (
 
 
 def job_tags(pipeline: str, qdrant_local: bool) -> dict[str, str]:
-    tags = {TAG_PIPELINE: pipeline}
+    # runs started by hand come before the sensor's and the schedules' (constants.TAG_PRIORITY)
+    tags = {TAG_PIPELINE: pipeline, TAG_PRIORITY: OPERATOR_PRIORITY}
     if qdrant_local:
         tags[TAG_QDRANT_LOCK] = QDRANT_LOCAL_TAG_VALUE
     return tags
