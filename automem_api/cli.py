@@ -53,9 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--host", help="bind address (default AUTOMEM_API_HOST, else 127.0.0.1)"
-    )
+    parser.add_argument("--host", help="bind address (default AUTOMEM_API_HOST, else 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default AUTOMEM_API_PORT, else 8001)")
     parser.add_argument(
         "--dagster-url",

@@ -7,9 +7,9 @@ import dagster as dg
 from .constants import (
     DRIFT_SYNC_JOB,
     ENRICHMENT_JOB,
+    OPERATOR_PRIORITY,
     QDRANT_LOCAL_TAG_VALUE,
     REEMBED_JOB,
-    OPERATOR_PRIORITY,
     REEMBED_PARTITIONED_JOB,
     TAG_PIPELINE,
     TAG_PRIORITY,

@@ -9,11 +9,11 @@ from .constants import (
     TAG_PRIORITY,
     TAG_TRIGGER,
 )
+from .run_config import reembed_run_config, sync_run_config
+from .settings import Settings
 
 # behind runs an operator started, like the sensor's (constants.TAG_PRIORITY)
 SCHEDULE_TAGS = {TAG_TRIGGER: "schedule", TAG_PRIORITY: BACKGROUND_PRIORITY}
-from .run_config import reembed_run_config, sync_run_config
-from .settings import Settings
 
 
 def build_reembed_schedule(job: dg.JobDefinition, settings: Settings) -> dg.ScheduleDefinition:

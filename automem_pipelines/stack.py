@@ -312,7 +312,9 @@ def banner(settings: Settings, stack: Stack, api: tuple[str, int] | None) -> lis
         log = falkordb_server.paths_for(settings.data_dir).logfile
         lines.append(f"  FalkorDB log: {log}  (embedded server)")
     else:
-        lines.append(f"  FalkorDB:     {settings.falkordb.host}:{settings.falkordb.port} (external)")
+        lines.append(
+            f"  FalkorDB:     {settings.falkordb.host}:{settings.falkordb.port} (external)"
+        )
     lines.append("Ctrl-C stops everything")
     return lines
 

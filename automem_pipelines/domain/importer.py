@@ -56,16 +56,12 @@ def validate_record(raw: Any, where: str) -> dict[str, Any]:
             continue
         value = record[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-            raise _LineError(
-                f"{where}: field '{key}' must be a number from {lo} to {hi}"
-            )
+            raise _LineError(f"{where}: field '{key}' must be a number from {lo} to {hi}")
     ts = record.get("timestamp") or utc_now_iso()
     try:
         datetime.fromisoformat(str(ts).replace("Z", "+00:00"))
     except ValueError:
-        raise _LineError(
-            f"{where}: field 'timestamp' must be an ISO-8601 string"
-        ) from None
+        raise _LineError(f"{where}: field 'timestamp' must be an ISO-8601 string") from None
     record["timestamp"] = str(ts)
     if record.get("tags") is not None and not isinstance(record["tags"], (list, str)):
         raise _LineError(f"{where}: field 'tags' must be a list of strings")

@@ -87,7 +87,9 @@ def test_stack_command_starts_everything_and_stops_cleanly():
         assert f"Dagster UI:   http://127.0.0.1:{web_port}" in output
         assert f"Admin API:    http://127.0.0.1:{api_port}" in output
         assert f"Data dir:     {root}" in output and f"DAGSTER_HOME: {home}" in output
-        assert f"Logs:         {home / 'stack-logs'}/  (webserver.log, daemon.log, api.log;" in output
+        assert (
+            f"Logs:         {home / 'stack-logs'}/  (webserver.log, daemon.log, api.log;" in output
+        )
         for name in ("webserver", "daemon", "api"):
             assert (home / "stack-logs" / f"{name}.log").stat().st_size > 0, name
         assert f"FalkorDB log: {root / 'falkordb' / 'falkordb.log'}" in output

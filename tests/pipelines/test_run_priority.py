@@ -34,7 +34,10 @@ def defs(make_settings):
 
 
 def _sensor_requests(n: int) -> list[dg.RunRequest]:
-    candidates = [Candidate(f"00000000-0000-4000-8000-{i:012d}", attempts=0, forced=False) for i in range(n * 2)]
+    candidates = [
+        Candidate(f"00000000-0000-4000-8000-{i:012d}", attempts=0, forced=False)
+        for i in range(n * 2)
+    ]
     return plan_run_requests(candidates, batch_size=2, max_runs=n, generation=0)
 
 

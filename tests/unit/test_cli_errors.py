@@ -125,7 +125,9 @@ def test_sample_load_refuses_a_graph_that_holds_memories(run_cli, graph):
     done = run_cli("sample", "--count", "20", "--load")
     assert done.returncode == 0, done.stderr
     assert graph.count_memories() == 20
-    ids = [json.loads(line)["id"] for line in run_cli("sample", "--count", "20").stdout.splitlines()]
+    ids = [
+        json.loads(line)["id"] for line in run_cli("sample", "--count", "20").stdout.splitlines()
+    ]
     assert len(ids) == 20
     # enrichment happened on one of them
     graph.graph.query(
