@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +26,7 @@ from .constants import (
 
 if TYPE_CHECKING:
     from .settings import Settings
+    from .stores.graph import GraphStore
 
 DEMO_SAMPLE_SIZE = 2000
 
@@ -41,10 +44,17 @@ def _settings() -> Settings:
         raise SystemExit(2) from None
 
 
-def _graph(settings: Settings):
+@contextmanager
+def _graph(settings: Settings) -> Iterator[GraphStore]:
+    """The graph store, open; an unreachable FalkorDB is one message, not a traceback."""
     from .definitions import build_resources
+    from .stores.graph import GraphUnavailableError
 
-    return build_resources(settings, from_env=False)["falkordb"].get_store()
+    try:
+        with build_resources(settings, from_env=False)["falkordb"].get_store() as graph:
+            yield graph
+    except GraphUnavailableError as exc:
+        raise SystemExit(f"automem-pipelines: {exc}") from None
 
 
 def run_job(settings: Settings, job_name: str, run_config: dict) -> dict:

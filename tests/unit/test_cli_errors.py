@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.dagster_stack import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 GOOD = '{"content": "a good memory"}'
 
@@ -27,10 +29,10 @@ def run_cli(settings, tmp_path):
         "DAGSTER_HOME": str(tmp_path / "dagster_home"),
     }
 
-    def run(*args: str, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    def run(*args: str, prefix: tuple[str, ...] = (), **more: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [*prefix, sys.executable, "-m", "automem_pipelines.cli", *args],
-            env=env,
+            env={**env, **more},
             cwd=REPO,
             capture_output=True,
             text=True,
@@ -108,6 +110,19 @@ def test_import_of_a_good_file_still_works(run_cli, graph, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "imported 2 memories" in done.stdout
     assert graph.count_memories() == 2
+
+
+def test_an_unreachable_falkordb_is_one_message(run_cli, tmp_path):
+    path = tmp_path / "good.jsonl"
+    path.write_text(GOOD + "\n")
+    port = str(free_port())  # nothing listens there
+    for args in (("import", str(path)), ("sample", "--count", "3", "--load")):
+        err = refused(
+            run_cli(*args, FALKORDB_HOST="127.0.0.1", FALKORDB_PORT=port),
+            f"FalkorDB 127.0.0.1:{port}",
+            "is unreachable",
+        )
+        assert len(err.strip().splitlines()) == 1, err
 
 
 def test_a_bad_option_value_is_a_usage_message(run_cli):
