@@ -4,11 +4,16 @@
 run service (`runs.py`), the status service (`health.py`), the one Dagster gateway
 (`gateway.py`, GraphQL over HTTP), the request-context middleware and the error handlers.
 Nothing here imports or executes a job.
+
+The OpenAPI pages (`/docs`, `/redoc`) load Swagger UI and ReDoc from the installed
+`fastapi-offline` package, served under `/static-offline-docs`, never from a CDN: they work on a
+machine with no network.
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from . import __version__
 from .audit import AuditLog
@@ -23,6 +28,7 @@ from .routers import admin, runs, status
 from .runs import RunService
 from .stores import GraphAccess
 
+DOCS_STATIC_URL = "/static-offline-docs"  # Swagger UI's and ReDoc's scripts, styles and icon
 MAX_BODY_BYTES = 2 * 1024 * 1024
 DESCRIPTION = (
     "AutoMem's admin endpoints, with every operation run as a Dagster run launched over "
@@ -33,11 +39,12 @@ DESCRIPTION = (
 
 
 def create_app(config: ApiConfig, gateway: DagsterGateway | None = None) -> FastAPI:
-    app = FastAPI(
+    app: FastAPI = FastAPIOffline(
         title="AutoMem admin API",
         version=__version__,
         description=DESCRIPTION,
         strict_content_type=False,  # AutoMem reads a body as JSON whatever its content type
+        static_url=DOCS_STATIC_URL,
     )
     state = app.state
     state.config = config

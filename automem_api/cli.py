@@ -46,25 +46,36 @@ def log_config(redactor: Redactor, level: str = "info") -> dict[str, Any]:
     return config
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """Every option has a help text that shows its default."""
     parser = argparse.ArgumentParser(
         prog="automem-api",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--host", help="bind address (AUTOMEM_API_HOST, default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (AUTOMEM_API_PORT, default 8001)")
+    parser.add_argument("--host", help="bind address (default AUTOMEM_API_HOST, else 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default AUTOMEM_API_PORT, else 8001)")
     parser.add_argument(
         "--dagster-url",
-        help="Dagster webserver (DAGSTER_WEBSERVER_URL, default http://127.0.0.1:3000)",
+        help="Dagster webserver (default DAGSTER_WEBSERVER_URL, else http://127.0.0.1:3000)",
     )
     parser.add_argument(
         "--allow-unauthenticated",
         action="store_true",
-        help="serve without AUTOMEM_API_TOKEN on a non-loopback address",
+        help="serve without AUTOMEM_API_TOKEN on a non-loopback address "
+        "(also AUTOMEM_API_ALLOW_UNAUTHENTICATED=true; default: refuse)",
     )
-    parser.add_argument("--log-level", default="info")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug", "trace"],
+        help="uvicorn's and the access log's level (default %(default)s)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
 
     overrides = {}
     if args.host:

@@ -17,7 +17,9 @@ from starlette.concurrency import run_in_threadpool
 from automem_pipelines.constants import (
     DRIFT_SYNC_JOB,
     ENRICHMENT_JOB,
+    OPERATOR_PRIORITY,
     REEMBED_JOB,
+    TAG_PRIORITY,
     TAG_REQUEST_ID,
     TAG_TRIGGER,
 )
@@ -54,7 +56,13 @@ class OutcomeCache:
 
 
 def tags_for(request: Request) -> dict[str, str]:
-    return {TAG_TRIGGER: TRIGGER, TAG_REQUEST_ID: request_id_of(request)}
+    # the jobs carry OPERATOR_PRIORITY already; said here too, since the API's runs are
+    # operator-started whatever the jobs' tags become (constants.TAG_PRIORITY)
+    return {
+        TAG_TRIGGER: TRIGGER,
+        TAG_REQUEST_ID: request_id_of(request),
+        TAG_PRIORITY: OPERATOR_PRIORITY,
+    }
 
 
 class RunService:

@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +26,7 @@ from .constants import (
 
 if TYPE_CHECKING:
     from .settings import Settings
+    from .stores.graph import GraphStore
 
 DEMO_SAMPLE_SIZE = 2000
 
@@ -41,10 +44,17 @@ def _settings() -> Settings:
         raise SystemExit(2) from None
 
 
-def _graph(settings: Settings):
+@contextmanager
+def _graph(settings: Settings) -> Iterator[GraphStore]:
+    """The graph store, open; an unreachable FalkorDB is one message, not a traceback."""
     from .definitions import build_resources
+    from .stores.graph import GraphUnavailableError
 
-    return build_resources(settings, from_env=False)["falkordb"].get_store()
+    try:
+        with build_resources(settings, from_env=False)["falkordb"].get_store() as graph:
+            yield graph
+    except GraphUnavailableError as exc:
+        raise SystemExit(f"automem-pipelines: {exc}") from None
 
 
 def run_job(settings: Settings, job_name: str, run_config: dict) -> dict:
@@ -197,14 +207,22 @@ def cmd_enrichment_status(args: argparse.Namespace) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> None:
-    from .domain.importer import ImportValidationError, import_jsonl
+    from .domain.importer import (
+        ImportFileError,
+        ImportValidationError,
+        read_import_file,
+        write_records,
+    )
 
+    try:  # the whole file is read and validated before the graph is opened
+        records = read_import_file(args.file)
+    except ImportFileError as exc:
+        raise SystemExit(f"automem-pipelines import: {exc}") from None
+    except ImportValidationError as exc:
+        raise SystemExit(f"automem-pipelines import: refused, nothing written: {exc}") from None
     settings = _settings()
-    with _graph(settings) as graph, open(args.file, encoding="utf-8") as fh:
-        try:
-            written = import_jsonl(graph, fh, source=args.file)
-        except ImportValidationError as exc:
-            raise SystemExit(f"import refused, nothing written: {exc}") from None
+    with _graph(settings) as graph:
+        written = write_records(graph, records)
     print(f"imported {written} memories into {graph.config.describe()}")
 
 
@@ -216,11 +234,27 @@ def cmd_sample(args: argparse.Namespace) -> None:
     if args.load:
         settings = _settings()
         with _graph(settings) as graph:
+            existing = graph.count_memories()
+            if existing and not args.replace:
+                raise SystemExit(
+                    f"automem-pipelines sample: refused, nothing written: "
+                    f"{graph.config.describe()} already holds {existing} memories, and loading "
+                    "the sample would overwrite those with the same ids and reset their "
+                    "enrichment. Pass --replace to load it anyway, or set FALKORDB_GRAPH to "
+                    "an empty graph."
+                )
             graph.ensure_indexes()
             n = graph.upsert_memories(node_props_for_write(m) for m in memories)
         print(f"loaded {n} sample memories into {graph.config.describe()}")
         return
-    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
+    if args.replace:
+        raise SystemExit("automem-pipelines sample: --replace only applies with --load")
+    try:
+        out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
+    except OSError as exc:
+        raise SystemExit(
+            f"automem-pipelines sample: cannot write {args.out}: {exc.strerror or exc}"
+        ) from None
     try:
         for memory in memories:
             out.write(json.dumps(memory, ensure_ascii=False) + "\n")
@@ -277,17 +311,50 @@ def cmd_stack(args: argparse.Namespace) -> None:
     serve_forever(_settings(), args.host, args.port, api=api, allow_remote_webserver=allow_remote)
 
 
+def _count(text: str) -> int:
+    """A whole number of at least 1 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _batch_size_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help="memories per embedding-provider call (1 to 2048; default %(default)s)",
+    )
+
+
 def _reembed_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
-    p.add_argument("--force", action="store_true", help="re-embed even unchanged memories")
+    _batch_size_arg(p)
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="re-embed every memory, also those whose content and model are unchanged "
+        "(default: only changed ones)",
+    )
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line: every option has a help text that shows its default."""
     parser = argparse.ArgumentParser(prog="automem-pipelines", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo", help="load the sample store if the graph is empty, then re-embed")
-    p.add_argument("--count", type=int, default=DEMO_SAMPLE_SIZE)
+    p.add_argument(
+        "--count",
+        type=_count,
+        default=DEMO_SAMPLE_SIZE,
+        metavar="N",
+        help="sample memories to load into an empty graph (default %(default)s)",
+    )
     _reembed_args(p)
     p.set_defaults(func=cmd_demo)
 
@@ -295,7 +362,13 @@ def main(argv: list[str] | None = None) -> None:
         "reembed", help="run the re-embed job in this process, or on a running stack (--stack)"
     )
     _reembed_args(p)
-    p.add_argument("--limit", type=int, default=None)
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="re-embed at most N memories (default: all of them)",
+    )
     p.add_argument(
         "--stack",
         nargs="?",
@@ -303,41 +376,94 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         metavar="URL",
         help="hand the run to a running `automem-pipelines stack`: its Dagster webserver at URL "
-        "(default DAGSTER_WEBSERVER_URL, http://127.0.0.1:3000); wait and print its summary",
+        "(default DAGSTER_WEBSERVER_URL, http://127.0.0.1:3000); wait and print its summary "
+        "(default without --stack: run the job in this process)",
     )
     p.set_defaults(func=cmd_reembed)
 
     p = sub.add_parser("sync", help="run the drift-sync job (detect, then repair) in this process")
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
-    p.add_argument("--dry-run", action="store_true", help="report drift, write nothing")
+    _batch_size_arg(p)
     p.add_argument(
-        "--recover-orphans", action="store_true", help="restore orphaned points as memories"
+        "--dry-run", action="store_true", help="report drift, write nothing (default: repair it)"
+    )
+    p.add_argument(
+        "--recover-orphans",
+        action="store_true",
+        help="restore points that have no memory in the graph as memories "
+        "(default: report them only)",
     )
     p.set_defaults(func=cmd_sync)
 
     p = sub.add_parser("enrich", help="run the enrichment job on the given memory ids")
-    p.add_argument("ids", nargs="+")
+    p.add_argument("ids", nargs="+", metavar="ID", help="memory ids (UUIDs) to enrich")
     p.add_argument(
-        "--forced", action="store_true", help="re-enrich even processed or failed memories"
+        "--forced",
+        action="store_true",
+        help="re-enrich even processed or failed memories (default: skip them)",
     )
     p.set_defaults(func=cmd_enrich)
 
     p = sub.add_parser("enrichment-status", help="the enrichment queue and scheduler state")
     p.set_defaults(func=cmd_enrichment_status)
 
-    p = sub.add_parser("import", help="import memories from a JSON Lines file")
-    p.add_argument("file", type=Path)
+    p = sub.add_parser(
+        "import",
+        help="import memories from a JSON Lines file (every line checked first: "
+        "one bad line writes nothing)",
+    )
+    p.add_argument(
+        "file",
+        type=Path,
+        metavar="FILE",
+        help="JSON Lines, one memory per line: content (required), id (UUID; new if absent), "
+        "tags, metadata, type, importance, confidence, timestamp",
+    )
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("sample", help="generate sample memories (JSON Lines, or --load)")
-    p.add_argument("--count", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--out", type=Path)
-    p.add_argument("--load", action="store_true", help="write them into the graph")
+    p.add_argument(
+        "--count",
+        type=_count,
+        default=1000,
+        metavar="N",
+        help="how many memories (default %(default)s)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=7,
+        metavar="S",
+        help="random seed: the same seed gives the same memories and ids (default %(default)s)",
+    )
+    target = p.add_mutually_exclusive_group()
+    target.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the JSON Lines to FILE (default: standard output)",
+    )
+    target.add_argument(
+        "--load",
+        action="store_true",
+        help="write them into the graph instead; refused if it already holds memories "
+        "unless --replace (default: off)",
+    )
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="with --load: load into a graph that already holds memories, overwriting those "
+        "with the sample's ids and resetting their enrichment (default: refuse)",
+    )
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("falkordb", help="manage the embedded FalkorDB server")
-    p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument(
+        "action",
+        choices=["start", "stop", "status"],
+        help="start it (and wait until it answers), stop it, or show its state (exit 0 "
+        "running, 3 stopped, 4 starting or loading, 5 alive but not answering)",
+    )
     p.set_defaults(func=cmd_falkordb)
 
     p = sub.add_parser(
@@ -346,21 +472,33 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--host",
         default="127.0.0.1",
-        help="webserver bind address; loopback only unless --allow-remote-webserver",
+        help="webserver bind address; loopback only unless --allow-remote-webserver "
+        "(default %(default)s)",
     )
-    p.add_argument("--port", type=int, default=3000)
+    p.add_argument(
+        "--port", type=int, default=3000, help="webserver (Dagster UI) port (default %(default)s)"
+    )
     p.add_argument(
         "--allow-remote-webserver",
         action="store_true",
         help="let the webserver (no authentication of its own) listen beyond loopback "
-        "(also AUTOMEM_ALLOW_REMOTE_WEBSERVER=true)",
+        "(also AUTOMEM_ALLOW_REMOTE_WEBSERVER=true; default: refuse)",
     )
-    p.add_argument("--api-host", default="127.0.0.1", help="admin API bind address")
-    p.add_argument("--api-port", type=int, default=8001, help="admin API port")
-    p.add_argument("--no-api", action="store_true", help="do not start the admin API")
+    p.add_argument(
+        "--api-host", default="127.0.0.1", help="admin API bind address (default %(default)s)"
+    )
+    p.add_argument(
+        "--api-port", type=int, default=8001, help="admin API port (default %(default)s)"
+    )
+    p.add_argument(
+        "--no-api", action="store_true", help="do not start the admin API (default: start it)"
+    )
     p.set_defaults(func=cmd_stack)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     try:
         args.func(args)
     except ValueError as exc:  # parameter validation (names the field and range)

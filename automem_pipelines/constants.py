@@ -25,6 +25,15 @@ VECTOR_ASSET_KEY = ["automem", "qdrant_collection"]
 TAG_PIPELINE = "automem/pipeline"
 TAG_TRIGGER = "automem/trigger"
 TAG_REQUEST_ID = "automem/request_id"
+# The run queue starts queued runs highest `dagster/priority` first (an integer as a string,
+# default 0; first in, first out among equals). Every job's runs carry OPERATOR_PRIORITY (a
+# job tag: what the API, the CLI and the UI's launchpad start), and the runs the enrichment
+# sensor and the schedules request override it with BACKGROUND_PRIORITY: a re-embed or sync
+# an operator asks for waits at most for the run already in progress, never behind the
+# sensor's queued enrichment runs.
+TAG_PRIORITY = "dagster/priority"
+OPERATOR_PRIORITY = "10"
+BACKGROUND_PRIORITY = "0"
 # Runs that open the embedded (local-mode) Qdrant carry this tag; the instance's run queue
 # limits it to one run at a time because local mode allows a single process.
 TAG_QDRANT_LOCK = "automem/qdrant"

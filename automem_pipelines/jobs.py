@@ -7,10 +7,12 @@ import dagster as dg
 from .constants import (
     DRIFT_SYNC_JOB,
     ENRICHMENT_JOB,
+    OPERATOR_PRIORITY,
     QDRANT_LOCAL_TAG_VALUE,
     REEMBED_JOB,
     REEMBED_PARTITIONED_JOB,
     TAG_PIPELINE,
+    TAG_PRIORITY,
     TAG_QDRANT_LOCK,
 )
 from .domain.partitions import DEFAULT_PARTITIONS, partition_keys
@@ -32,7 +34,8 @@ from .ops.reembed import (
 
 
 def job_tags(pipeline: str, qdrant_local: bool) -> dict[str, str]:
-    tags = {TAG_PIPELINE: pipeline}
+    # runs started by hand come before the sensor's and the schedules' (constants.TAG_PRIORITY)
+    tags = {TAG_PIPELINE: pipeline, TAG_PRIORITY: OPERATOR_PRIORITY}
     if qdrant_local:
         tags[TAG_QDRANT_LOCK] = QDRANT_LOCAL_TAG_VALUE
     return tags

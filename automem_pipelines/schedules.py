@@ -2,9 +2,18 @@ from __future__ import annotations
 
 import dagster as dg
 
-from .constants import DRIFT_SYNC_SCHEDULE, REEMBED_SCHEDULE, TAG_TRIGGER
+from .constants import (
+    BACKGROUND_PRIORITY,
+    DRIFT_SYNC_SCHEDULE,
+    REEMBED_SCHEDULE,
+    TAG_PRIORITY,
+    TAG_TRIGGER,
+)
 from .run_config import reembed_run_config, sync_run_config
 from .settings import Settings
+
+# behind runs an operator started, like the sensor's (constants.TAG_PRIORITY)
+SCHEDULE_TAGS = {TAG_TRIGGER: "schedule", TAG_PRIORITY: BACKGROUND_PRIORITY}
 
 
 def build_reembed_schedule(job: dg.JobDefinition, settings: Settings) -> dg.ScheduleDefinition:
@@ -15,7 +24,7 @@ def build_reembed_schedule(job: dg.JobDefinition, settings: Settings) -> dg.Sche
         job=job,
         cron_schedule=settings.schedule.reembed_cron,
         run_config=reembed_run_config(force=False),
-        tags={TAG_TRIGGER: "schedule"},
+        tags=SCHEDULE_TAGS,
         default_status=(
             dg.DefaultScheduleStatus.RUNNING
             if settings.schedule.reembed_enabled
@@ -48,7 +57,7 @@ def build_drift_sync_schedule(job: dg.JobDefinition, settings: Settings) -> dg.S
         job=job,
         cron_schedule=interval_cron(settings.sync.check_interval_seconds),
         run_config=sync_run_config(dry_run=False, recover_orphans=False),
-        tags={TAG_TRIGGER: "schedule"},
+        tags=SCHEDULE_TAGS,
         default_status=(
             dg.DefaultScheduleStatus.RUNNING
             if settings.sync.auto_repair

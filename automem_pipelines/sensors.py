@@ -8,7 +8,13 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from .constants import ENRICHMENT_JOB, ENRICHMENT_SENSOR, TAG_TRIGGER
+from .constants import (
+    BACKGROUND_PRIORITY,
+    ENRICHMENT_JOB,
+    ENRICHMENT_SENSOR,
+    TAG_PRIORITY,
+    TAG_TRIGGER,
+)
 from .domain.enrichment import Candidate, find_candidates
 from .resources import FalkorDBResource
 from .resources.sync import SyncPolicyResource
@@ -48,7 +54,8 @@ def plan_run_requests(
                 dg.RunRequest(
                     run_key=run_key_for(batch, forced, generation),
                     run_config=enrichment_run_config([c.id for c in batch], forced),
-                    tags={TAG_TRIGGER: "sensor"},
+                    # behind runs an operator started (constants.TAG_PRIORITY)
+                    tags={TAG_TRIGGER: "sensor", TAG_PRIORITY: BACKGROUND_PRIORITY},
                 )
             )
     return requests

@@ -41,6 +41,7 @@ load_from:
 """
 
 
+STACK_LOG_DIR = "stack-logs"  # under DAGSTER_HOME unless start_stack is given another
 ALLOW_REMOTE_WEBSERVER_ENV = "AUTOMEM_ALLOW_REMOTE_WEBSERVER"
 # Only the admin API reads these; Dagster's processes (and so its runs) never get them.
 API_ONLY_ENV = ("AUTOMEM_API_TOKEN", "ADMIN_API_TOKEN")
@@ -84,6 +85,11 @@ class Stack:
     port: int
     dagster_home: Path
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    log_dir: Path | None = None  # each component's output: <log_dir>/<name>.log
+
+    def __post_init__(self) -> None:
+        if self.log_dir is None:
+            self.log_dir = self.dagster_home / STACK_LOG_DIR
 
     @property
     def url(self) -> str:
@@ -216,9 +222,9 @@ def start_stack(
         k: v for k, v in (os.environ if env is None else env).items() if k not in API_ONLY_ENV
     }
     child_env["DAGSTER_HOME"] = str(home)
-    log_dir = log_dir or home / "stack-logs"
+    stack = Stack(host, port, home, log_dir=log_dir)
+    log_dir = stack.log_dir
     log_dir.mkdir(parents=True, exist_ok=True)
-    stack = Stack(host, port, home)
 
     def spawn(name: str, args: list[str]) -> subprocess.Popen:
         log = open(log_dir / f"{name}.log", "ab")
@@ -257,8 +263,8 @@ def start_api(
     name: str = "api",
 ) -> subprocess.Popen:
     """Start `automem-api` against the stack's webserver; it is stopped with the stack."""
-    (stack.dagster_home / "stack-logs").mkdir(parents=True, exist_ok=True)
-    log = open(stack.dagster_home / "stack-logs" / f"{name}.log", "ab")
+    stack.log_dir.mkdir(parents=True, exist_ok=True)
+    log = open(stack.log_dir / f"{name}.log", "ab")
     args = [_bin("automem-api"), "--host", host, "--port", str(port), "--dagster-url", stack.url]
     proc = subprocess.Popen(
         args,
@@ -286,6 +292,33 @@ def running_stack(settings: Settings, **kwargs) -> Iterator[Stack]:
         stack.stop()
 
 
+def banner(settings: Settings, stack: Stack, api: tuple[str, int] | None) -> list[str]:
+    """What the stack prints once everything answers: where to point a browser, where its data
+    and instance live, and where each component's log goes."""
+    logs = ", ".join(
+        f"{name}.log" for name in stack.processes if (stack.log_dir / f"{name}.log").exists()
+    )
+    lines = [
+        "automem-pipelines stack is up",
+        f"  Dagster UI:   {stack.url}",
+        f"  Admin API:    http://{api[0]}:{api[1]}  (OpenAPI docs at /docs)"
+        if api is not None
+        else "  Admin API:    not started (--no-api)",
+        f"  Data dir:     {settings.data_dir}  (AUTOMEM_DATA_DIR)",
+        f"  DAGSTER_HOME: {stack.dagster_home}  (dagster.yaml, run history)",
+        f"  Logs:         {stack.log_dir}/  ({logs}; run workers write to daemon.log)",
+    ]
+    if settings.falkordb.embedded:
+        log = falkordb_server.paths_for(settings.data_dir).logfile
+        lines.append(f"  FalkorDB log: {log}  (embedded server)")
+    else:
+        lines.append(
+            f"  FalkorDB:     {settings.falkordb.host}:{settings.falkordb.port} (external)"
+        )
+    lines.append("Ctrl-C stops everything")
+    return lines
+
+
 def serve_forever(
     settings: Settings,
     host: str,
@@ -311,14 +344,11 @@ def serve_forever(
         )
         if api is not None:
             start_api(stack, *api)
-            print(f"Admin API: http://{api[0]}:{api[1]}  (OpenAPI at /docs)")
         for name, args in extra:
             stack.add(name, subprocess.Popen(args, start_new_session=True))
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGTERM, handler)
-        print(
-            f"Dagster UI: {stack.url}  (DAGSTER_HOME={stack.dagster_home}); Ctrl-C stops everything"
-        )
+        print("\n".join(banner(settings, stack, api)), flush=True)
         if not is_loopback(host):
             print(
                 f"WARNING: the Dagster webserver listens on {host} with no authentication: "

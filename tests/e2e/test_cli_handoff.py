@@ -11,7 +11,7 @@ import sys
 import dagster as dg
 import pytest
 
-from automem_pipelines.constants import REEMBED_JOB, TAG_TRIGGER
+from automem_pipelines.constants import OPERATOR_PRIORITY, REEMBED_JOB, TAG_PRIORITY, TAG_TRIGGER
 from automem_pipelines.stack import running_stack
 from tests.helpers import load_sample
 from tests.support.dagster_stack import free_port
@@ -66,6 +66,8 @@ def test_reembed_handed_to_a_running_stack_prints_the_in_process_summary(stack):
         run = runs[0]
         assert run.status == dg.DagsterRunStatus.SUCCESS
         assert run.tags[TAG_TRIGGER] == "cli"
+        # launched over GraphQL, the run has the job's tag: ahead of the sensor's runs
+        assert run.tags[TAG_PRIORITY] == OPERATOR_PRIORITY
         assert run.run_id in handed.stderr  # the CLI names the run it launched
 
     # the same job in this process (same DAGSTER_HOME, the stack idle): the same summary

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -59,26 +60,53 @@ def test_stack_command_starts_everything_and_stops_cleanly():
         text=True,
         start_new_session=True,
     )
+    lines: list[str] = []  # what the command prints, read as it goes
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+
+    def said() -> str:
+        return "".join(lines)
+
     try:
         deadline = time.monotonic() + START_LIMIT
         health = None
+        # up once the banner is out (the API answers a moment before the banner is printed)
         while time.monotonic() < deadline and proc.poll() is None:
-            if _answers(f"http://127.0.0.1:{api_port}/health"):
+            if "Ctrl-C stops everything" in said() and _answers(
+                f"http://127.0.0.1:{api_port}/health"
+            ):
                 health = requests.get(f"http://127.0.0.1:{api_port}/health", timeout=30).json()
                 break
             time.sleep(0.5)
         if health is None:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
-            output = proc.communicate(timeout=90)[0]
-            pytest.fail(f"the API never answered; the stack command said:\n{output[-3000:]}")
+            proc.wait(90)
+            reader.join(10)
+            pytest.fail(f"the stack never came up; the stack command said:\n{said()[-3000:]}")
         assert health["dagster"] == "reachable" and health["falkordb"] == "connected"
         assert _answers(f"http://127.0.0.1:{web_port}/server_info")
+        docs = requests.get(f"http://127.0.0.1:{api_port}/docs", timeout=30).text
+        assert "/static-offline-docs/swagger-ui-bundle.js" in docs and "cdn" not in docs
+        assert _answers(f"http://127.0.0.1:{api_port}/static-offline-docs/swagger-ui-bundle.js")
 
         proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=90)
+        proc.wait(90)
+        reader.join(10)
+        output = said()
         assert proc.returncode == 0, output
         assert "stack stopped" in output
+        # the banner: URLs, data dir, DAGSTER_HOME, and the log folder, which holds the logs
+        home = (root / "dagster_home").resolve()
+        assert f"Dagster UI:   http://127.0.0.1:{web_port}" in output
+        assert f"Admin API:    http://127.0.0.1:{api_port}" in output
+        assert f"Data dir:     {root}" in output and f"DAGSTER_HOME: {home}" in output
+        assert (
+            f"Logs:         {home / 'stack-logs'}/  (webserver.log, daemon.log, api.log;" in output
+        )
+        for name in ("webserver", "daemon", "api"):
+            assert (home / "stack-logs" / f"{name}.log").stat().st_size > 0, name
+        assert f"FalkorDB log: {root / 'falkordb' / 'falkordb.log'}" in output
         assert not _answers(f"http://127.0.0.1:{api_port}/health")
         assert not _answers(f"http://127.0.0.1:{web_port}/server_info")
         assert not falkordb_server.is_running(root)
