@@ -42,7 +42,7 @@ class LineDisplay:
         out: TextIO,
         every: float = LINE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
-        label: str = "progress",
+        label: str = "run progress",
     ):
         self.out, self.every, self.clock, self.label = out, every, clock, label
         self._last: float | None = None
@@ -145,7 +145,8 @@ class Follower:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread.ident is not None:  # started
+            self._thread.join()
         try:
             self.read()
         except Exception:  # noqa: BLE001 - the run's own outcome is what the caller reports
