@@ -21,7 +21,6 @@ from automem_pipelines.constants import (
     TAG_REQUEST_ID,
     TAG_TRIGGER,
 )
-
 from automem_pipelines.domain.progress import RunProgress
 
 from .config import ApiConfig

@@ -80,13 +80,22 @@ class BarDisplay:
             self.close()
             self._phase = snapshot["phase"]
             self._bar = tqdm(
-                total=snapshot["total"], desc=self._phase, unit="", file=self.out, leave=True
+                total=snapshot["total"],
+                desc=self._phase,
+                file=self.out,
+                leave=True,
+                # the rate and the ETA are the run's (from its events), not tqdm's own
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                "[{elapsed}{postfix}]",
             )
         bar = self._bar
         bar.total = snapshot["total"]
         bar.n = snapshot["done"]
-        rate = snapshot.get("rate_per_second")
-        bar.set_postfix_str(f"{rate:.0f}/s" if rate else "", refresh=False)
+        eta = snapshot.get("eta_seconds")
+        bar.set_postfix_str(
+            f"{snapshot['rate_per_second']:.0f}/s, ETA {'?' if eta is None else f'{eta:.0f}'} s",
+            refresh=False,
+        )
         bar.refresh()
 
     def close(self) -> None:

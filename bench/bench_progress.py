@@ -5,7 +5,8 @@ Options: --n, --repeat, --batch, --every (seconds between progress events when o
 
 A re-embed (force=true: every memory embedded and written) with the local provider and Qdrant
 in memory, with progress events on (progress_seconds=--every) and off (progress_seconds=0),
-rounds interleaved on/off so drift of the machine hits both alike; medians. The gaps are read
+rounds interleaved on/off so drift of the machine hits both alike; medians, and the median of
+the per-repetition ratios (the two rounds of a repetition run back to back). The gaps are read
 from the event log timestamps of the runs with progress on: between two progress events of
 the run (any step), and from the run's start to its first one.
 """
@@ -54,7 +55,7 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=2.0)
     args = parser.parse_args()
 
-    on_times, off_times, found = [], [], []
+    on_times, off_times, found, pairs = [], [], [], []
     with bench_dir() as root, instance_in(root) as instance:
         settings = make_settings(root, QDRANT_URL=":memory:")
         resources = build_resources(settings, from_env=False)
@@ -75,6 +76,7 @@ def main() -> None:
                 else:
                     assert gaps(instance, run_id)[0] == 0
                 print(f"rep {rep} {kind}: {seconds:.2f}s", file=sys.stderr, flush=True)
+            pairs.append(on_times[-1] / off_times[-1])  # the two rounds of this repetition
     on, off = median(on_times), median(off_times)
     print(
         table(
@@ -84,7 +86,8 @@ def main() -> None:
             [
                 "progress on (s)",
                 "progress off (s)",
-                "on ÷ off",
+                "on ÷ off (medians)",
+                "on ÷ off (median of pairs)",
                 "progress events per run",
                 "longest gap between two (s)",
                 "run start → first event (s)",
@@ -94,6 +97,7 @@ def main() -> None:
                     on,
                     off,
                     on / off,
+                    median(pairs),
                     max(f[0] for f in found),
                     max(f[1] for f in found),
                     max(f[2] for f in found),

@@ -39,7 +39,9 @@ def format_progress(
 
 def format_plan(phase: str, total: int, steps: int, unit: str = "memories") -> str:
     """A run's whole plan for a phase done by several steps (a fan-out): its total."""
-    return f"{PREFIX}{phase}: 0/{total} {unit} (planned, {steps} {'step' if steps == 1 else 'steps'})"
+    return (
+        f"{PREFIX}{phase}: 0/{total} {unit} (planned, {steps} {'step' if steps == 1 else 'steps'})"
+    )
 
 
 def parse_progress(message: str | None) -> dict[str, Any] | None:
@@ -111,7 +113,9 @@ class Progress:
         return remaining / rate if rate > 0 else None
 
     def message(self) -> str:
-        return format_progress(self.phase, self.done, self.total, self.rate(), self.eta(), self.unit)
+        return format_progress(
+            self.phase, self.done, self.total, self.rate(), self.eta(), self.unit
+        )
 
     def _emit(self, now: float) -> None:
         self._last_emit = now

@@ -278,9 +278,7 @@ def repair_payloads(
         ids = plan.report.payload_drift
         progress = progress_reporter(context, "repair_payloads", len(ids), plan.progress_seconds)
         with fail_fast_unless_transient(), falkordb.get_store() as graph:
-            result = drift.repair_payloads(
-                ids, graph, qdrant.get_store(), progress=progress.update
-            )
+            result = drift.repair_payloads(ids, graph, qdrant.get_store(), progress=progress.update)
         progress.finish(result.total)
         results.append(result)
         context.log.info(

@@ -18,8 +18,8 @@ from ..constants import (
 from ..domain import enrichment, partitions, reembed
 from ..domain.identity import finish_replacement
 from ..domain.outcome import DEFAULT_FAILURE_THRESHOLD, apply_threshold
-from ..domain.progress import DEFAULT_EVERY_SECONDS, format_plan
 from ..domain.params import BatchSize, ChunkSize, FailureThreshold, Flag, Limit, ParamError
+from ..domain.progress import DEFAULT_EVERY_SECONDS, format_plan
 from ..domain.vector_state import EmbeddingIdentity
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
 from ..resources.nlp import EnrichmentResource

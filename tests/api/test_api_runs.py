@@ -166,7 +166,11 @@ def test_run_status_carries_progress_while_running_and_not_after(scripted):
     launcher.log += [
         ("enumerate_memories", "12020 memories: 12020 to embed", None),
         ("batch_memories", format_plan("reembed_chunk", 12020, 2), None),
-        ("reembed_chunk[chunk_000]", format_progress("reembed_chunk", 3072, 10000, 1450, 4.8), None),
+        (
+            "reembed_chunk[chunk_000]",
+            format_progress("reembed_chunk", 3072, 10000, 1450, 4.8),
+            None,
+        ),
     ]
     body = poll()
     assert body["status"] == "started"

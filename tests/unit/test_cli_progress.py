@@ -62,10 +62,53 @@ def test_plain_lines_are_throttled_and_the_last_one_is_always_shown():
     follower.read()
     for done in (1024, 2048):  # half a second apart: the second is held back
         clock.now += 0.5
-        log.append(("reembed_chunk[chunk_000]", format_progress("reembed_chunk", done, 3000, 2048, 1), None))
+        log.append(
+            (
+                "reembed_chunk[chunk_000]",
+                format_progress("reembed_chunk", done, 3000, 2048, 1),
+                None,
+            )
+        )
         follower.read()
     clock.now += 0.5
-    log.append(("reembed_chunk[chunk_000]", format_progress("reembed_chunk", 3000, 3000, 2000, 0), None))
+    log.append(
+        ("reembed_chunk[chunk_000]", format_progress("reembed_chunk", 3000, 3000, 2000, 0), None)
+    )
     follower.stop()  # never started: stop reads what is left and closes the display
     shown = [re.search(r"(\d+)/3000", line)[1] for line in out.getvalue().splitlines()]
     assert shown == ["0", "3000"]
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_a_bar_with_the_runs_rate_and_eta():
+    from automem_pipelines.run_progress import BarDisplay, display_for
+
+    out = Terminal()
+    display = display_for(out)
+    assert isinstance(display, BarDisplay)
+    display.show(
+        {
+            "phase": "reembed_chunk",
+            "done": 0,
+            "total": 1000,
+            "rate_per_second": 0.0,
+            "eta_seconds": None,
+        }
+    )
+    display.show(
+        {
+            "phase": "reembed_chunk",
+            "done": 500,
+            "total": 1000,
+            "rate_per_second": 250.0,
+            "eta_seconds": 2.0,
+        }
+    )
+    display.close()
+    drawn = out.getvalue()
+    assert "\r" in drawn and "500/1000" in drawn and "250/s, ETA 2 s" in drawn
+    assert isinstance(display_for(io.StringIO()), LineDisplay)  # not a terminal: lines

@@ -113,7 +113,9 @@ def test_parse_round_trip(line):
     parsed = parse_progress(line)
     assert parsed is not None
     if "planned_steps" in parsed:
-        again = format_plan(parsed["phase"], parsed["total"], parsed["planned_steps"], parsed["unit"])
+        again = format_plan(
+            parsed["phase"], parsed["total"], parsed["planned_steps"], parsed["unit"]
+        )
     else:
         again = format_progress(
             parsed["phase"],

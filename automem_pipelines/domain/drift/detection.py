@@ -114,9 +114,7 @@ def detect(
     ``progress(done, total)`` is called every thousand nodes and every page of points: nodes read plus points
     compared, of all memories plus all points (two count queries, only when it is given)."""
     with vectors.bulk_phase():
-        return _detect(
-            graph, vectors, identity, excluded_types, scroll_page, graph_page, progress
-        )
+        return _detect(graph, vectors, identity, excluded_types, scroll_page, graph_page, progress)
 
 
 def _detect(
