@@ -19,7 +19,7 @@ from ..domain import enrichment, partitions, reembed
 from ..domain.identity import finish_replacement
 from ..domain.outcome import DEFAULT_FAILURE_THRESHOLD, apply_threshold
 from ..domain.params import BatchSize, ChunkSize, FailureThreshold, Flag, Limit, ParamError
-from ..domain.progress import DEFAULT_EVERY_SECONDS, format_plan
+from ..domain.progress import DEFAULT_EVERY_SECONDS, Progress, format_plan
 from ..domain.vector_state import EmbeddingIdentity
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
 from ..resources.nlp import EnrichmentResource
@@ -127,6 +127,8 @@ def enumerate_memories(
     started_at = time.time()  # the run's work starts here: the summary's seconds count from it
     started = time.perf_counter()
     id_range = run_id_range(context, config)  # before anything is opened or written
+    # memories judged (listed, compared with their points); the total is counted at the start
+    progress = Progress("enumerate_memories", 0, context.log.info, every=config.progress_seconds)
     with retry_store_outages():
         provider = embeddings.get_provider()
         store = qdrant.get_store()
@@ -140,7 +142,10 @@ def enumerate_memories(
                 config.force,
                 config.replace_model_in_place,
                 id_range,
+                progress=progress.update if progress.enabled else None,
             )
+    progress.update(selection.total, selection.total)  # what was listed is the total
+    progress.finish()
     seconds = time.perf_counter() - started
     context.log.info(
         f"{selection.total} memories: {len(selection.todo)} to embed, "
@@ -171,6 +176,7 @@ def enumerate_memories(
             "without_content": selection.skipped_empty,
             "seconds": round(seconds, 3),
             "partition": "all" if id_range is None else id_range.key,
+            **progress.metadata(),
         },
     )
 

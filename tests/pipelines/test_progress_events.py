@@ -38,6 +38,9 @@ def test_reembed_run_reports_increasing_progress_up_to_the_plan_total(settings, 
     assert summary["processed"] == 2500
 
     events = progress_events(instance, run_id)
+    listed = [e for key, e in events if key == "enumerate_memories"]
+    assert listed[0]["done"] == 0 and listed[0]["total"] == 2500
+    assert listed[-1]["done"] == listed[-1]["total"] == 2500
     plan = [e for key, e in events if key == "batch_memories"]
     assert len(plan) == 1 and plan[0]["total"] == 2500 and plan[0]["planned_steps"] == 3
     by_step: dict[str, list[dict]] = {}
