@@ -25,7 +25,7 @@ from automem_pipelines.domain.progress import RunProgress
 
 from .config import ApiConfig
 from .errors import ApiError
-from .gateway import DagsterGateway, RunInfo, RunOutcome
+from .gateway import DagsterGateway, LaunchError, RunInfo, RunOutcome
 from .middleware import audit_of, request_id_of
 from .redaction import short_id
 
@@ -152,7 +152,10 @@ class RunService:
         if run.finished:
             self.progress_cache.drop(run.run_id)
             return None
-        return await run_in_threadpool(self.progress_cache.read, self.gateway, run.run_id)
+        try:
+            return await run_in_threadpool(self.progress_cache.read, self.gateway, run.run_id)
+        except LaunchError:  # Dagster could not read the run's log: the status still answers
+            return None
 
     def finished_outcome(self, run: RunInfo) -> RunOutcome:
         """As `outcome`, from a worker thread (the health check's)."""

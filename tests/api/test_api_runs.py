@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 from automem_api.app import create_app
 from automem_api.config import ApiConfig, RateLimit
-from automem_api.gateway import RunInfo, RunOutcome
+from automem_api.gateway import LaunchError, RunInfo, RunOutcome
 from automem_pipelines.domain.progress import format_plan, format_progress
 from tests.support.api import ADMIN_TOKEN, API_TOKEN, ScriptedGateway
 
@@ -199,3 +199,17 @@ def test_run_status_carries_progress_while_running_and_not_after(scripted):
     assert body["status"] == "success" and body["progress"] is None
     assert body["summary"]["status"] == "complete"
     assert len(launcher.cursors) == 3  # a finished run's log is not read for progress
+
+
+class UnreadableLog(Scripted):
+    def progress_page(self, run_id, cursor, limit=1000):
+        raise LaunchError(500, "Dagster could not read the events", "PythonError")
+
+
+def test_a_log_dagster_cannot_read_leaves_the_status_without_progress(scripted):
+    client, launcher = scripted(UnreadableLog)
+    launcher.final_status = "STARTED"
+    run_id = client.post("/admin/reembed", headers=ADMIN, json={}).json()["run_id"]
+    response = client.get(f"/admin/runs/{run_id}", headers=ADMIN)
+    assert response.status_code == 200
+    assert response.json()["status"] == "started" and response.json()["progress"] is None
