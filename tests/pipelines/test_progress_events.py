@@ -6,7 +6,11 @@ import dagster as dg
 
 from automem_pipelines.definitions import build_definitions, build_resources
 from automem_pipelines.domain.progress import RunProgress, parse_progress, step_phase
-from automem_pipelines.run_config import reembed_run_config, sync_run_config
+from automem_pipelines.run_config import (
+    enrichment_run_config,
+    reembed_run_config,
+    sync_run_config,
+)
 from automem_pipelines.run_progress import instance_page
 from tests.helpers import load_sample
 
@@ -19,7 +23,11 @@ def run_job(settings, job_name: str, run_config: dict) -> tuple[dg.DagsterInstan
         resources=build_resources(settings, from_env=False),
         instance=instance,
     )
-    summary_op = {"reembed_job": "summarize_reembed", "drift_sync_job": "summarize_sync"}
+    summary_op = {
+        "reembed_job": "summarize_reembed",
+        "drift_sync_job": "summarize_sync",
+        "enrichment_job": "summarize_enrichment",
+    }
     return instance, result.run_id, result.output_for_node(summary_op[job_name])
 
 
@@ -89,3 +97,18 @@ def test_drift_sync_reports_detection_and_repair_progress(settings, graph):
     assert detect[0]["done"] == 0 and detect[-1]["done"] == detect[-1]["total"] == 400
     repair = [e for key, e in events if key == "repair_vectors"]
     assert repair[0]["done"] == 0 and repair[-1]["done"] == repair[-1]["total"] == 400
+
+
+def test_enrichment_reports_each_batch_and_the_plan(settings, graph):
+    rows = load_sample(graph, 30)
+    config = enrichment_run_config([r["id"] for r in rows])
+    instance, run_id, summary = run_job(settings, "enrichment_job", config)
+    assert summary["enriched"] == 30
+    events = progress_events(instance, run_id)
+    assert [(k, e["total"], e.get("planned_steps")) for k, e in events][0] == (
+        "batch_enrichment",
+        30,
+        1,
+    )
+    batch = [e for key, e in events if step_phase(key) == "enrich_batch"]
+    assert [(e["done"], e["total"]) for e in batch] == [(0, 30), (30, 30)]
