@@ -254,6 +254,28 @@ class DagsterGateway:
         found = self.runs(job, ["SUCCESS"], limit=1)
         return found[0] if found else None
 
+    def progress_page(
+        self, run_id: str, cursor: str | None, limit: int = LOG_PAGE
+    ) -> tuple[list[tuple[str | None, str, float | None]], str | None, bool]:
+        """One page of the run's log messages after ``cursor``: (step key, message, epoch s)
+        each, the cursor to read on from, and whether more events follow
+        (automem_pipelines.run_progress.Page)."""
+        variables = {"runId": run_id, "cursor": cursor, "limit": limit}
+        logs = self.query(queries.RUN_PROGRESS, variables)["logsForRun"]
+        if logs["__typename"] != "EventConnection":
+            raise LaunchError(
+                500,
+                f"Dagster could not read the events of run "
+                f"{short_id(run_id)}: {short_message(logs.get('message'))}",
+                logs["__typename"],
+            )
+        events = [
+            (e.get("stepKey"), e["message"], _epoch_seconds(e.get("timestamp")))
+            for e in logs["events"]
+            if e.get("__typename") == "LogMessageEvent" and e.get("message")
+        ]
+        return events, logs["cursor"] or cursor, bool(logs["hasMore"])
+
     def outcome(self, run_id: str, job: str) -> RunOutcome:
         """The summary (the JSON Output metadata entry `SUMMARY_METADATA_KEY` of the job's
         summarizing step) and the failure messages, from the run's structured events."""
@@ -316,6 +338,13 @@ class DagsterGateway:
             queued_run_configs=[r.get("runConfig") for r in _runs_results(data["queued"])],
             started_run_configs=[r.get("runConfig") for r in _runs_results(data["started"])],
         )
+
+
+def _epoch_seconds(value: Any) -> float | None:
+    try:
+        return float(value) / 1000.0  # GraphQL timestamps are epoch milliseconds, as text
+    except (TypeError, ValueError):
+        return None
 
 
 def _summary_entry(entries: list[dict[str, Any]]) -> dict[str, Any] | None:

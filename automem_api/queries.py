@@ -68,6 +68,24 @@ query RunEvents($runId: ID!, $cursor: String, $limit: Int) {
   }
 }"""
 
+# A run's log messages, for its progress events (automem_pipelines.domain.progress): the
+# other events answer only their type name. Read from a cursor: each poll reads what is new.
+RUN_PROGRESS = """
+query RunProgress($runId: ID!, $cursor: String, $limit: Int) {
+  logsForRun(runId: $runId, afterCursor: $cursor, limit: $limit) {
+    __typename
+    ... on EventConnection {
+      cursor
+      hasMore
+      events {
+        __typename
+        ... on LogMessageEvent { message stepKey timestamp }
+      }
+    }
+    ... on Error { message }
+  }
+}"""
+
 SCHEDULER = """
 query Scheduler($sensor: SensorSelector!, $daemon: String!, $queued: RunsFilter,
                 $started: RunsFilter, $limit: Int) {

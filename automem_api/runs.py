@@ -23,10 +23,11 @@ from automem_pipelines.constants import (
     TAG_REQUEST_ID,
     TAG_TRIGGER,
 )
+from automem_pipelines.domain.progress import RunProgress
 
 from .config import ApiConfig
 from .errors import ApiError
-from .gateway import DagsterGateway, RunInfo, RunOutcome
+from .gateway import DagsterGateway, LaunchError, RunInfo, RunOutcome
 from .middleware import audit_of, request_id_of
 from .redaction import short_id
 
@@ -55,6 +56,48 @@ class OutcomeCache:
                 self._items.popitem(last=False)
 
 
+class ProgressCache:
+    """Per running run: how far its event log has been read (the cursor) and the progress
+    folded from it, so a poll of `/admin/runs/{id}` reads only the events since the last one
+    (bounded: the least recently polled runs are dropped, and read again from the start)."""
+
+    MAX_PAGES = 20  # per poll; the rest is read by the next poll
+
+    def __init__(self, size: int = 64):
+        self.size = size
+        self._items: OrderedDict[str, tuple[threading.Lock, dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def entry(self, run_id: str) -> tuple[threading.Lock, dict[str, Any]]:
+        with self._lock:
+            found = self._items.get(run_id)
+            if found is None:
+                found = self._items[run_id] = (
+                    threading.Lock(),
+                    {"cursor": None, "progress": RunProgress()},
+                )
+            self._items.move_to_end(run_id)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+            return found
+
+    def drop(self, run_id: str) -> None:
+        with self._lock:
+            self._items.pop(run_id, None)
+
+    def read(self, gateway: DagsterGateway, run_id: str) -> dict[str, Any] | None:
+        """The run-level progress after reading the run's new events (GraphQL logsForRun)."""
+        lock, state = self.entry(run_id)
+        with lock:
+            for _ in range(self.MAX_PAGES):
+                events, state["cursor"], more = gateway.progress_page(run_id, state["cursor"])
+                for step_key, message, _ts in events:
+                    state["progress"].feed(step_key, message)
+                if not more:
+                    break
+            return state["progress"].snapshot()
+
+
 def tags_for(request: Request) -> dict[str, str]:
     # the jobs carry OPERATOR_PRIORITY already; said here too, since the API's runs are
     # operator-started whatever the jobs' tags become (constants.TAG_PRIORITY)
@@ -70,6 +113,7 @@ class RunService:
         self.config = config
         self.gateway = gateway
         self.outcomes = OutcomeCache()
+        self.progress_cache = ProgressCache()
         self._locks = {job: asyncio.Lock() for job in EXCLUSIVE_JOBS}
 
     async def submit(self, request: Request, job: str, run_config: dict[str, Any]) -> str:
@@ -109,6 +153,17 @@ class RunService:
             if run.finished:
                 self.outcomes.put(run.run_id, cached)
         return cached
+
+    async def progress(self, run: RunInfo) -> dict[str, Any] | None:
+        """{phase, done, total, rate_per_second, eta_seconds} of a run that is going; None
+        before its first progress event and once it has finished."""
+        if run.finished:
+            self.progress_cache.drop(run.run_id)
+            return None
+        try:
+            return await run_in_threadpool(self.progress_cache.read, self.gateway, run.run_id)
+        except LaunchError:  # Dagster could not read the run's log: the status still answers
+            return None
 
     def finished_outcome(self, run: RunInfo) -> RunOutcome:
         """As `outcome`, from a worker thread (the health check's)."""

@@ -139,6 +139,14 @@ class EnrichmentStatusBody(BaseModel):
     stats: dict[str, Any]
 
 
+class RunProgressBody(BaseModel):
+    phase: str = Field(examples=["reembed_chunk", "detect_drift", "repair_vectors"])
+    done: int
+    total: int
+    rate_per_second: float
+    eta_seconds: float | None
+
+
 class RunBody(BaseModel):
     model_config = ConfigDict(extra="allow")
     run_id: str
@@ -147,6 +155,12 @@ class RunBody(BaseModel):
     request_id: str | None
     summary: dict[str, Any] | None = None
     errors: list[str] | None = None
+    progress: RunProgressBody | None = Field(
+        None,
+        description="While the run is going: the step doing the work (phase) and the run's "
+        "done/total over it, from its progress events; null before the first one and once "
+        "the run has finished.",
+    )
 
 
 class HealthBody(BaseModel):

@@ -80,12 +80,21 @@ def run_job(settings: Settings, job_name: str, run_config: dict) -> dict:
         job = build_definitions(settings).get_job_def(job_name)
         instance = dg.DagsterInstance.get()
     gc.freeze()
-    run_config = {**run_config, "loggers": {"console": {"config": {"log_level": "INFO"}}}}
-    with instance:
+    import uuid
+
+    from .run_progress import display_for, instance_page
+
+    display = display_for()
+    # on a terminal the bar shows the progress: the console keeps warnings and errors only
+    level = "WARNING" if display.out.isatty() else "INFO"
+    run_config = {**run_config, "loggers": {"console": {"config": {"log_level": level}}}}
+    run_id = str(uuid.uuid4())
+    with instance, _following(lambda c: instance_page(instance, run_id, c), display):
         result = job.execute_in_process(
             run_config=run_config,
             instance=instance,
             raise_on_error=False,
+            run_id=run_id,
             # this process is the run's worker: the daemon's run monitoring fails the run if
             # it dies, and Terminate interrupts it
             tags={TAG_TRIGGER: "cli", **worker_tags()},
@@ -97,6 +106,18 @@ def run_job(settings: Settings, job_name: str, run_config: dict) -> dict:
             pass
         raise SystemExit(f"{job_name} run failed:\n" + "\n".join(failure_messages(result)[-3:]))
     return result.output_for_node(SUMMARY_OPS[job_name])
+
+
+@contextmanager
+def _following(fetch, display) -> Iterator[None]:
+    """Show a run's progress events while the body runs (run_progress.Follower)."""
+    from .run_progress import Follower
+
+    follower = Follower(fetch, display).start()
+    try:
+        yield
+    finally:
+        follower.stop()
 
 
 def hand_off(settings: Settings, url: str, job_name: str, run_config: dict) -> dict:
@@ -116,10 +137,13 @@ def hand_off(settings: Settings, url: str, job_name: str, run_config: dict) -> d
     try:
         run_id = gateway.submit(job_name, run_config, {TAG_TRIGGER: "cli"})
         print(f"{job_name}: run {run_id} launched on {url}", file=sys.stderr, flush=True)
-        status = gateway.run_status(run_id)
-        while status is not None and status not in FINISHED_STATUSES:
-            time.sleep(config.wait_poll_seconds)
+        from .run_progress import display_for
+
+        with _following(lambda c: gateway.progress_page(run_id, c), display_for()):
             status = gateway.run_status(run_id)
+            while status is not None and status not in FINISHED_STATUSES:
+                time.sleep(config.wait_poll_seconds)
+                status = gateway.run_status(run_id)
         outcome = gateway.outcome(run_id, job_name)
     except DagsterUnavailableError as exc:
         raise SystemExit(

@@ -33,6 +33,7 @@ def reembed_run_config(
     replace_model_in_place: bool = False,
     failure_threshold: float = DEFAULT_FAILURE_THRESHOLD,
     chunk_size: int | None = None,
+    progress_seconds: float | None = None,
 ) -> dict[str, Any]:
     config: dict[str, Any] = {
         "batch_size": check_value(BatchSize, batch_size, "batch_size"),
@@ -47,6 +48,10 @@ def reembed_run_config(
         config["limit"] = check_value(Limit, limit, "limit")
     if chunk_size is not None:
         config["chunk_size"] = check_value(ChunkSize, chunk_size, "chunk_size")
+    if progress_seconds is not None:  # seconds between progress events; 0 turns them off
+        if not 0 <= progress_seconds <= 3600:
+            raise ParamError("progress_seconds", "progress_seconds must be 0 to 3600")
+        config["progress_seconds"] = float(progress_seconds)
     return {"ops": {REEMBED_CONFIG_OP: {"config": config}}}
 
 

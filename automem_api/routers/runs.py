@@ -48,6 +48,7 @@ async def admin_run(request: Request, run_id: str) -> dict[str, Any]:
         "started_at": iso(run.started_at),
         "ended_at": iso(run.ended_at),
         "summary": None,
+        "progress": await runs.progress(run),
     }
     if run.finished:
         outcome = await runs.outcome(run)

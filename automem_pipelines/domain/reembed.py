@@ -101,6 +101,7 @@ class _Window:
     missing: int = 0
     empty: int = 0
     resumed: int = 0
+    size: int = 0  # ids of the unit in this window, whatever became of them
     ids: list[str] = field(default_factory=list)  # embedded, row i of vectors
     vectors: np.ndarray | None = None
     hashes: list[str] = field(default_factory=list)
@@ -159,6 +160,7 @@ def reembed_ids(
     resume_since: float | None = None,
     depth: int = STAGE_DEPTH,
     write_attempts: int = WRITE_ATTEMPTS,
+    progress: Callable[[int], None] | None = None,
 ) -> ChunkResult:
     """Re-embed one work unit of ids (already selected), in windows that overlap (run_stages):
     window k+1 is read from the graph and embedded while window k is written.
@@ -172,11 +174,14 @@ def reembed_ids(
     ``resume_since`` (a retry or re-execution of this run's unit) skips, without embedding,
     the memories an earlier attempt already wrote with the same content after that time.
     ``checkpoint`` is called after each window is written; it may raise to stop there.
+    ``progress`` is called after each window is written with the ids of the unit done so far
+    (written, skipped or failed), in the caller's thread.
     """
     started = time.perf_counter()
     identity = EmbeddingIdentity.of(provider)
     size = window_size(batch_size, window)
     windows = [list(ids[i : i + size]) for i in range(0, len(ids), size)]
+    finished = [0]  # ids of the unit through the write stage
 
     def read(part: list[str]) -> _Window:
         props = graph.fetch_properties(part)
@@ -184,6 +189,7 @@ def reembed_ids(
         out = _Window(props, [(m, c) for m, c in todo if has_content(c)])
         out.missing = len(part) - len(todo)
         out.empty = len(todo) - len(out.todo)
+        out.size = len(part)
         if resume_since is not None and out.todo:
             done = _written_since(vectors, out.todo, identity, resume_since)
             out.todo = [(m, c) for m, c in out.todo if m not in done]
@@ -227,6 +233,9 @@ def reembed_ids(
                 WRITE_RETRY_SECONDS,
             )
         w.vectors = None  # only counts outlive the window
+        if progress is not None:
+            finished[0] += w.size
+            progress(finished[0])
         return w
 
     with vectors.bulk_phase():

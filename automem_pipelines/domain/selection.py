@@ -6,7 +6,7 @@ points AutoMem wrote with the configured model adopted (stamped, no provider cal
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, overload
@@ -272,6 +272,7 @@ def plan_reembed(
     replace_in_place: bool = False,
     id_range: IdRange | None = None,
     segment: int = SEGMENT,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Selection:
     """Prove the collection's embedding identity (creating the collection if absent) while the
     graph counts the ids several nodes share (a read, in a thread), then list, select and adopt
@@ -280,13 +281,20 @@ def plan_reembed(
     across segments is counts and the ids to embed, packed: the plan's memory does not grow
     with the store but by 16 bytes per memory to embed. ``id_range``: only the memories of
     that range are listed (a partition; the identity check is the collection's). Raises DimensionMismatchError /
-    EmbeddingIdentityError before anything is written (a refusal wins over a graph error)."""
+    EmbeddingIdentityError before anything is written (a refusal wins over a graph error).
+    ``progress(done, total)``: memories judged so far, of those listed (a count query, only
+    when it is given), after each segment."""
     selection = Selection(0, PackedIds())
     with vectors.bulk_phase(), ThreadPoolExecutor(1, thread_name_prefix="graph-list") as pool:
         shared_ids = pool.submit(graph.shared_ids)  # read-only: may overlap the check
         check = identity_mod.check_identity(vectors, provider, replace_in_place)
         shared = shared_ids.result()
         configured = check.configured
+        total = 0
+        if progress is not None:  # the graph is free again: the listing has not started
+            total = graph.count_memories(id_range=id_range)
+            total = total if limit is None else min(limit, total)
+            progress(0, total)
         segments = enumerate_ids(graph, limit, segment, id_range)
         pending = pool.submit(next, segments, None)
         while (found := pending.result()) is not None:
@@ -312,6 +320,8 @@ def plan_reembed(
                     del selection._adoptable[mid]
                     selection.todo.append(mid)
             adopt(vectors, selection, configured)
+            if progress is not None:
+                progress(selection.total, max(total, selection.total))
     selection.identity = check.describe()
     selection.replacing = check.record.status == identity_mod.REPLACING
     selection.identity_texts += check.provider_texts

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 
 import dagster as dg
 
+from ..domain.progress import DEFAULT_EVERY_SECONDS, Progress
 from ..domain.vector_state import EmbeddingIdentity
 from ..stores.graph import GraphUnavailableError
 from ..stores.vectors import VectorStoreUnavailableError
@@ -99,3 +100,21 @@ def configured_identity(embeddings) -> EmbeddingIdentity:
     """The configured embedding (EMBEDDING_PROVIDER/EMBEDDING_MODEL/VECTOR_SIZE), read from
     configuration: readers that only compare stamps never load a provider."""
     return EmbeddingIdentity(embeddings.provider, embeddings.model, embeddings.vector_size)
+
+
+PROGRESS_FIELD_DESCRIPTION = (
+    "Seconds between two progress events of a long step (`progress <step>: done/total ...` "
+    "log lines, shown live in the Dagster UI, read by the admin API and the CLI); 0 turns "
+    "them off."
+)
+
+
+def progress_reporter(
+    context: dg.OpExecutionContext,
+    phase: str,
+    total: int,
+    every: float = DEFAULT_EVERY_SECONDS,
+    unit: str = "memories",
+) -> Progress:
+    """A started `Progress` of this step whose events are the step's INFO log lines."""
+    return Progress(phase, total, context.log.info, unit=unit, every=every).start()

@@ -23,11 +23,18 @@ from ..domain.identity import check_identity
 from ..domain.identity import mismatch_message as identity_mismatch_message
 from ..domain.outcome import DEFAULT_FAILURE_THRESHOLD, apply_threshold
 from ..domain.params import check_batch_size, check_failure_threshold
+from ..domain.progress import DEFAULT_EVERY_SECONDS, Progress
 from ..domain.vector_state import EmbeddingIdentity
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
 from ..resources.nlp import EnrichmentResource
 from ..resources.sync import SyncPolicyResource
-from .common import configured_identity, fail_fast_unless_transient, retry_store_outages
+from .common import (
+    PROGRESS_FIELD_DESCRIPTION,
+    configured_identity,
+    fail_fast_unless_transient,
+    progress_reporter,
+    retry_store_outages,
+)
 
 
 class DriftSyncConfig(dg.Config):
@@ -50,6 +57,9 @@ class DriftSyncConfig(dg.Config):
         description="Restore points that have no memory in the graph as :Memory nodes built "
         "from their payloads. Orphans are never deleted; without this they are only reported.",
     )
+    progress_seconds: float = Field(
+        DEFAULT_EVERY_SECONDS, ge=0.0, le=3600.0, description=PROGRESS_FIELD_DESCRIPTION
+    )
 
 
 def check_batch_size_or_fail(value: int) -> None:
@@ -70,6 +80,7 @@ class SyncPlan:
     recover_orphans: bool
     started_at: float
     failure_threshold: float = DEFAULT_FAILURE_THRESHOLD
+    progress_seconds: float = DEFAULT_EVERY_SECONDS  # between progress events (0: none)
 
 
 def _count_metadata(report: drift.DriftReport) -> dict:
@@ -102,10 +113,19 @@ def detect_drift(
     except ValueError as exc:
         raise dg.Failure(description=f"invalid run config: {exc}", allow_retries=False) from None
     started = time.time()
+    # rows = graph nodes read + points compared; the total is counted when detection starts
+    progress = Progress(
+        "detect_drift", 0, context.log.info, unit="rows", every=config.progress_seconds
+    )
     with fail_fast_unless_transient(), falkordb.get_store() as graph:
         report = drift.detect(
-            graph, qdrant.get_store(), configured_identity(embeddings), sync.excluded_types
+            graph,
+            qdrant.get_store(),
+            configured_identity(embeddings),
+            sync.excluded_types,
+            progress=progress.update if progress.enabled else None,
         )
+    progress.finish()
     findings = report.findings()
     meta = _count_metadata(report)
     context.log_event(
@@ -129,9 +149,10 @@ def detect_drift(
         config.recover_orphans,
         started,
         config.failure_threshold,
+        config.progress_seconds,
     )
     seconds = {f"seconds_{k}": v for k, v in findings["detect_seconds"].items()}
-    return dg.Output(plan, metadata={**meta, **seconds})
+    return dg.Output(plan, metadata={**meta, **seconds, **progress.metadata()})
 
 
 @dg.op
@@ -199,6 +220,8 @@ def repair_vectors(
     report = plan.report
     results: list[drift.RepairResult] = []
     if not plan.dry_run and (report.missing or report.stale_vector):
+        total = len(report.missing) + len(report.stale_vector)
+        progress = progress_reporter(context, "repair_vectors", total, plan.progress_seconds)
         with fail_fast_unless_transient(), falkordb.get_store() as graph:
             provider = embeddings.get_provider()
             vectors = qdrant.get_store()
@@ -206,7 +229,17 @@ def repair_vectors(
                 ids = getattr(report, kind)
                 if not ids:
                     continue
-                result = drift.repair_vectors(kind, ids, graph, vectors, provider, plan.batch_size)
+                before = progress.done
+                result = drift.repair_vectors(
+                    kind,
+                    ids,
+                    graph,
+                    vectors,
+                    provider,
+                    plan.batch_size,
+                    progress=lambda done, before=before: progress.update(before + done),
+                )
+                progress.update(before + result.total)
                 results.append(result)
                 linked = enrichment.link_pending(
                     graph,
@@ -227,6 +260,8 @@ def repair_vectors(
                 )
                 for mid, error in list(result.failed.items())[:1]:
                     context.log.warning(f"{kind}: {len(result.failed)} failed, e.g. {mid}: {error}")
+        progress.finish()
+        return dg.Output(results, metadata={**_result_metadata(results), **progress.metadata()})
     return dg.Output(results, metadata=_result_metadata(results))
 
 
@@ -240,8 +275,11 @@ def repair_payloads(
     """payload_drift → rewrite the drifted fields from the graph; no embedding."""
     results: list[drift.RepairResult] = []
     if not plan.dry_run and plan.report.payload_drift:
+        ids = plan.report.payload_drift
+        progress = progress_reporter(context, "repair_payloads", len(ids), plan.progress_seconds)
         with fail_fast_unless_transient(), falkordb.get_store() as graph:
-            result = drift.repair_payloads(plan.report.payload_drift, graph, qdrant.get_store())
+            result = drift.repair_payloads(ids, graph, qdrant.get_store(), progress=progress.update)
+        progress.finish(result.total)
         results.append(result)
         context.log.info(
             f"payload_drift: rewrote {result.repaired}, skipped {result.skipped} of "
@@ -263,8 +301,14 @@ def recover_orphans(
     if orphans and (plan.dry_run or not plan.recover_orphans):
         context.log.info(f"{len(orphans)} orphaned points left as they are (recover_orphans=false)")
     elif orphans:
+        progress = progress_reporter(
+            context, "recover_orphans", len(orphans), plan.progress_seconds
+        )
         with fail_fast_unless_transient(), falkordb.get_store() as graph:
-            result = drift.recover_orphans(orphans, graph, qdrant.get_store())
+            result = drift.recover_orphans(
+                orphans, graph, qdrant.get_store(), progress=progress.update
+            )
+        progress.finish(result.total)
         results.append(result)
         context.log.info(
             f"orphaned: restored {result.repaired} memories, skipped {result.skipped}, failed "

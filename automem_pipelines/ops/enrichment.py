@@ -9,9 +9,10 @@ from pydantic import Field
 from ..constants import GRAPH_ASSET_KEY, SUMMARY_METADATA_KEY
 from ..domain import enrichment
 from ..domain.enrichment_status import record_run
+from ..domain.progress import format_plan
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
 from ..resources.nlp import EnrichmentResource
-from .common import configured_identity, fail_fast_unless_transient, rate
+from .common import configured_identity, fail_fast_unless_transient, progress_reporter, rate
 
 BATCH_SIZE = 500  # memories per step; NLP and writes are batched inside the step
 
@@ -50,6 +51,7 @@ def select_memories(context: dg.OpExecutionContext, config: EnrichmentConfig) ->
 def batch_enrichment(context: dg.OpExecutionContext, plan: EnrichmentPlan):
     chunks = [plan.ids[i : i + BATCH_SIZE] for i in range(0, len(plan.ids), BATCH_SIZE)] or [[]]
     context.log.info(f"{len(plan.ids)} memories in {len(chunks)} batches")
+    context.log.info(format_plan("enrich_batch", len(plan.ids), len(chunks)))
     for index, ids in enumerate(chunks):
         yield dg.DynamicOutput(BatchSpec(index, ids, plan.forced), mapping_key=f"batch_{index:03d}")
 
@@ -63,6 +65,8 @@ def enrich_batch(
     nlp: EnrichmentResource,
     embeddings: EmbeddingsResource,
 ) -> dg.Output[enrichment.BatchResult]:
+    # a batch is done as a whole (NLP over all of it, then the writes): its start and its end
+    progress = progress_reporter(context, "enrich_batch", len(spec.ids))
     with fail_fast_unless_transient(), falkordb.get_store() as graph:
         model = nlp.get_model()
         if model.rule_only:
@@ -80,6 +84,7 @@ def enrich_batch(
             index=spec.index,
             identity=configured_identity(embeddings),
         )
+    progress.finish(len(spec.ids))
     if result.failed:
         first = next(iter(result.failed.items()))
         context.log.warning(
@@ -105,6 +110,7 @@ def enrich_batch(
             "neighbour_seconds": round(result.neighbour_seconds, 3),
             "seconds": round(result.seconds, 3),
             "memories_per_second": rate(len(result.enriched), result.seconds),
+            **progress.metadata(),
         },
     )
 

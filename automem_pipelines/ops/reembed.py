@@ -19,13 +19,16 @@ from ..domain import enrichment, partitions, reembed
 from ..domain.identity import finish_replacement
 from ..domain.outcome import DEFAULT_FAILURE_THRESHOLD, apply_threshold
 from ..domain.params import BatchSize, ChunkSize, FailureThreshold, Flag, Limit, ParamError
+from ..domain.progress import DEFAULT_EVERY_SECONDS, Progress, format_plan
 from ..domain.vector_state import EmbeddingIdentity
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
 from ..resources.nlp import EnrichmentResource
 from .common import (
+    PROGRESS_FIELD_DESCRIPTION,
     configured_identity,
     fail_fast_unless_transient,
     interrupts_at_checkpoints,
+    progress_reporter,
     rate,
     retry_store_outages,
 )
@@ -69,6 +72,9 @@ class ReembedConfig(dg.Config):
         "not including, '20'; a range from '00' starts at '' and one to 'ff' is open above). "
         "A run of the partitioned job takes it from its partition key: leave it unset there.",
     )
+    progress_seconds: float = Field(
+        DEFAULT_EVERY_SECONDS, ge=0.0, le=3600.0, description=PROGRESS_FIELD_DESCRIPTION
+    )
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,7 @@ class ReembedPlan:
     whole_store: bool = True  # no limit, no id range: a replacement in place can finish
     failure_threshold: float = DEFAULT_FAILURE_THRESHOLD
     partition: str | None = None  # the id range this run covers (None: the whole store)
+    progress_seconds: float = DEFAULT_EVERY_SECONDS  # between progress events (0: none)
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,7 @@ class ChunkSpec:
     ids: Sequence[str]  # packed (reembed.PackedIds): 16 bytes per id between steps
     batch_size: int
     started_at: float = 0.0  # the run's start (epoch s): what a resumed unit skips is newer
+    progress_seconds: float = DEFAULT_EVERY_SECONDS
 
 
 def run_id_range(
@@ -119,6 +127,8 @@ def enumerate_memories(
     started_at = time.time()  # the run's work starts here: the summary's seconds count from it
     started = time.perf_counter()
     id_range = run_id_range(context, config)  # before anything is opened or written
+    # memories judged (listed, compared with their points); the total is counted at the start
+    progress = Progress("enumerate_memories", 0, context.log.info, every=config.progress_seconds)
     with retry_store_outages():
         provider = embeddings.get_provider()
         store = qdrant.get_store()
@@ -132,7 +142,10 @@ def enumerate_memories(
                 config.force,
                 config.replace_model_in_place,
                 id_range,
+                progress=progress.update if progress.enabled else None,
             )
+    progress.update(selection.total, selection.total)  # what was listed is the total
+    progress.finish()
     seconds = time.perf_counter() - started
     context.log.info(
         f"{selection.total} memories: {len(selection.todo)} to embed, "
@@ -150,6 +163,7 @@ def enumerate_memories(
         config.limit is None and id_range is None,
         config.failure_threshold,
         None if id_range is None else id_range.key,
+        config.progress_seconds,
     )
     return dg.Output(
         plan,
@@ -162,6 +176,7 @@ def enumerate_memories(
             "without_content": selection.skipped_empty,
             "seconds": round(seconds, 3),
             "partition": "all" if id_range is None else id_range.key,
+            **progress.metadata(),
         },
     )
 
@@ -172,9 +187,11 @@ def batch_memories(context: dg.OpExecutionContext, plan: ReembedPlan):
     batches happen inside each step."""
     chunks = reembed.plan_chunks(plan.selection.todo, plan.batch_size, plan.chunk_size)
     context.log.info(f"{len(plan.selection.todo)} memories to embed in {len(chunks)} chunks")
+    if plan.progress_seconds > 0 and chunks:  # the run-level total, before any chunk starts
+        context.log.info(format_plan("reembed_chunk", len(plan.selection.todo), len(chunks)))
     for index, ids in enumerate(chunks):
         yield dg.DynamicOutput(
-            ChunkSpec(index, ids, plan.batch_size, plan.started_at),
+            ChunkSpec(index, ids, plan.batch_size, plan.started_at, plan.progress_seconds),
             mapping_key=f"chunk_{index:03d}",
         )
 
@@ -191,6 +208,7 @@ def reembed_chunk(
     """One work unit: read → embed → write over windows, overlapped; counts out, no vectors.
     A retry, or a re-execution of the run, skips what an earlier attempt already wrote."""
     resumed = context.retry_number > 0 or context.dagster_run.parent_run_id is not None
+    progress = progress_reporter(context, "reembed_chunk", len(spec.ids), spec.progress_seconds)
     # An interrupt (Terminate, Ctrl-C of the stack) ends the step between two write windows.
     with (
         fail_fast_unless_transient(),
@@ -208,7 +226,9 @@ def reembed_chunk(
             spec.batch_size,
             checkpoint=checkpoint,
             resume_since=spec.started_at if resumed else None,
+            progress=progress.update,
         )
+        progress.finish(result.total)
         linked = enrichment.link_pending(
             graph, store, result.pending_links, nlp.options(), EmbeddingIdentity.of(provider)
         )
@@ -238,6 +258,7 @@ def reembed_chunk(
             "embed_seconds": round(result.embed_seconds, 3),
             "seconds": round(result.seconds, 3),
             "points_per_second": rate(result.processed - result.resumed, result.seconds),
+            **progress.metadata(),
         },
     )
 

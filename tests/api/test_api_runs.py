@@ -7,7 +7,8 @@ from fastapi.testclient import TestClient
 
 from automem_api.app import create_app
 from automem_api.config import ApiConfig, RateLimit
-from automem_api.gateway import RunInfo, RunOutcome
+from automem_api.gateway import LaunchError, RunInfo, RunOutcome
+from automem_pipelines.domain.progress import format_plan, format_progress
 from tests.support.api import ADMIN_TOKEN, API_TOKEN, ScriptedGateway
 
 ADMIN = {"Authorization": f"Bearer {API_TOKEN}", "X-Admin-Token": ADMIN_TOKEN}
@@ -37,7 +38,7 @@ class Scripted(ScriptedGateway):
 def scripted(make_settings, tmp_path):
     made = []
 
-    def make(**overrides):
+    def make(gateway: type[Scripted] = Scripted, **overrides):
         config = ApiConfig(
             settings=make_settings(),
             api_token=API_TOKEN,
@@ -48,7 +49,7 @@ def scripted(make_settings, tmp_path):
             wait_poll_seconds=0.01,
             **overrides,
         )
-        launcher = Scripted(config)
+        launcher = gateway(config)
         client = TestClient(create_app(config, launcher), raise_server_exceptions=False)
         made.append(client)
         return client, launcher
@@ -135,3 +136,80 @@ def test_runs_not_started_through_the_api_are_not_shown(scripted):
         run_id, "reembed_job", "SUCCESS", {"automem/trigger": "schedule"}
     )
     assert client.get(f"/admin/runs/{run_id}", headers=ADMIN).status_code == 404
+
+
+class ProgressLog(Scripted):
+    """A run whose event log grows between polls; each poll reads from its cursor."""
+
+    log: list[tuple[str | None, str, float | None]] = []
+    cursors: list[str | None] = []
+
+    def progress_page(self, run_id, cursor, limit=1000):
+        self.cursors.append(cursor)
+        start = int(cursor or 0)
+        page = self.log[start : start + limit]
+        return page, str(start + len(page)), start + len(page) < len(self.log)
+
+
+def test_run_status_carries_progress_while_running_and_not_after(scripted):
+    client, launcher = scripted(ProgressLog)
+    launcher.log, launcher.cursors = [], []
+    launcher.final_status = "STARTED"
+    run_id = client.post("/admin/reembed", headers=ADMIN, json={}).json()["run_id"]
+
+    def poll() -> dict:
+        response = client.get(f"/admin/runs/{run_id}", headers=ADMIN)
+        assert response.status_code == 200
+        return response.json()
+
+    assert poll()["progress"] is None  # started, no progress event yet
+    launcher.log += [
+        ("enumerate_memories", "12020 memories: 12020 to embed", None),
+        ("batch_memories", format_plan("reembed_chunk", 12020, 2), None),
+        (
+            "reembed_chunk[chunk_000]",
+            format_progress("reembed_chunk", 3072, 10000, 1450, 4.8),
+            None,
+        ),
+    ]
+    body = poll()
+    assert body["status"] == "started"
+    assert body["progress"] == {
+        "phase": "reembed_chunk",
+        "done": 3072,
+        "total": 12020,
+        "rate_per_second": 1450.0,
+        "eta_seconds": round((12020 - 3072) / 1450, 1),
+    }
+    launcher.log += [
+        ("reembed_chunk[chunk_000]", format_progress("reembed_chunk", 10000, 10000, 1500, 0), None),
+        ("reembed_chunk[chunk_001]", format_progress("reembed_chunk", 1024, 2020, 1000, 1.0), None),
+    ]
+    progress = poll()["progress"]
+    assert (progress["done"], progress["total"], progress["rate_per_second"]) == (
+        11024,
+        12020,
+        1000.0,
+    )
+    # each poll read on from where the previous one stopped: nothing is read twice
+    assert launcher.cursors == [None, "0", "3"]
+
+    launcher.runs_by_id[run_id].status = launcher.final_status = "SUCCESS"
+    body = poll()
+    assert body["status"] == "success" and body["progress"] is None
+    assert body["summary"]["status"] == "complete"
+    assert len(launcher.cursors) == 3  # a finished run's log is not read for progress
+
+
+class UnreadableLog(Scripted):
+    def progress_page(self, run_id, cursor, limit=1000):
+        raise LaunchError(500, "Dagster could not read the events", "PythonError")
+
+
+def test_a_log_dagster_cannot_read_leaves_the_status_without_progress(scripted):
+    client, launcher = scripted(UnreadableLog)
+    launcher.final_status = "STARTED"
+    run_id = client.post("/admin/reembed", headers=ADMIN, json={}).json()["run_id"]
+    response = client.get(f"/admin/runs/{run_id}", headers=ADMIN)
+    assert response.status_code == 200
+    assert response.json()["status"] == "started" and response.json()["progress"] is None

@@ -28,7 +28,10 @@ import pytest
 import requests
 from qdrant_client import QdrantClient
 
+from automem_api.config import ApiConfig
+from automem_api.gateway import DagsterGateway
 from automem_pipelines.domain.memory import node_props_for_write
+from automem_pipelines.domain.progress import RunProgress
 from automem_pipelines.domain.sample import sample_memories
 from automem_pipelines.settings import Settings
 from automem_pipelines.stack import Stack, running_stack, start_api, wait_for_http
@@ -168,6 +171,20 @@ def test_reembed_with_wait_returns_the_summary_and_vectors_are_in_qdrant(e2e: E2
     run = e2e.get(f"/admin/runs/{body['run_id']}").json()
     assert run["status"] == "success" and run["request_id"] == body["request_id"]
     assert response.headers["x-request-id"] == body["request_id"]
+    # the run's progress events, read over the webserver's GraphQL as /admin/runs/{id} reads
+    # them while a run goes (finished runs answer progress: null): the chunk reached 10/10
+    assert run["progress"] is None
+    gateway = DagsterGateway(ApiConfig.from_settings(e2e.settings, dagster_url=e2e.stack.url))
+    folded = RunProgress()
+    for step_key, message, _ in gateway.progress_page(body["run_id"], None)[0]:
+        folded.feed(step_key, message)
+    assert folded.snapshot() is not None, "no progress events in the run's log"
+    snapshot = folded.snapshot()
+    assert (snapshot["phase"], snapshot["done"], snapshot["total"]) == (
+        "reembed_chunk",
+        MEMORIES,
+        MEMORIES,
+    )
 
 
 def test_reembed_queued_then_the_run_reaches_success(e2e: E2E):

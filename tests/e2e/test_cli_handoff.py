@@ -69,11 +69,15 @@ def test_reembed_handed_to_a_running_stack_prints_the_in_process_summary(stack):
         # launched over GraphQL, the run has the job's tag: ahead of the sensor's runs
         assert run.tags[TAG_PRIORITY] == OPERATOR_PRIORITY
         assert run.run_id in handed.stderr  # the CLI names the run it launched
+    # it followed the run's progress over GraphQL: plain lines (stderr is a pipe), the last
+    # state always shown
+    assert "run progress reembed_chunk: 120/120 (" in handed.stderr, handed.stderr
 
     # the same job in this process (same DAGSTER_HOME, the stack idle): the same summary
     local = cli(env, "reembed", "--force", "--batch-size", "32")
     assert local.returncode == 0, local.stderr
     assert local.stderr.splitlines()[-1] == "dagster imported: True"
+    assert "run progress reembed_chunk: 120/120 (" in local.stderr, local.stderr
     in_process = json.loads(local.stdout)
     assert in_process["processed"] == 120
     assert summary.keys() == in_process.keys()

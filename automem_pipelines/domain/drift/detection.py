@@ -4,7 +4,7 @@ Reads only; never writes to either store."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ...stores.graph import GraphStore
@@ -19,6 +19,10 @@ from .findings import DriftReport
 # are large; 10,000 points with payloads is a few MB. A Qdrant server is fine with it too.
 SCROLL_PAGE = 10_000
 GRAPH_PAGE = 5_000  # node-id range per graph query; below FalkorDB's 10,000-row result cap
+PROGRESS_EVERY = 1_000  # rows between two calls of a progress callback
+
+# done, total: nodes read + points compared, of the graph's memories + the collection's points
+ProgressCallback = Callable[[int, int], None]
 
 # Only the compared fields are read (memory.PAYLOAD_FIELDS), as columns: the FalkorDB client
 # decodes columns far faster than a whole property map, and no other property can be drift.
@@ -36,6 +40,7 @@ class GraphIndex:
     invalid_ids: list[str]
     duplicate_ids: list[str]  # shared by several nodes: left out of the comparison
     seconds: float
+    rows: int = 0  # nodes read
 
 
 def _graph_columns(columns: Sequence[str] = GRAPH_COLUMNS) -> str:
@@ -43,7 +48,10 @@ def _graph_columns(columns: Sequence[str] = GRAPH_COLUMNS) -> str:
 
 
 def index_graph(
-    graph: GraphStore, excluded_types: Sequence[str], page: int = GRAPH_PAGE
+    graph: GraphStore,
+    excluded_types: Sequence[str],
+    page: int = GRAPH_PAGE,
+    on_rows: Callable[[int], None] | None = None,
 ) -> GraphIndex:
     """Read every :Memory node's compared fields in node-id ranges and keep a digest of each.
     Nodes whose id cannot be a point id are reported as invalid, ids several nodes share as
@@ -54,7 +62,10 @@ def index_graph(
     excluded: set[str] = set()
     invalid: list[str] = []
     duplicates: set[str] = set()
-    for row in graph.scan(_graph_columns(), page=page):
+    n = 0
+    for n, row in enumerate(graph.scan(_graph_columns(), page=page), 1):
+        if on_rows is not None and n % PROGRESS_EVERY == 0:
+            on_rows(n)
         mid, values = row[0], row[1:]
         if id_problem(mid) is not None:
             invalid.append(shown_id(mid))
@@ -75,7 +86,13 @@ def index_graph(
         nodes.pop(mid, None)
         excluded.discard(mid)
     return GraphIndex(
-        nodes, excluded, len(excluded), invalid, sorted(duplicates), time.perf_counter() - started
+        nodes,
+        excluded,
+        len(excluded),
+        invalid,
+        sorted(duplicates),
+        time.perf_counter() - started,
+        rows=n,
     )
 
 
@@ -86,14 +103,18 @@ def detect(
     excluded_types: Sequence[str],
     scroll_page: int = SCROLL_PAGE,
     graph_page: int = GRAPH_PAGE,
+    progress: ProgressCallback | None = None,
 ) -> DriftReport:
     """Compare both stores completely. Reads only; never writes to either store.
 
     Runs as the store's bulk phase (VectorStore.bulk_phase): the pages read here die by
     refcount, and with local mode's collection in the heap every full collection would walk
-    all of it."""
+    all of it.
+
+    ``progress(done, total)`` is called every thousand nodes and every page of points: nodes read plus points
+    compared, of all memories plus all points (two count queries, only when it is given)."""
     with vectors.bulk_phase():
-        return _detect(graph, vectors, identity, excluded_types, scroll_page, graph_page)
+        return _detect(graph, vectors, identity, excluded_types, scroll_page, graph_page, progress)
 
 
 def _detect(
@@ -103,8 +124,20 @@ def _detect(
     excluded_types: Sequence[str],
     scroll_page: int,
     graph_page: int,
+    progress: ProgressCallback | None = None,
 ) -> DriftReport:
-    index = index_graph(graph, excluded_types, graph_page)
+    total = 0
+    if progress is not None:
+        exists = vectors.collection_dim() is not None
+        total = graph.count_memories() + (vectors.count() if exists else 0)
+        progress(0, total)
+    index = index_graph(
+        graph,
+        excluded_types,
+        graph_page,
+        None if progress is None else (lambda n: progress(n, max(total, n))),
+    )
+    read = index.rows
     excluded_set = set(excluded_types)
     report = DriftReport(
         vector_size=identity.dim,
@@ -128,6 +161,9 @@ def _detect(
     started = time.perf_counter()
     if report.collection_exists:
         for records in vectors.scroll(page=scroll_page, with_payload=SCROLL_KEYS):
+            if progress is not None:
+                progress(read, max(total, read))
+            read += len(records)
             t0 = time.perf_counter()
             for rec in records:
                 pid = str(rec.id)
@@ -156,4 +192,6 @@ def _detect(
     compare += time.perf_counter() - t0
     report.vector_seconds = time.perf_counter() - started - compare
     report.compare_seconds = compare
+    if progress is not None:
+        progress(read, read)
     return report

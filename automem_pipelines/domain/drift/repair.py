@@ -4,7 +4,7 @@ orphans restored into the graph when asked. Nothing is ever deleted."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,10 @@ from ..memory import COMPARED_FIELDS, has_content, node_props_for_write
 from .digests import canonical_id, expected_payload
 
 REPAIR_CHUNK = 1_000  # memories per repair round trip (fetch, embed, upsert)
+
+# Each repair calls ``progress(done)`` with the ids done so far (repaired, skipped or failed)
+# after each round trip (for vectors: each write window).
+ProgressCallback = Callable[[int], None]
 
 
 @dataclass
@@ -52,6 +56,7 @@ def repair_vectors(
     provider: EmbeddingProvider,
     batch_size: int,
     chunk_size: int = REPAIR_CHUNK,
+    progress: ProgressCallback | None = None,
 ) -> RepairResult:
     """Embed and upsert through the re-embed path (the detection already decided which), so
     the payload merge and the stamps are exactly the re-embed job's. A provider failure fails
@@ -60,8 +65,17 @@ def repair_vectors(
     result = RepairResult(kind, total=len(ids))
     if ids:  # raises DimensionMismatchError / EmbeddingIdentityError before any write
         identity_mod.check_identity(vectors, provider)
+    before = 0  # ids of the earlier rounds
+
+    def window_done(done: int) -> None:
+        if progress is not None:
+            progress(before + done)
+
     for index, part in enumerate(_chunks(ids, chunk_size)):
-        written = reembed.reembed_ids(index, part, graph, vectors, provider, batch_size)
+        written = reembed.reembed_ids(
+            index, part, graph, vectors, provider, batch_size, progress=window_done
+        )
+        before += len(part)
         result.pending_links.extend(written.pending_links)
         result.repaired += written.processed
         result.skipped += written.skipped
@@ -75,7 +89,11 @@ def repair_vectors(
 
 
 def repair_payloads(
-    ids: Sequence[str], graph: GraphStore, vectors: VectorStore, chunk_size: int = REPAIR_CHUNK
+    ids: Sequence[str],
+    graph: GraphStore,
+    vectors: VectorStore,
+    chunk_size: int = REPAIR_CHUNK,
+    progress: ProgressCallback | None = None,
 ) -> RepairResult:
     """Write the graph's compared fields into each drifted point's payload (no embedding, no
     provider): merged, and a compared field the node no longer has is removed. Every other key
@@ -101,13 +119,19 @@ def repair_payloads(
         vectors.delete_payload_keys(removals)
         vectors.set_payloads(updates)
         result.repaired += len(updates)
+        if progress is not None:
+            progress(result.repaired + result.skipped)
     result.seconds = time.perf_counter() - started
     result.check()
     return result
 
 
 def recover_orphans(
-    ids: Sequence[str], graph: GraphStore, vectors: VectorStore, chunk_size: int = REPAIR_CHUNK
+    ids: Sequence[str],
+    graph: GraphStore,
+    vectors: VectorStore,
+    chunk_size: int = REPAIR_CHUNK,
+    progress: ProgressCallback | None = None,
 ) -> RepairResult:
     """Restore orphaned points into the graph as :Memory nodes built from their payloads
     (MERGE by id: idempotent). A point whose payload has no content is not restored."""
@@ -129,6 +153,8 @@ def recover_orphans(
         if rows:
             graph.upsert_memories(rows)
         result.repaired += len(rows)
+        if progress is not None:
+            progress(result.repaired + result.skipped + len(result.failed))
     result.seconds = time.perf_counter() - started
     result.check()
     return result
