@@ -51,7 +51,9 @@ def test_the_checks_are_declared_on_the_collection_asset(settings):
     defs = build_definitions(settings)
     dg.Definitions.validate_loadable(defs)
     keys = defs.resolve_asset_graph().asset_check_keys
-    assert {k for k in keys if k.asset_key == KEY} == {dg.AssetCheckKey(KEY, n) for n in CHECK_NAMES}
+    assert {k for k in keys if k.asset_key == KEY} == {
+        dg.AssetCheckKey(KEY, n) for n in CHECK_NAMES
+    }
     assert set(CHECK_NAMES) == {
         "missing_vectors",
         "stale_vectors",
