@@ -7,8 +7,6 @@ their own (the asset page's "Execute" button), they run a read-only detection: b
 read completely, nothing is written and no embedding provider is called (as a dry-run sync).
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +15,7 @@ import dagster as dg
 from .constants import VECTOR_ASSET_KEY
 from .domain import drift
 from .domain.drift.checks import CHECKS, ERROR, CheckOutcome, outcomes
-from .ops.common import configured_identity, fail_fast_unless_transient
+from .ops.common import configured_identity, fail_fast_unless_transient, tag_ui_launch
 from .resources import EmbeddingsResource, FalkorDBResource, QdrantResource
 from .resources.sync import SyncPolicyResource
 
@@ -70,11 +68,13 @@ def build_drift_checks() -> dg.AssetChecksDefinition:
         can_subset=False,
     )
     def drift_checks(
+        context: dg.AssetCheckExecutionContext,
         falkordb: FalkorDBResource,
         qdrant: QdrantResource,
         embeddings: EmbeddingsResource,
         sync: SyncPolicyResource,
     ) -> Iterator[dg.AssetCheckResult]:
+        tag_ui_launch(context.op_execution_context)
         with fail_fast_unless_transient(), falkordb.get_store() as graph:
             report = drift.detect(
                 graph, qdrant.get_store(), configured_identity(embeddings), sync.excluded_types

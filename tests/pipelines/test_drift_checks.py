@@ -8,9 +8,10 @@ import dagster as dg
 import pytest
 
 from automem_pipelines.checks import DRIFT_CHECKS_NAME
-from automem_pipelines.constants import VECTOR_ASSET_KEY
+from automem_pipelines.constants import DRIFT_CHECKS, TAG_TRIGGER, VECTOR_ASSET_KEY
 from automem_pipelines.definitions import build_definitions
 from automem_pipelines.domain.drift.checks import CHECK_NAMES
+from automem_pipelines.ops.common import UI_LAUNCH_TAG
 from automem_pipelines.run_config import sync_run_config
 from tests.pipelines.test_drift_job import seed_graph, seed_points
 
@@ -54,6 +55,7 @@ def test_the_checks_are_declared_on_the_collection_asset(settings):
     assert {k for k in keys if k.asset_key == KEY} == {
         dg.AssetCheckKey(KEY, n) for n in CHECK_NAMES
     }
+    assert CHECK_NAMES == DRIFT_CHECKS  # the names /health asks for
     assert set(CHECK_NAMES) == {
         "missing_vectors",
         "stale_vectors",
@@ -140,10 +142,13 @@ def test_executing_the_checks_alone_is_a_read_only_detection(
         asset_selection=set(),
         asset_check_selection={dg.AssetCheckKey(KEY, n) for n in CHECK_NAMES},
     )
-    result = job.execute_in_process(instance=instance, resources=resources)
+    result = job.execute_in_process(
+        instance=instance, resources=resources, tags={UI_LAUNCH_TAG: "true"}
+    )
     assert result.success
     assert {e.check_name for e in evaluations_of(result)} == set(CHECK_NAMES)
     _, missing = latest(instance, "missing_vectors")
     assert not missing.passed and missing.metadata["count"].value == 4
     assert vector_store.collection_dim() is None  # nothing was written, not even the collection
     assert [n.name for n in job.nodes] == [DRIFT_CHECKS_NAME]
+    assert instance.get_run_by_id(result.run_id).tags[TAG_TRIGGER] == "ui"  # the asset page
