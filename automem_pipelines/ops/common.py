@@ -22,16 +22,11 @@ from contextlib import contextmanager
 import dagster as dg
 from pydantic import ValidationError, model_validator
 
-from ..constants import TAG_TRIGGER
 from ..domain.params import ParamError, param_error_of
 from ..domain.vector_state import EmbeddingIdentity
+from ..run_tags import ui_trigger_tags
 from ..stores.graph import GraphUnavailableError
 from ..stores.vectors import VectorStoreUnavailableError
-
-# The tag the Dagster UI puts on every run it launches (Launchpad, re-execution, materialize
-# and check buttons); its value is "true".
-UI_LAUNCH_TAG = "dagster/from_ui"
-UI_TRIGGER = "ui"
 
 
 def config_failure(error: ParamError | ValueError) -> dg.Failure:
@@ -67,12 +62,11 @@ def refusing_bad_params() -> Iterator[None]:
 
 
 def tag_ui_launch(context: dg.OpExecutionContext) -> None:
-    """Give a run the Dagster UI launched the trigger tag the API, the CLI, the schedules and
-    the sensor set themselves (``automem/trigger=ui``); a run that has one keeps it. Called by
-    the first op of each job."""
-    tags = context.run.tags
-    if tags.get(UI_LAUNCH_TAG) == "true" and TAG_TRIGGER not in tags:
-        context.instance.add_run_tags(context.run_id, {TAG_TRIGGER: UI_TRIGGER})
+    """Called by the first op of each job (the stack's run launcher tags the run before it
+    starts: this covers runs launched another way)."""
+    extra = ui_trigger_tags(context.run.tags)
+    if extra:
+        context.instance.add_run_tags(context.run_id, extra)
 
 
 TRANSIENT = (GraphUnavailableError, VectorStoreUnavailableError)

@@ -11,8 +11,8 @@ from automem_pipelines.checks import DRIFT_CHECKS_NAME
 from automem_pipelines.constants import DRIFT_CHECKS, TAG_TRIGGER, VECTOR_ASSET_KEY
 from automem_pipelines.definitions import build_definitions
 from automem_pipelines.domain.drift.checks import CHECK_NAMES
-from automem_pipelines.ops.common import UI_LAUNCH_TAG
 from automem_pipelines.run_config import sync_run_config
+from automem_pipelines.run_tags import UI_LAUNCH_TAG
 from tests.pipelines.test_drift_job import seed_graph, seed_points
 
 KEY = dg.AssetKey(VECTOR_ASSET_KEY)

@@ -15,7 +15,6 @@ from automem_pipelines.constants import (
     TAG_TRIGGER,
 )
 from automem_pipelines.definitions import build_definitions, build_resources
-from automem_pipelines.ops.common import UI_LAUNCH_TAG
 from automem_pipelines.run_config import (
     ENRICHMENT_CONFIG_OP,
     REEMBED_CONFIG_OP,
@@ -24,6 +23,7 @@ from automem_pipelines.run_config import (
     reembed_run_config,
     sync_run_config,
 )
+from automem_pipelines.run_tags import UI_LAUNCH_TAG
 from tests.helpers import load_sample
 
 FIRST_OP = {
