@@ -37,6 +37,9 @@ STARTED_STATUSES = ["STARTED", "CANCELING"]
 FINISHED_STATUSES = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
 LOG_PAGE = 1000
 MAX_MESSAGE = 500
+# Executions read per check: the latest with a result among them is the check's state (the
+# newest may be a check run still going, or one that died before reporting).
+CHECK_EXECUTIONS_READ = 5
 
 
 class DagsterUnavailableError(Exception):
@@ -306,6 +309,17 @@ class DagsterGateway:
                 return RunOutcome(summary, errors)
             cursor = logs["cursor"]
 
+    # -- asset checks ---------------------------------------------------------------------------
+    def latest_check_results(
+        self, asset_key: list[str], names: tuple[str, ...] | list[str]
+    ) -> dict[str, CheckResult | None]:
+        """The latest result of each named check of the asset, from its check executions."""
+        data = self.query(
+            queries.check_executions(names, CHECK_EXECUTIONS_READ),
+            {"assetKey": {"path": asset_key}},
+        )
+        return {name: check_result(name, data.get(name)) for name in names}
+
     # -- enrichment scheduler -------------------------------------------------------------------
     def scheduler_state(self) -> SchedulerState:
         """`automem_pipelines.status.scheduler_state`, fed from GraphQL: the sensor's state,
@@ -345,6 +359,51 @@ def _epoch_seconds(value: Any) -> float | None:
         return float(value) / 1000.0  # GraphQL timestamps are epoch milliseconds, as text
     except (TypeError, ValueError):
         return None
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The latest result of one asset check."""
+
+    name: str
+    passed: bool
+    severity: str  # ERROR or WARN
+    run_id: str
+    evaluated_at: float  # epoch seconds
+    metadata: dict[str, Any]
+
+
+def _metadata_value(entry: dict[str, Any]) -> Any:
+    kind = entry.get("__typename")
+    if kind == "IntMetadataEntry":
+        return entry.get("intValue")
+    if kind == "FloatMetadataEntry":
+        return entry.get("floatValue")
+    if kind == "BoolMetadataEntry":
+        return entry.get("boolValue")
+    if kind == "TextMetadataEntry":
+        return entry.get("text")
+    if kind == "JsonMetadataEntry" and entry.get("jsonString"):
+        return json.loads(entry["jsonString"])
+    return None
+
+
+def check_result(name: str, executions: list[dict[str, Any]] | None) -> CheckResult | None:
+    """The newest execution that holds a result (None: the check never reported one)."""
+    for execution in executions or []:
+        evaluation = execution.get("evaluation")
+        if evaluation:
+            return CheckResult(
+                name=name,
+                passed=bool(evaluation["success"]),
+                severity=evaluation["severity"],
+                run_id=execution["runId"],
+                evaluated_at=evaluation["timestamp"],
+                metadata={
+                    e["label"]: _metadata_value(e) for e in evaluation.get("metadataEntries") or []
+                },
+            )
+    return None
 
 
 def _summary_entry(entries: list[dict[str, Any]]) -> dict[str, Any] | None:

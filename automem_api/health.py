@@ -12,13 +12,13 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from automem_pipelines.constants import DRIFT_SYNC_JOB, SUMMARY_OPS
+from automem_pipelines.constants import DRIFT_CHECKS, VECTOR_ASSET_KEY
 from automem_pipelines.domain.enrichment_status import SchedulerState, enrichment_status
 from automem_pipelines.stores.graph import GraphUnavailableError
 
 from . import __version__
 from .config import ApiConfig
-from .gateway import DagsterGateway, DagsterUnavailableError, LaunchError
+from .gateway import CheckResult, DagsterGateway, DagsterUnavailableError, LaunchError
 from .runs import RunService
 from .stores import GraphAccess, embedding_identity, qdrant_server_view
 
@@ -54,6 +54,36 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat() if ts else None
 
 
+CHECKS_SOURCE = "drift_checks"
+
+
+def check_view(result: CheckResult | None) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    return {
+        "passed": result.passed,
+        "severity": result.severity.lower(),
+        "count": result.metadata.get("count"),
+        "state": result.metadata.get("state"),  # detected, or after_repair
+        "run_id": result.run_id,
+        "evaluated_at": iso(result.evaluated_at),
+    }
+
+
+def store_view(results: dict[str, CheckResult | None]) -> dict[str, Any]:
+    """Store sizes and the collection's recorded identity as the latest drift checks saw
+    them (what stands in for the embedded store, which the API never opens)."""
+    counts = results.get("missing_vectors")
+    stale = results.get("stale_vectors")
+    view: dict[str, Any] = {}
+    if counts is not None:
+        view["falkordb_count"] = counts.metadata.get("falkordb_count")
+        view["qdrant_count"] = counts.metadata.get("qdrant_count")
+    if stale is not None:
+        view["embedding_identity"] = stale.metadata.get("embedding_identity") or {}
+    return view
+
+
 def sync_status(memories: int | None, vectors: int | None) -> str:
     if memories is None or vectors is None:
         return "unknown"
@@ -87,32 +117,26 @@ class StatusService:
             )
         return {**status, "dagster": dagster}
 
-    def last_drift_sync(self) -> dict[str, Any] | None:
+    def drift_checks(self) -> dict[str, CheckResult | None]:
+        """The latest result of each drift check on the collection asset ({} when Dagster
+        cannot tell)."""
         try:
-            run = self.gateway.latest_successful_run(DRIFT_SYNC_JOB)
-            if run is None:
-                return None
-            outcome = self.runs.finished_outcome(run) if DRIFT_SYNC_JOB in SUMMARY_OPS else None
+            return self.gateway.latest_check_results(VECTOR_ASSET_KEY, DRIFT_CHECKS)
         except (DagsterUnavailableError, LaunchError):
-            return None
-        return {
-            "run_id": run.run_id,
-            "finished_at": iso(run.ended_at),
-            "summary": outcome.summary if outcome else None,
-        }
+            return {}
 
-    def _vectors(self, memory_count: int | None, sync_summary: dict[str, Any]) -> dict[str, Any]:
+    def _vectors(self, memory_count: int | None, seen: dict[str, Any]) -> dict[str, Any]:
         settings = self.settings
         if settings.qdrant.local:
-            # The API never opens the embedded store: the last drift-sync run's count stands in.
-            vector_count = sync_summary.get("qdrant_count")
-            recorded = (sync_summary.get("embedding_identity") or {}).get("recorded")
-            source = "last_drift_sync" if sync_summary else None
+            # The API never opens the embedded store: the latest drift checks' count stands in.
+            vector_count = seen.get("qdrant_count")
+            recorded = (seen.get("embedding_identity") or {}).get("recorded")
+            source = CHECKS_SOURCE if seen else None
             return {
                 "qdrant": "embedded",
                 "vector_count": vector_count,
-                "vector_source": "last_drift_sync" if vector_count is not None else None,
-                "basis": (sync_summary.get("falkordb_count"), vector_count),
+                "vector_source": CHECKS_SOURCE if vector_count is not None else None,
+                "basis": (seen.get("falkordb_count"), vector_count),
                 "identity": embedding_identity(settings, recorded, source),
             }
         try:
@@ -136,16 +160,19 @@ class StatusService:
             falkordb = "connected"
         except GraphUnavailableError:
             memory_count, falkordb = None, "disconnected"
-        last_sync = self.last_drift_sync() if dagster_ok else None
-        vectors = self._vectors(memory_count, (last_sync or {}).get("summary") or {})
+        checks = self.drift_checks() if dagster_ok else {}
+        vectors = self._vectors(memory_count, store_view(checks))
         status_of_sync = sync_status(*vectors["basis"])
         identity = vectors["identity"]
+        # a failed ERROR check: missing or stale vectors, recall misses memories
+        failed_error = any(r and not r.passed and r.severity == "ERROR" for r in checks.values())
         degraded = (
             falkordb != "connected"
             or vectors["qdrant"] == "disconnected"
             or not dagster_ok
             or status_of_sync == "drift_detected"
             or identity["match"] is False
+            or failed_error
         )
         return {
             "status": "degraded" if degraded else "healthy",
@@ -160,7 +187,7 @@ class StatusService:
             },
             "embedding_identity": identity,
             "dagster": "reachable" if dagster_ok else "unreachable",
-            "last_drift_sync": last_sync,
+            "drift_checks": {name: check_view(r) for name, r in checks.items()} or None,
             "api": {
                 "version": __version__,
                 "uptime_seconds": round(time.monotonic() - self.started, 1),

@@ -107,3 +107,33 @@ query Scheduler($sensor: SensorSelector!, $daemon: String!, $queued: RunsFilter,
     ... on Error { message }
   }
 }"""
+
+# The latest executions of the drift checks on the collection asset (one aliased field per
+# check; a few of each, as the latest may still be running or have died without a result).
+CHECK_EXECUTION_FIELDS = """
+runId
+status
+timestamp
+evaluation {
+  success
+  severity
+  timestamp
+  metadataEntries {
+    __typename
+    label
+    ... on IntMetadataEntry { intValue }
+    ... on FloatMetadataEntry { floatValue }
+    ... on BoolMetadataEntry { boolValue }
+    ... on TextMetadataEntry { text }
+    ... on JsonMetadataEntry { jsonString }
+  }
+}"""
+
+
+def check_executions(check_names: tuple[str, ...] | list[str], limit: int) -> str:
+    fields = "\n".join(
+        f'  {name}: assetCheckExecutions(assetKey: $assetKey, checkName: "{name}", '
+        f"limit: {int(limit)}) {{{CHECK_EXECUTION_FIELDS}}}"
+        for name in check_names
+    )
+    return f"query CheckExecutions($assetKey: AssetKeyInput!) {{\n{fields}\n}}"

@@ -60,3 +60,13 @@ SUMMARY_OPS = {
     DRIFT_SYNC_JOB: "summarize_sync",
     ENRICHMENT_JOB: "summarize_enrichment",
 }
+
+# Asset checks on the collection asset, one per kind of drift (domain/drift/checks.py says
+# what each counts); /health reads their latest results.
+DRIFT_CHECKS = (
+    "missing_vectors",
+    "stale_vectors",
+    "payload_drift",
+    "orphaned_points",
+    "duplicate_ids",
+)

@@ -10,6 +10,7 @@ from typing import Any
 import dagster as dg
 from pydantic import BaseModel
 
+from .checks import build_drift_checks
 from .constants import GRAPH_ASSET_KEY, VECTOR_ASSET_KEY
 from .jobs import (
     build_drift_sync_job,
@@ -86,6 +87,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     drift_sync_job = build_drift_sync_job(settings.qdrant.local)
     return dg.Definitions(
         assets=store_assets(settings),
+        asset_checks=[build_drift_checks()],
         jobs=[
             reembed_job,
             build_reembed_partitioned_job(

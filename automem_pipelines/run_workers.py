@@ -55,6 +55,7 @@ import dagster as dg
 from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 
 from .dagster_contract import EXISTS, PRIVATE_API, PROPERTY, private_api_problems
+from .run_tags import ui_trigger_tags
 from .stores.gc_pause import cyclic_gc_paused
 from .worker_identity import (
     WORKER_PID_TAG,
@@ -254,6 +255,9 @@ class PreforkRunLauncher(dg.DefaultRunLauncher):
 
     def launch_run(self, context: LaunchRunContext) -> None:
         run = context.dagster_run
+        ui_tags = ui_trigger_tags(run.tags)  # before anything can fail, even its config
+        if ui_tags:
+            self._instance.add_run_tags(run.run_id, ui_tags)
         if run.job_code_origin is None:
             return super().launch_run(context)
         try:

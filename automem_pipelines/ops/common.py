@@ -1,4 +1,5 @@
-"""What every op job shares: transient-error retries, interrupt handling, metadata helpers.
+"""What every op job shares: run-config validation, the trigger tag of UI launches,
+transient-error retries, interrupt handling, metadata helpers.
 
 Interrupts (Terminate, Ctrl-C of the stack, SIGTERM) must stop the run, not just the step.
 Dagster's in-process executor goes on with every other step whose inputs are ready after a step
@@ -19,11 +20,55 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import dagster as dg
+from pydantic import ValidationError, model_validator
 
+from ..domain.params import ParamError, param_error_of
 from ..domain.progress import DEFAULT_EVERY_SECONDS, Progress
 from ..domain.vector_state import EmbeddingIdentity
+from ..run_tags import ui_trigger_tags
 from ..stores.graph import GraphUnavailableError
 from ..stores.vectors import VectorStoreUnavailableError
+
+
+def config_failure(error: ParamError | ValueError) -> dg.Failure:
+    """A refused run parameter as the run's one failure: the field and the allowed range, not
+    retried, no cause attached (nothing to debug: the value is wrong)."""
+    return dg.Failure(description=f"invalid run config: {error}", allow_retries=False)
+
+
+class CheckedConfig(dg.Config):
+    """Base of every op Config. Dagster's config schema checks types only, so the ranges of
+    the parameter types (``domain.params``) are checked when Dagster builds the Config, just
+    before the op's first line: a refused value fails the run at once with one ``Failure``
+    naming the field and its range (the same message the API and the CLI give), before any
+    read or write, instead of a pydantic ValidationError with its stack trace."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _refuse_out_of_range(cls, data, handler):
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            raise config_failure(param_error_of(exc)) from None
+
+
+@contextmanager
+def refusing_bad_params() -> Iterator[None]:
+    """A ParamError raised in the body (a check that needs the run, e.g. its partition key)
+    becomes the same one-line config failure."""
+    try:
+        yield
+    except ParamError as exc:
+        raise config_failure(exc) from None
+
+
+def tag_ui_launch(context: dg.OpExecutionContext) -> None:
+    """Called by the first op of each job (the stack's run launcher tags the run before it
+    starts: this covers runs launched another way)."""
+    extra = ui_trigger_tags(context.run.tags)
+    if extra:
+        context.instance.add_run_tags(context.run_id, extra)
+
 
 TRANSIENT = (GraphUnavailableError, VectorStoreUnavailableError)
 STORE_MAX_RETRIES = 3

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import dagster as dg
 from pydantic import Field
 
+from ..checks import check_evaluations
 from ..constants import (
     DEFAULT_BATCH_SIZE,
     GRAPH_ASSET_KEY,
@@ -19,10 +20,11 @@ from ..constants import (
     VECTOR_ASSET_KEY,
 )
 from ..domain import drift, enrichment
+from ..domain.drift.checks import drift_plot_metadata, outcomes
 from ..domain.identity import check_identity
 from ..domain.identity import mismatch_message as identity_mismatch_message
 from ..domain.outcome import DEFAULT_FAILURE_THRESHOLD, apply_threshold
-from ..domain.params import check_batch_size, check_failure_threshold
+from ..domain.params import BatchSize, FailureThreshold, Flag
 from ..domain.progress import DEFAULT_EVERY_SECONDS, Progress
 from ..domain.vector_state import EmbeddingIdentity
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
@@ -30,29 +32,31 @@ from ..resources.nlp import EnrichmentResource
 from ..resources.sync import SyncPolicyResource
 from .common import (
     PROGRESS_FIELD_DESCRIPTION,
+    CheckedConfig,
     configured_identity,
     fail_fast_unless_transient,
     progress_reporter,
     retry_store_outages,
+    tag_ui_launch,
 )
 
 
-class DriftSyncConfig(dg.Config):
-    batch_size: int = Field(
+class DriftSyncConfig(CheckedConfig):
+    batch_size: BatchSize = Field(
         DEFAULT_BATCH_SIZE, description=f"Texts per embedding API request, 1 to {MAX_BATCH_SIZE}."
     )
-    dry_run: bool = Field(
+    dry_run: Flag = Field(
         False,
         description="Detect and report only: nothing is written to either store and no "
         "embedding provider is used.",
     )
-    failure_threshold: float = Field(
+    failure_threshold: FailureThreshold = Field(
         DEFAULT_FAILURE_THRESHOLD,
         description="The run fails when at least this share of the memories it attempted "
         "failed (above 0, at most 1; 1.0 = only when every attempt failed). Store outages fail "
         "the run whatever this says.",
     )
-    recover_orphans: bool = Field(
+    recover_orphans: Flag = Field(
         False,
         description="Restore points that have no memory in the graph as :Memory nodes built "
         "from their payloads. Orphans are never deleted; without this they are only reported.",
@@ -60,16 +64,6 @@ class DriftSyncConfig(dg.Config):
     progress_seconds: float = Field(
         DEFAULT_EVERY_SECONDS, ge=0.0, le=3600.0, description=PROGRESS_FIELD_DESCRIPTION
     )
-
-
-def check_batch_size_or_fail(value: int) -> None:
-    """Range check of batch_size. Done in the step rather than as a pydantic validator: a
-    validator error is raised while the step starts and would be retried by the step's
-    RetryPolicy; this fails the run at once with the field and the allowed range."""
-    try:
-        check_batch_size(value)
-    except ValueError as exc:
-        raise dg.Failure(description=f"invalid run config: {exc}", allow_retries=False) from None
 
 
 @dataclass(frozen=True)
@@ -107,11 +101,7 @@ def detect_drift(
     sync: SyncPolicyResource,
 ) -> dg.Output[SyncPlan]:
     """Compare both stores completely; record an observation of the collection's drift."""
-    check_batch_size_or_fail(config.batch_size)
-    try:
-        check_failure_threshold(config.failure_threshold)
-    except ValueError as exc:
-        raise dg.Failure(description=f"invalid run config: {exc}", allow_retries=False) from None
+    tag_ui_launch(context)
     started = time.time()
     # rows = graph nodes read + points compared; the total is counted when detection starts
     progress = Progress(
@@ -132,9 +122,11 @@ def detect_drift(
         dg.AssetObservation(
             asset_key=VECTOR_ASSET_KEY,
             description="Drift between the graph and the collection (drift-sync detection)",
-            metadata=meta,
+            metadata=drift_plot_metadata(report),  # the drift plots: one point per sync
         )
     )
+    for evaluation in check_evaluations(outcomes(report)):  # the state found
+        context.log_event(evaluation)
     context.log.info(
         "drift: falkordb={falkordb_count} qdrant={qdrant_count} missing={missing_count} "
         "orphaned={orphaned_count} stale_vector={stale_vector_count} "
@@ -355,8 +347,16 @@ def summarize_sync(
         context.log.warning(f"failed ids (first 10): {summary['failed_ids']}")
     metadata = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}
     metadata[SUMMARY_METADATA_KEY] = dg.MetadataValue.json(summary)
+    if results:
+        # the state the store is in as the sync ends: replaces, in this run's check
+        # executions, the state detect_drift found
+        for evaluation in check_evaluations(outcomes(plan.report, results)):
+            context.log_event(evaluation)
     if summary["status"] == "complete":
-        written = {k: v for k, v in metadata.items() if k != SUMMARY_METADATA_KEY}
+        written = {
+            "drift_repaired": summary["synced"],
+            "drift_repair_failed": summary["failed"],
+        }
         vector_written = sum(r.repaired for r in (*vector_results, *payload_results))
         if vector_written:
             context.log_event(

@@ -12,12 +12,19 @@ from ..domain.enrichment_status import record_run
 from ..domain.progress import format_plan
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
 from ..resources.nlp import EnrichmentResource
-from .common import configured_identity, fail_fast_unless_transient, progress_reporter, rate
+from .common import (
+    CheckedConfig,
+    configured_identity,
+    fail_fast_unless_transient,
+    progress_reporter,
+    rate,
+    tag_ui_launch,
+)
 
 BATCH_SIZE = 500  # memories per step; NLP and writes are batched inside the step
 
 
-class EnrichmentConfig(dg.Config):
+class EnrichmentConfig(CheckedConfig):
     ids: list[str] = Field(description="Memory ids to enrich (duplicates are ignored).")
     forced: bool = Field(
         False,
@@ -42,6 +49,7 @@ class BatchSpec:
 
 @dg.op
 def select_memories(context: dg.OpExecutionContext, config: EnrichmentConfig) -> EnrichmentPlan:
+    tag_ui_launch(context)
     ids = list(dict.fromkeys(i.strip() for i in config.ids if i.strip()))
     context.log.info(f"{len(ids)} memories to enrich (forced={config.forced})")
     return EnrichmentPlan(ids, config.forced, time.time())

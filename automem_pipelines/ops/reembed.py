@@ -25,16 +25,19 @@ from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
 from ..resources.nlp import EnrichmentResource
 from .common import (
     PROGRESS_FIELD_DESCRIPTION,
+    CheckedConfig,
     configured_identity,
     fail_fast_unless_transient,
     interrupts_at_checkpoints,
     progress_reporter,
     rate,
+    refusing_bad_params,
     retry_store_outages,
+    tag_ui_launch,
 )
 
 
-class ReembedConfig(dg.Config):
+class ReembedConfig(CheckedConfig):
     batch_size: BatchSize = Field(
         DEFAULT_BATCH_SIZE,
         description=f"Texts per embedding API request, 1 to {MAX_BATCH_SIZE}.",
@@ -126,7 +129,9 @@ def enumerate_memories(
     range), and keep those that need a vector (all of them with ``force``)."""
     started_at = time.time()  # the run's work starts here: the summary's seconds count from it
     started = time.perf_counter()
-    id_range = run_id_range(context, config)  # before anything is opened or written
+    tag_ui_launch(context)
+    with refusing_bad_params():
+        id_range = run_id_range(context, config)  # before anything is opened or written
     # memories judged (listed, compared with their points); the total is counted at the start
     progress = Progress("enumerate_memories", 0, context.log.info, every=config.progress_seconds)
     with retry_store_outages():

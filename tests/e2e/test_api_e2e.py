@@ -30,6 +30,7 @@ from qdrant_client import QdrantClient
 
 from automem_api.config import ApiConfig
 from automem_api.gateway import DagsterGateway
+from automem_pipelines.constants import DRIFT_CHECKS
 from automem_pipelines.domain.memory import node_props_for_write
 from automem_pipelines.domain.progress import RunProgress
 from automem_pipelines.domain.sample import sample_memories
@@ -247,15 +248,20 @@ def test_sync_dry_run_then_repair(e2e: E2E):
     assert again.json()["status"] == "already_synced"
 
 
-def test_health_reports_last_drift_sync(e2e: E2E):
+def test_health_reports_the_drift_checks(e2e: E2E):
     last = e2e.synced()
     body = requests.get(e2e.api_url + "/health", timeout=60).json()
-    assert body["last_drift_sync"]["run_id"] == last["run_id"]
-    assert body["last_drift_sync"]["summary"]["status"] == "already_synced"
+    checks = body["drift_checks"]  # the latest results of the asset checks, over GraphQL
+    assert set(checks) == set(DRIFT_CHECKS)
+    assert all(c["passed"] and c["run_id"] == last["run_id"] for c in checks.values()), checks
+    assert (
+        checks["missing_vectors"]["severity"] == "error" and checks["missing_vectors"]["count"] == 0
+    )
     assert body["vector_count"] == MEMORIES and body["sync_status"] == "synced"
+    assert body["counts_source"]["vector_count"] == "drift_checks"
     assert body["status"] == "healthy"
     identity = body["embedding_identity"]  # recorded when the re-embed created the collection
-    assert identity["match"] is True and identity["source"] == "last_drift_sync"
+    assert identity["match"] is True and identity["source"] == "drift_checks"
     assert identity["recorded"]["model"] == identity["configured"]["model"] == "minilm-l6-static"
     assert identity["recorded"]["status"] == "verified"
 

@@ -101,13 +101,13 @@ def test_missing_detected_repaired_then_synced(settings, resources, graph, vecto
     assert payload["embedding_provider"] == "local" and payload["embedding_dim"] == 256
     [materialization] = result.asset_materializations_for_node("summarize_sync")
     assert materialization.asset_key == dg.AssetKey(["automem", "qdrant_collection"])
-    assert materialization.metadata["missing_synced"].value == 30
+    assert materialization.metadata["drift_repaired"].value == 30
     [observation] = [
         e.asset_observation_data.asset_observation
         for e in result.all_events
         if e.event_type_value == "ASSET_OBSERVATION"
     ]
-    assert observation.metadata["missing_count"].value == 30
+    assert observation.metadata["drift_missing_vectors"].value == 30
     [output] = [
         e
         for e in result.all_events
@@ -332,11 +332,13 @@ def test_dimension_mismatch_refused(settings, resources, graph, vector_store):
     message = error_text(result)
     assert "128-dimensional" in message and "256-dimensional" in message and "re-embed" in message
     assert vector_store.count() == 0 and vector_store.collection_dim() == 128
-    observation = next(e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION")
-    assert (
-        observation.asset_observation_data.asset_observation.metadata["dimension_mismatch"].value
-        is True
-    )
+    stale = next(
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.event_specific_data.check_name == "stale_vectors"
+    )  # reported by the detection step, which succeeded
+    assert not stale.passed and stale.metadata["dimension_mismatch"].value is True
     summary = summary_of(run_sync(settings, resources, dry_run=True))
     assert summary["dimension_mismatch"] is True and summary["collection_dim"] == 128
     assert summary["missing_count"] == 6 and len(memories) == 6
