@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from automem_pipelines.constants import VECTOR_ASSET_KEY
+from automem_pipelines.domain.drift.checks import CHECK_NAMES
 from automem_pipelines.domain.memory import node_props_for_write
 from automem_pipelines.domain.progress import parse_progress
 from automem_pipelines.domain.sample import sample_memories
@@ -147,3 +149,35 @@ def test_a_running_reembed_page_shows_its_progress_events(site: E2E, provider):
     finally:
         provider.state.latency = 0.0
     assert site.wait_run(run_id)["status"] == "success"
+
+
+def test_the_qdrant_asset_page_shows_the_drift_checks_after_a_sync(site: E2E):
+    site.embedded()
+    gone = site.ids[0]
+    with site.qdrant() as client:  # a vector lost: the sync's detection must see it
+        client.delete(site.settings.qdrant.collection, points_selector=[gone])
+    synced = site.post("/admin/sync", {"dry_run": True, "wait": True})
+    assert synced.status_code == 200, synced.text
+    with browser_page() as page:
+        seen = _requests_of(page)
+        page.goto(f"{site.stack.url}/assets/{'/'.join(VECTOR_ASSET_KEY)}?view=checks")
+        for name in CHECK_NAMES:
+            page.get_by_text(name, exact=True).first.wait_for()
+        text = page.locator("body").inner_text()
+    rows = {name: _row_of(text, name) for name in CHECK_NAMES}
+    assert "Failed" in rows["missing_vectors"], rows
+    assert all("Succeeded" in rows[n] for n in CHECK_NAMES if n != "missing_vectors"), rows
+    assert all(LOCAL.match(url) for url in seen), [u for u in seen if not LOCAL.match(u)]
+    site.post("/admin/sync", {"wait": True})  # the lost vector back, for the other tests
+
+
+def _row_of(text: str, name: str) -> str:
+    """The page's text from the check's name to the next check's name: its row in the list
+    of the checks tab (the name, shown twice, then the latest result: Succeeded or Failed)."""
+    lines = [line.strip() for line in text.splitlines()]
+    start = lines.index(name)
+    rest = lines[start + 1 :]
+    end = next(
+        (i for i, line in enumerate(rest) if line in CHECK_NAMES and line != name), len(rest)
+    )
+    return " ".join([name, *rest[:end]])
