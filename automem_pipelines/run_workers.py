@@ -258,6 +258,12 @@ class PreforkRunLauncher(dg.DefaultRunLauncher):
         ui_tags = ui_trigger_tags(run.tags)  # before anything can fail, even its config
         if ui_tags:
             self._instance.add_run_tags(run.run_id, ui_tags)
+        from .ops.launch_check import refused_run_config
+
+        refusal = refused_run_config(run.run_config)
+        if refusal is not None:  # no worker, no step: the run fails with this one line
+            self._instance.report_run_failed(run, f"Run refused before it started: {refusal}")
+            return
         if run.job_code_origin is None:
             return super().launch_run(context)
         try:

@@ -353,3 +353,29 @@ def test_dagster_stopped_gives_503(e2e: E2E):
         os.killpg(proc.pid, 15)
         proc.wait(30)
         log.close()
+
+
+def test_a_launchpad_run_with_an_out_of_range_value_is_refused_before_any_step(e2e: E2E):
+    """As the UI's Launchpad launches (its tag, the raw config): the stack's run launcher
+    fails the run with one line naming the field and its range; no step starts."""
+    import dagster as dg
+    from dagster_graphql import DagsterGraphQLClient
+
+    from automem_pipelines.constants import REEMBED_JOB, TAG_TRIGGER
+    from tests.support.dagster_stack import submit, wait_for_run
+
+    client = DagsterGraphQLClient("127.0.0.1", port_number=int(e2e.stack.url.rsplit(":", 1)[1]))
+    config = {"ops": {"enumerate_memories": {"config": {"batch_size": 0}}}}
+    run_id = submit(client, REEMBED_JOB, config, {"dagster/from_ui": "true"})
+    assert wait_for_run(client, run_id, POLL_LIMIT_SECONDS) == dg.DagsterRunStatus.FAILURE
+    with dg.DagsterInstance.from_config(str(e2e.stack.dagster_home)) as instance:
+        run = instance.get_run_by_id(run_id)
+        events = [e.dagster_event for e in instance.all_logs(run_id) if e.is_dagster_event]
+    assert run.tags[TAG_TRIGGER] == "ui"
+    assert not [e for e in events if e.event_type == dg.DagsterEventType.STEP_START], events
+    (failure,) = [e for e in events if e.event_type == dg.DagsterEventType.RUN_FAILURE]
+    assert failure.message == (
+        "Run refused before it started: invalid run config: batch_size must be an integer "
+        "from 1 to 2048, got 0"
+    )
+    assert failure.event_specific_data is None or failure.event_specific_data.error is None
