@@ -18,7 +18,7 @@ from ..constants import (
     SUMMARY_METADATA_KEY,
     VECTOR_ASSET_KEY,
 )
-from ..domain import drift, enrichment
+from ..domain import drift, enrichment, pricing
 from ..domain.identity import check_identity
 from ..domain.identity import mismatch_message as identity_mismatch_message
 from ..domain.outcome import DEFAULT_FAILURE_THRESHOLD, apply_threshold
@@ -60,6 +60,19 @@ class DriftSyncConfig(dg.Config):
     progress_seconds: float = Field(
         DEFAULT_EVERY_SECONDS, ge=0.0, le=3600.0, description=PROGRESS_FIELD_DESCRIPTION
     )
+    max_cost_usd: float | None = Field(
+        None,
+        ge=0.0,
+        le=pricing.MAX_COST_USD_LIMIT,
+        description="Refuse the vector repair before any provider call when its estimated "
+        "cost is above this many USD (default: REEMBED_MAX_COST_USD, 10).",
+    )
+    max_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Refuse the vector repair before any provider call when it would embed "
+        "more tokens than this (default: REEMBED_MAX_TOKENS, unset = no token budget).",
+    )
 
 
 def check_batch_size_or_fail(value: int) -> None:
@@ -81,6 +94,7 @@ class SyncPlan:
     started_at: float
     failure_threshold: float = DEFAULT_FAILURE_THRESHOLD
     progress_seconds: float = DEFAULT_EVERY_SECONDS  # between progress events (0: none)
+    budget: pricing.Budget | None = None  # the run's budget for the vector repair
 
 
 def _count_metadata(report: drift.DriftReport) -> dict:
@@ -150,6 +164,7 @@ def detect_drift(
         started,
         config.failure_threshold,
         config.progress_seconds,
+        pricing.Budget(config.max_cost_usd, config.max_tokens),
     )
     seconds = {f"seconds_{k}": v for k, v in findings["detect_seconds"].items()}
     return dg.Output(plan, metadata={**meta, **seconds, **progress.metadata()})
@@ -207,6 +222,30 @@ def _result_metadata(results: list[drift.RepairResult]) -> dict:
     return meta
 
 
+def _repair_gate(
+    context: dg.OpExecutionContext, plan: SyncPlan, graph, embeddings: EmbeddingsResource
+) -> None:
+    """The re-embed budget gate (domain.pricing) over the missing and stale vectors: a repair
+    over budget is refused before any provider call, its estimate in the message."""
+    ids = list(plan.report.missing) + list(plan.report.stale_vector)
+    priced = pricing.price_ids(
+        ids, graph, configured_identity(embeddings), plan.batch_size, embeddings.rate_limits()
+    )
+    context.log.info(f"repair plan: {priced.describe()}")
+    asked = plan.budget or pricing.Budget()
+    budget = pricing.Budget(
+        embeddings.max_cost_usd if asked.max_cost_usd is None else asked.max_cost_usd,
+        embeddings.max_tokens if asked.max_tokens is None else asked.max_tokens,
+    )
+    refused = pricing.over_budget(priced, budget)
+    if refused is not None:
+        raise dg.Failure(
+            description=f"refusing to repair vectors: {refused}",
+            metadata={"plan": dg.MetadataValue.json(priced.as_dict())},
+            allow_retries=False,
+        )
+
+
 @dg.op
 def repair_vectors(
     context: dg.OpExecutionContext,
@@ -223,6 +262,7 @@ def repair_vectors(
         total = len(report.missing) + len(report.stale_vector)
         progress = progress_reporter(context, "repair_vectors", total, plan.progress_seconds)
         with fail_fast_unless_transient(), falkordb.get_store() as graph:
+            _repair_gate(context, plan, graph, embeddings)  # before the provider is built
             provider = embeddings.get_provider()
             vectors = qdrant.get_store()
             for kind in ("missing", "stale_vector"):
