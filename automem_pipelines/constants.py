@@ -60,3 +60,5 @@ SUMMARY_OPS = {
     DRIFT_SYNC_JOB: "summarize_sync",
     ENRICHMENT_JOB: "summarize_enrichment",
 }
+# Opens the message of a run refused by its budget (domain.pricing): the API answers it 422.
+BUDGET_REFUSED = "refused before any provider call"

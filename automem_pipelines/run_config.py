@@ -63,13 +63,13 @@ def reembed_run_config(
 
 def budget_config(max_cost_usd: float | None, max_tokens: int | None) -> dict[str, Any]:
     """The budget fields of a re-embed's or a sync's config (None: the settings' default)."""
-    from .domain.pricing import MAX_COST_USD_LIMIT
+    from .domain.embedding_defaults import MAX_COST_USD_LIMIT
 
     config: dict[str, Any] = {}
     if max_cost_usd is not None:
         if isinstance(max_cost_usd, bool) or not 0 <= max_cost_usd <= MAX_COST_USD_LIMIT:
             raise ParamError(
-                "max_cost_usd", f"max_cost_usd must be 0 to {MAX_COST_USD_LIMIT:g} (USD)"
+                "max_cost_usd", f"max_cost_usd must be 0 to {MAX_COST_USD_LIMIT:,.0f} (USD)"
             )
         config["max_cost_usd"] = float(max_cost_usd)
     if max_tokens is not None:

@@ -30,3 +30,4 @@ OLLAMA_TIMEOUT_SECONDS = 30.0  # AutoMem's OLLAMA_TIMEOUT
 # The budget a re-embed runs under unless raised (REEMBED_MAX_COST_USD, max_cost_usd): a run
 # whose estimate is above it is refused before any provider call.
 MAX_COST_USD = 10.0
+MAX_COST_USD_LIMIT = 1_000_000.0  # the highest budget a run config or request may give

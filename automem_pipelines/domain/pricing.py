@@ -15,7 +15,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..constants import BUDGET_REFUSED
 from ..stores.graph import GraphStore
+from .embedding_defaults import MAX_COST_USD_LIMIT
 from .memory import has_content
 from .selection import Selection
 from .tokens import counter_for
@@ -23,7 +25,6 @@ from .vector_state import EmbeddingIdentity
 
 FREE_PROVIDERS = ("local", "ollama")  # run on the operator's machine: no bill
 GENAI_PROVIDER_IDS = {"openai": "openai", "voyage": "voyage"}
-MAX_COST_USD_LIMIT = 1_000_000.0  # the highest budget a run config or request may give
 CONTENT_PAGE = 2_000  # ids whose content one graph read returns
 
 
@@ -221,7 +222,7 @@ def over_budget(plan: Plan, budget: Budget) -> str | None:
     if not reasons:
         return None
     return (
-        f"refused before any provider call: the estimate ({plan.describe()}) is over budget: "
+        f"{BUDGET_REFUSED}: the estimate ({plan.describe()}) is over budget: "
         + "; ".join(reasons)
         + ". Raise max_cost_usd / max_tokens (run config, --max-cost-usd, or "
         "REEMBED_MAX_COST_USD / REEMBED_MAX_TOKENS) to run it."
