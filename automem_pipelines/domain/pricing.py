@@ -17,7 +17,6 @@ from typing import Any
 
 from ..constants import BUDGET_REFUSED
 from ..stores.graph import GraphStore
-from .embedding_defaults import MAX_COST_USD_LIMIT
 from .memory import has_content
 from .selection import Selection
 from .tokens import counter_for
@@ -95,8 +94,9 @@ def price_of(provider: str, model: str) -> Price:
     provider_id = GENAI_PROVIDER_IDS.get(provider)
     if provider_id is None:
         return Price(None, f"no price table for provider {provider!r}")
-    import genai_prices
     from importlib.metadata import version
+
+    import genai_prices
 
     name = model.rsplit("/", 1)[-1]
     try:
@@ -216,9 +216,7 @@ def over_budget(plan: Plan, budget: Budget) -> str | None:
         and plan.cost_usd is not None
         and plan.cost_usd > budget.max_cost_usd
     ):
-        reasons.append(
-            f"${plan.cost_usd:.4f} is more than max_cost_usd={budget.max_cost_usd:g}"
-        )
+        reasons.append(f"${plan.cost_usd:.4f} is more than max_cost_usd={budget.max_cost_usd:g}")
     if not reasons:
         return None
     return (

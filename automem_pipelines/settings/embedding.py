@@ -65,9 +65,7 @@ class EmbeddingEnvironment(Group):
     max_cost_usd: float = Field(
         d.MAX_COST_USD, ge=0, le=1_000_000, validation_alias="REEMBED_MAX_COST_USD"
     )
-    max_tokens: int | None = Field(
-        None, ge=1, le=10**12, validation_alias="REEMBED_MAX_TOKENS"
-    )
+    max_tokens: int | None = Field(None, ge=1, le=10**12, validation_alias="REEMBED_MAX_TOKENS")
 
 
 class EmbeddingSettings(BaseModel):
