@@ -3,13 +3,17 @@ memories, target ≤ 10% of the backfill's time"). Prints a markdown table.
 
   python bench/bench_plan.py               # 100,000 memories
   python bench/bench_plan.py --n 20000
+  python bench/bench_plan.py --latency 0.15   # also against the OpenAI-wire test model
 
 On one graph of N sample memories, in-memory Qdrant (QDRANT_URL=:memory:), the local model:
 - backfill: a forced re-embed of every memory into an empty collection (the job, in process);
 - plan-only run: the same job with plan_only (enumerate, select, price; nothing embedded);
 - plan, cl100k: the domain functions a migration's plan stage runs (plan_reembed on an empty
   collection, then price_selection for text-embedding-3-small: every content read from the
-  graph and counted with the cl100k_base tokenizer), and the tokenizer's share of it.
+  graph and counted with the cl100k_base tokenizer), and the tokenizer's share of it;
+- with --latency S: the plan-only run and the forced re-embed again with the OpenAI-wire
+  test server (tests/support/openai_server.py, its own process) as text-embedding-3-small
+  256-d, answering each request after S seconds: what a paid backfill's time looks like.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from automem_pipelines.domain.tokens import counter_for  # noqa: E402
 from automem_pipelines.domain.vector_state import EmbeddingIdentity  # noqa: E402
 from automem_pipelines.run_config import reembed_run_config  # noqa: E402
 from bench._common import (  # noqa: E402
+    ProviderProcess,
     bench_dir,
     instance_in,
     keep_open,
@@ -43,6 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--latency", type=float, default=None, help="seconds per request")
     args = parser.parse_args()
     n = args.n
     with bench_dir() as root, instance_in(root) as instance:
@@ -50,8 +56,8 @@ def main() -> None:
         rows = load(make_settings(root), n)
         print(f"loaded {n} memories in {time.perf_counter() - started:.1f}s", flush=True)
 
-        def settings_for(name: str):
-            settings = make_settings(root, QDRANT_URL=":memory:", QDRANT_COLLECTION=name)
+        def settings_for(name: str, **env: str):
+            settings = make_settings(root, QDRANT_URL=":memory:", QDRANT_COLLECTION=name, **env)
             keep_open(settings)  # an in-memory store lives while it is open
             return settings
 
@@ -83,6 +89,41 @@ def main() -> None:
         )
         assert summary["processed"] == n, summary
         print(f"backfill: {backfill:.1f}s", flush=True)
+        wire = []
+        if args.latency is not None:
+            server = ProviderProcess()
+            try:
+                server.set_latency(args.latency)
+                env = {
+                    "EMBEDDING_PROVIDER": "openai",
+                    "OPENAI_API_KEY": "bench",
+                    "OPENAI_BASE_URL": server.base_url,
+                    "EMBEDDING_MODEL": TARGET.model,
+                    "VECTOR_SIZE": "256",
+                }
+                settings = settings_for("wire", **env)
+                wire_plan, wplan = run_job(
+                    settings, instance, reembed_run_config(args.batch_size, plan_only=True)
+                )
+                assert wplan["memories"] == n and wplan["tokens"] == tokens, wplan
+                wire_fill, wsum = run_job(
+                    settings, instance, reembed_run_config(args.batch_size, force=True)
+                )
+                assert wsum["processed"] == n, wsum
+            finally:
+                server.stop()
+            ms = f"{args.latency * 1000:g} ms/request"
+            wire = [
+                [f"forced re-embed, OpenAI-wire {ms} (backfill)", wire_fill, 1.0, n, "-"],
+                [
+                    "plan-only run (job, text-embedding-3-small, exact) ÷ that backfill",
+                    wire_plan,
+                    wire_plan / wire_fill,
+                    wplan["memories"],
+                    wplan["tokens"],
+                ],
+            ]
+            print(f"wire: plan {wire_plan:.1f}s, backfill {wire_fill:.1f}s", flush=True)
 
     print(
         table(
@@ -106,6 +147,7 @@ def main() -> None:
                     plan.tokens,
                 ],
                 ["  of which the tokenizer", tokenizer, tokenizer / backfill, n, tokens],
+                *wire,
             ],
         )
     )

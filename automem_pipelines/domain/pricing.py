@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -167,11 +168,20 @@ def _plan(
 
 
 def _contents(graph: GraphStore, ids: Sequence[str], page: int) -> Iterator[str]:
-    for start in range(0, len(ids), page):
-        part = ids[start : start + page]
-        for value in graph.fetch_contents(list(part)).values():
-            if has_content(value):
-                yield value
+    """The contents of these memories, a page at a time; the next page is read from the
+    graph (in a thread) while this one's tokens are counted."""
+    pages = [list(ids[start : start + page]) for start in range(0, len(ids), page)]
+    if not pages:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plan-contents") as pool:
+        pending = pool.submit(graph.fetch_contents, pages[0])
+        for n in range(len(pages)):
+            contents = pending.result()
+            if n + 1 < len(pages):
+                pending = pool.submit(graph.fetch_contents, pages[n + 1])
+            for value in contents.values():
+                if has_content(value):
+                    yield value
 
 
 def price_ids(

@@ -19,6 +19,7 @@ from ..constants import (
     VECTOR_ASSET_KEY,
 )
 from ..domain import drift, enrichment, pricing
+from ..domain.embedding_defaults import MAX_COST_USD_LIMIT
 from ..domain.identity import check_identity
 from ..domain.identity import mismatch_message as identity_mismatch_message
 from ..domain.outcome import DEFAULT_FAILURE_THRESHOLD, apply_threshold
@@ -63,7 +64,7 @@ class DriftSyncConfig(dg.Config):
     max_cost_usd: float | None = Field(
         None,
         ge=0.0,
-        le=pricing.MAX_COST_USD_LIMIT,
+        le=MAX_COST_USD_LIMIT,
         description="Refuse the vector repair before any provider call when its estimated "
         "cost is above this many USD (default: REEMBED_MAX_COST_USD, 10).",
     )

@@ -16,6 +16,7 @@ from ..constants import (
     VECTOR_ASSET_KEY,
 )
 from ..domain import enrichment, partitions, pricing, reembed
+from ..domain.embedding_defaults import MAX_COST_USD_LIMIT
 from ..domain.identity import finish_replacement
 from ..domain.outcome import DEFAULT_FAILURE_THRESHOLD, apply_threshold
 from ..domain.params import BatchSize, ChunkSize, FailureThreshold, Flag, Limit, ParamError
@@ -78,7 +79,7 @@ class ReembedConfig(dg.Config):
     max_cost_usd: float | None = Field(
         None,
         ge=0.0,
-        le=pricing.MAX_COST_USD_LIMIT,
+        le=MAX_COST_USD_LIMIT,
         description="Refuse the run before any provider call when its estimated cost is above "
         "this many USD (default: REEMBED_MAX_COST_USD, 10).",
     )
