@@ -336,7 +336,8 @@ def summarize_reembed(
     """Check processed + skipped + failed = total, then report and record the materialization."""
     if plan.plan_only:  # nothing was embedded: the summary is the plan, no materialization
         summary = {"status": "planned", **(plan.priced or {})}
-        yield dg.Output(summary, metadata={"plan": dg.MetadataValue.json(summary)})
+        # the summary entry is what the API and `reembed --stack` read (automem_api.gateway)
+        yield dg.Output(summary, metadata={SUMMARY_METADATA_KEY: dg.MetadataValue.json(summary)})
         return
     summary = reembed.summarize(
         results, plan.selection, plan.batch_size, seconds=time.time() - plan.started_at
