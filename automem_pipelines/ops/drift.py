@@ -175,6 +175,7 @@ def detect_drift(
 def check_dimension(
     context: dg.OpExecutionContext,
     plan: SyncPlan,
+    falkordb: FalkorDBResource,
     qdrant: QdrantResource,
     embeddings: EmbeddingsResource,
 ) -> SyncPlan:
@@ -182,7 +183,8 @@ def check_dimension(
     reports): dimension_mismatch or a recorded identity_mismatch refuse every repair, and a
     collection whose identity was never checked is checked now (identity.py: a few texts
     embedded once, then recorded). A separate step, so that the detection step and its
-    observation succeed and stay visible."""
+    observation succeed and stay visible. The vector repair's budget gate runs here, before
+    the identity check's provider call."""
     report = plan.report
     if report.dimension_mismatch and not plan.dry_run:
         raise dg.Failure(
@@ -195,6 +197,13 @@ def check_dimension(
         )
     if report.dimension_mismatch:
         context.log.warning(report.dimension_message(qdrant.collection))
+    if (
+        not plan.dry_run
+        and not report.identity_mismatch
+        and (report.missing or report.stale_vector)
+    ):
+        with retry_store_outages(), falkordb.get_store() as graph:
+            _repair_gate(context, plan, graph, embeddings)
     if report.identity_mismatch:
         recorded = report.identity_recorded or {}
         message = identity_mismatch_message(
@@ -263,7 +272,6 @@ def repair_vectors(
         total = len(report.missing) + len(report.stale_vector)
         progress = progress_reporter(context, "repair_vectors", total, plan.progress_seconds)
         with fail_fast_unless_transient(), falkordb.get_store() as graph:
-            _repair_gate(context, plan, graph, embeddings)  # before the provider is built
             provider = embeddings.get_provider()
             vectors = qdrant.get_store()
             for kind in ("missing", "stale_vector"):

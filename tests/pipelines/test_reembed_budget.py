@@ -115,3 +115,33 @@ def test_the_rate_limits_pace_the_configured_provider(make_settings, fake_openai
         assert len(fake_openai.state.requests) == 1
     finally:
         provider.close()
+
+
+def test_the_syncs_gate_comes_before_the_identity_check_of_an_automem_store(
+    make_settings, fake_openai
+):
+    """On the store AutoMem wrote (no recorded identity: the sync would embed a sample of
+    texts to check it), a repair over budget is refused before that check's request."""
+    from tests.support.automem_fixture import DIM, load_fixture
+
+    settings = make_settings(
+        EMBEDDING_PROVIDER="openai",
+        OPENAI_API_KEY="test-key",
+        OPENAI_BASE_URL=fake_openai.base_url,
+        EMBEDDING_MODEL=MODEL,
+        VECTOR_SIZE=str(DIM),
+        EMBEDDING_MAX_RETRIES="0",
+    )
+    resources = build_resources(settings, from_env=False)
+    with resources["falkordb"].get_store() as graph, resources["qdrant"].open_store() as vectors:
+        load_fixture(graph, vectors)
+        added = [node_props_for_write(m) for m in sample_memories(30, seed=9)]
+        graph.upsert_memories(added)  # in the graph, no point: missing vectors
+        fake_openai.reset()
+        before = snapshot(graph, vectors)
+        result = run_sync(settings, resources, raise_on_error=False, max_cost_usd=0.0)
+        assert not result.success
+        assert "refusing to repair vectors" in error_text(result)
+        assert f"30 memories, {_tokens(added)} tokens" in error_text(result)
+        assert fake_openai.state.requests == []
+        assert snapshot(graph, vectors) == before
