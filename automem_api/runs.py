@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from automem_pipelines.constants import (
+    BUDGET_REFUSED,
     DRIFT_SYNC_JOB,
     ENRICHMENT_JOB,
     OPERATOR_PRIORITY,
@@ -214,6 +215,14 @@ class RunService:
             audit["outcome"] = "run failure: failure threshold reached"
             return JSONResponse(
                 {**summary, "run_id": run_id, "request_id": request_id, "run_status": "failure"}
+            )
+        refusal = next((e for e in outcome.errors if BUDGET_REFUSED in e), None)
+        if status == "FAILURE" and refusal is not None:  # the budget gate: nothing was paid
+            audit["outcome"] = "refused: over budget"
+            raise ApiError(
+                422,
+                f"the {label} run {short_id(run_id)} was {refusal[refusal.index(BUDGET_REFUSED) :]}",
+                extra={"run_id": run_id, "run_status": "failure"},
             )
         if status == "SUCCESS":
             message = (

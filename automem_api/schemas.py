@@ -18,12 +18,29 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 from automem_pipelines.constants import DEFAULT_BATCH_SIZE
+from automem_pipelines.domain.embedding_defaults import MAX_COST_USD, MAX_COST_USD_LIMIT
 from automem_pipelines.domain.params import BatchSize, Flag, Limit
 
 from .ids import MAX_ID_LENGTH, normalize_ids
 
 NOT_JSON = "Request body must be a JSON object (it is not valid JSON)"
 NOT_AN_OBJECT = "Request body must be a JSON object"
+
+
+def _max_cost_usd(value: Any) -> Any:
+    """A number of USD in range, checked before any coercion ("5" and true are refused)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PydanticCustomError(
+            "max_cost_usd", f"max_cost_usd must be a number of USD, 0 to {MAX_COST_USD_LIMIT:,.0f}"
+        )
+    if not 0 <= value <= MAX_COST_USD_LIMIT:
+        raise PydanticCustomError(
+            "max_cost_usd",
+            f"max_cost_usd must be 0 to {MAX_COST_USD_LIMIT:,.0f} (USD), got {value:g}",
+        )
+    return float(value)
 
 
 class RequestBody(BaseModel):
@@ -56,7 +73,27 @@ class ReembedRequest(RequestBody):
     )
     limit: Limit | None = Field(None, description="At most this many memories, newest first.")
     force: Flag = Field(False, description="Re-embed even memories whose vector is up to date.")
+    plan: Flag = Field(
+        False,
+        description="Answer the plan (memories to embed, tokens, cost_usd, seconds) without "
+        "embedding anything: a plan-only run, waited for whatever `wait` says.",
+    )
+    max_cost_usd: float | None = Field(
+        None,
+        ge=0,
+        le=MAX_COST_USD_LIMIT,
+        description=f"Refuse the run before any provider call (422, with the estimate) when "
+        f"its estimated cost is above this, 0 to {MAX_COST_USD_LIMIT:,.0f} USD (default "
+        f"REEMBED_MAX_COST_USD, {MAX_COST_USD:g}).",
+    )
+    max_tokens: Limit | None = Field(
+        None,
+        description="Refuse the run before any provider call when it would embed more tokens "
+        "(default REEMBED_MAX_TOKENS, unset: no token budget).",
+    )
     wait: Flag = Field(False, description=WAIT_DESCRIPTION)
+
+    _max_cost = field_validator("max_cost_usd", mode="before")(lambda v: _max_cost_usd(v))
 
 
 class SyncRequest(RequestBody):
@@ -65,7 +102,20 @@ class SyncRequest(RequestBody):
     )
     dry_run: Flag = Field(False, description="Report drift without changing anything.")
     recover_orphans: Flag = Field(False, description="Also recover orphaned vectors.")
+    max_cost_usd: float | None = Field(
+        None,
+        ge=0,
+        le=MAX_COST_USD_LIMIT,
+        description=f"Refuse the vector repair before any provider call when its estimated "
+        f"cost is above this, 0 to {MAX_COST_USD_LIMIT:,.0f} USD (default REEMBED_MAX_COST_USD, "
+        f"{MAX_COST_USD:g}).",
+    )
+    max_tokens: Limit | None = Field(
+        None, description="Refuse the vector repair when it would embed more tokens than this."
+    )
     wait: Flag = Field(False, description=WAIT_DESCRIPTION)
+
+    _max_cost = field_validator("max_cost_usd", mode="before")(lambda v: _max_cost_usd(v))
 
 
 MemoryId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]

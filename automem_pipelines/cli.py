@@ -165,10 +165,24 @@ def run_reembed(
     limit: int | None,
     force: bool,
     stack: str | None = None,
+    max_cost_usd: float | None = None,
+    max_tokens: int | None = None,
+    plan_only: bool = False,
 ) -> dict:
+    from .domain.params import ParamError
     from .run_config import reembed_run_config
 
-    run_config = reembed_run_config(batch_size, limit, force)
+    try:
+        run_config = reembed_run_config(
+            batch_size,
+            limit,
+            force,
+            max_cost_usd=max_cost_usd,
+            max_tokens=max_tokens,
+            plan_only=plan_only,
+        )
+    except ParamError as exc:
+        raise SystemExit(f"automem-pipelines: {exc}") from None
     if stack is not None:
         return hand_off(settings, stack or settings.api.dagster_url, REEMBED_JOB, run_config)
     return run_job(settings, REEMBED_JOB, run_config)
@@ -192,7 +206,16 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_reembed(args: argparse.Namespace) -> None:
-    summary = run_reembed(_settings(), args.batch_size, args.limit, args.force, args.stack)
+    summary = run_reembed(
+        _settings(),
+        args.batch_size,
+        args.limit,
+        args.force,
+        args.stack,
+        max_cost_usd=args.max_cost_usd,
+        max_tokens=args.max_tokens,
+        plan_only=args.plan,
+    )
     print(json.dumps(summary, indent=2))
 
 
@@ -402,6 +425,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="hand the run to a running `automem-pipelines stack`: its Dagster webserver at URL "
         "(default DAGSTER_WEBSERVER_URL, http://127.0.0.1:3000); wait and print its summary "
         "(default without --stack: run the job in this process)",
+    )
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the plan as JSON (memories to embed, tokens, cost_usd, seconds) and stop: "
+        "no embedding-provider call (default: plan, then run)",
+    )
+    p.add_argument(
+        "--max-cost-usd",
+        type=float,
+        default=None,
+        metavar="USD",
+        help="refuse the run, before any provider call, when its estimated cost is above USD "
+        "(default REEMBED_MAX_COST_USD, 10)",
+    )
+    p.add_argument(
+        "--max-tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help="refuse the run, before any provider call, when it would embed more than N tokens "
+        "(default REEMBED_MAX_TOKENS, unset: no token budget)",
     )
     p.set_defaults(func=cmd_reembed)
 

@@ -70,3 +70,6 @@ DRIFT_CHECKS = (
     "orphaned_points",
     "duplicate_ids",
 )
+
+# Opens the message of a run refused by its budget (domain.pricing): the API answers it 422.
+BUDGET_REFUSED = "refused before any provider call"

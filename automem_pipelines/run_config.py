@@ -34,11 +34,17 @@ def reembed_run_config(
     failure_threshold: float = DEFAULT_FAILURE_THRESHOLD,
     chunk_size: int | None = None,
     progress_seconds: float | None = None,
+    max_cost_usd: float | None = None,
+    max_tokens: int | None = None,
+    plan_only: bool = False,
 ) -> dict[str, Any]:
     config: dict[str, Any] = {
         "batch_size": check_value(BatchSize, batch_size, "batch_size"),
         "force": check_value(Flag, force, "force"),
     }
+    config.update(budget_config(max_cost_usd, max_tokens))
+    if check_value(Flag, plan_only, "plan_only"):
+        config["plan_only"] = True
     threshold = check_value(FailureThreshold, failure_threshold, "failure_threshold")
     if threshold != DEFAULT_FAILURE_THRESHOLD:
         config["failure_threshold"] = failure_threshold
@@ -55,16 +61,35 @@ def reembed_run_config(
     return {"ops": {REEMBED_CONFIG_OP: {"config": config}}}
 
 
+def budget_config(max_cost_usd: float | None, max_tokens: int | None) -> dict[str, Any]:
+    """The budget fields of a re-embed's or a sync's config (None: the settings' default)."""
+    from .domain.embedding_defaults import MAX_COST_USD_LIMIT
+
+    config: dict[str, Any] = {}
+    if max_cost_usd is not None:
+        if isinstance(max_cost_usd, bool) or not 0 <= max_cost_usd <= MAX_COST_USD_LIMIT:
+            raise ParamError(
+                "max_cost_usd", f"max_cost_usd must be 0 to {MAX_COST_USD_LIMIT:,.0f} (USD)"
+            )
+        config["max_cost_usd"] = float(max_cost_usd)
+    if max_tokens is not None:
+        config["max_tokens"] = check_value(Limit, max_tokens, "max_tokens")
+    return config
+
+
 def sync_run_config(
     batch_size: int = DEFAULT_BATCH_SIZE,
     dry_run: bool = False,
     recover_orphans: bool = False,
     failure_threshold: float = DEFAULT_FAILURE_THRESHOLD,
+    max_cost_usd: float | None = None,
+    max_tokens: int | None = None,
 ) -> dict[str, Any]:
     config: dict[str, Any] = {
         "batch_size": check_value(BatchSize, batch_size, "batch_size"),
         "dry_run": check_value(Flag, dry_run, "dry_run"),
         "recover_orphans": check_value(Flag, recover_orphans, "recover_orphans"),
+        **budget_config(max_cost_usd, max_tokens),
     }
     threshold = check_value(FailureThreshold, failure_threshold, "failure_threshold")
     if threshold != DEFAULT_FAILURE_THRESHOLD:

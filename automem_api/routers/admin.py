@@ -51,12 +51,16 @@ class JobEndpoint:
     summary_description: str
 
 
+def _reembed_config(plan: bool = False, **params: Any) -> dict[str, Any]:
+    return reembed_run_config(plan_only=plan, **params)
+
+
 JOB_ENDPOINTS = (
     JobEndpoint(
         "/admin/reembed",
         REEMBED_JOB,
         ReembedRequest,
-        reembed_run_config,
+        _reembed_config,
         "Re-embed memories (Dagster run of the re-embed job)",
         ReembedSummary,
         "With `wait`: the run's summary",
@@ -88,7 +92,7 @@ def add_job_endpoint(spec: JobEndpoint) -> None:
         params = body.model_dump(exclude={"wait"})
         runs: RunService = request.app.state.runs
         run_id = await runs.submit(request, spec.job, spec.run_config(**params))
-        if body.wait:
+        if body.wait or params.get("plan"):  # a plan is answered, never queued
             return await runs.wait_answer(request, spec.job, run_id)
         return queued(request, spec.job, run_id, params)
 

@@ -26,3 +26,8 @@ OLLAMA_BASE_URL = "http://localhost:11434"
 OLLAMA_MAX_CONCURRENCY = 2  # one local server: a deep queue would only hit the timeout
 OLLAMA_MAX_RETRIES = 2  # AutoMem's OLLAMA_MAX_RETRIES
 OLLAMA_TIMEOUT_SECONDS = 30.0  # AutoMem's OLLAMA_TIMEOUT
+
+# The budget a re-embed runs under unless raised (REEMBED_MAX_COST_USD, max_cost_usd): a run
+# whose estimate is above it is refused before any provider call.
+MAX_COST_USD = 10.0
+MAX_COST_USD_LIMIT = 1_000_000.0  # the highest budget a run config or request may give

@@ -19,8 +19,9 @@ from ..constants import (
     SUMMARY_METADATA_KEY,
     VECTOR_ASSET_KEY,
 )
-from ..domain import drift, enrichment
+from ..domain import drift, enrichment, pricing
 from ..domain.drift.checks import drift_plot_metadata, outcomes
+from ..domain.embedding_defaults import MAX_COST_USD_LIMIT
 from ..domain.identity import check_identity
 from ..domain.identity import mismatch_message as identity_mismatch_message
 from ..domain.outcome import DEFAULT_FAILURE_THRESHOLD, apply_threshold
@@ -64,6 +65,19 @@ class DriftSyncConfig(CheckedConfig):
     progress_seconds: float = Field(
         DEFAULT_EVERY_SECONDS, ge=0.0, le=3600.0, description=PROGRESS_FIELD_DESCRIPTION
     )
+    max_cost_usd: float | None = Field(
+        None,
+        ge=0.0,
+        le=MAX_COST_USD_LIMIT,
+        description="Refuse the vector repair before any provider call when its estimated "
+        "cost is above this many USD (default: REEMBED_MAX_COST_USD, 10).",
+    )
+    max_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Refuse the vector repair before any provider call when it would embed "
+        "more tokens than this (default: REEMBED_MAX_TOKENS, unset = no token budget).",
+    )
 
 
 @dataclass(frozen=True)
@@ -75,6 +89,7 @@ class SyncPlan:
     started_at: float
     failure_threshold: float = DEFAULT_FAILURE_THRESHOLD
     progress_seconds: float = DEFAULT_EVERY_SECONDS  # between progress events (0: none)
+    budget: pricing.Budget | None = None  # the run's budget for the vector repair
 
 
 def _count_metadata(report: drift.DriftReport) -> dict:
@@ -142,6 +157,7 @@ def detect_drift(
         started,
         config.failure_threshold,
         config.progress_seconds,
+        pricing.Budget(config.max_cost_usd, config.max_tokens),
     )
     seconds = {f"seconds_{k}": v for k, v in findings["detect_seconds"].items()}
     return dg.Output(plan, metadata={**meta, **seconds, **progress.metadata()})
@@ -151,6 +167,7 @@ def detect_drift(
 def check_dimension(
     context: dg.OpExecutionContext,
     plan: SyncPlan,
+    falkordb: FalkorDBResource,
     qdrant: QdrantResource,
     embeddings: EmbeddingsResource,
 ) -> SyncPlan:
@@ -158,7 +175,8 @@ def check_dimension(
     reports): dimension_mismatch or a recorded identity_mismatch refuse every repair, and a
     collection whose identity was never checked is checked now (identity.py: a few texts
     embedded once, then recorded). A separate step, so that the detection step and its
-    observation succeed and stay visible."""
+    observation succeed and stay visible. The vector repair's budget gate runs here, before
+    the identity check's provider call."""
     report = plan.report
     if report.dimension_mismatch and not plan.dry_run:
         raise dg.Failure(
@@ -171,6 +189,13 @@ def check_dimension(
         )
     if report.dimension_mismatch:
         context.log.warning(report.dimension_message(qdrant.collection))
+    if (
+        not plan.dry_run
+        and not report.identity_mismatch
+        and (report.missing or report.stale_vector)
+    ):
+        with retry_store_outages(), falkordb.get_store() as graph:
+            _repair_gate(context, plan, graph, embeddings)
     if report.identity_mismatch:
         recorded = report.identity_recorded or {}
         message = identity_mismatch_message(
@@ -197,6 +222,30 @@ def _result_metadata(results: list[drift.RepairResult]) -> dict:
         meta[f"{r.kind}_skipped"] = r.skipped
         meta[f"{r.kind}_seconds"] = round(r.seconds, 3)
     return meta
+
+
+def _repair_gate(
+    context: dg.OpExecutionContext, plan: SyncPlan, graph, embeddings: EmbeddingsResource
+) -> None:
+    """The re-embed budget gate (domain.pricing) over the missing and stale vectors: a repair
+    over budget is refused before any provider call, its estimate in the message."""
+    ids = list(plan.report.missing) + list(plan.report.stale_vector)
+    priced = pricing.price_ids(
+        ids, graph, configured_identity(embeddings), plan.batch_size, embeddings.rate_limits()
+    )
+    context.log.info(f"repair plan: {priced.describe()}")
+    asked = plan.budget or pricing.Budget()
+    budget = pricing.Budget(
+        embeddings.max_cost_usd if asked.max_cost_usd is None else asked.max_cost_usd,
+        embeddings.max_tokens if asked.max_tokens is None else asked.max_tokens,
+    )
+    refused = pricing.over_budget(priced, budget)
+    if refused is not None:
+        raise dg.Failure(
+            description=f"refusing to repair vectors: {refused}",
+            metadata={"plan": dg.MetadataValue.json(priced.as_dict())},
+            allow_retries=False,
+        )
 
 
 @dg.op

@@ -15,7 +15,8 @@ from ..constants import (
     SUMMARY_METADATA_KEY,
     VECTOR_ASSET_KEY,
 )
-from ..domain import enrichment, partitions, reembed
+from ..domain import enrichment, partitions, pricing, reembed
+from ..domain.embedding_defaults import MAX_COST_USD_LIMIT
 from ..domain.identity import finish_replacement
 from ..domain.outcome import DEFAULT_FAILURE_THRESHOLD, apply_threshold
 from ..domain.params import BatchSize, ChunkSize, FailureThreshold, Flag, Limit, ParamError
@@ -78,6 +79,24 @@ class ReembedConfig(CheckedConfig):
     progress_seconds: float = Field(
         DEFAULT_EVERY_SECONDS, ge=0.0, le=3600.0, description=PROGRESS_FIELD_DESCRIPTION
     )
+    max_cost_usd: float | None = Field(
+        None,
+        ge=0.0,
+        le=MAX_COST_USD_LIMIT,
+        description="Refuse the run before any provider call when its estimated cost is above "
+        "this many USD (default: REEMBED_MAX_COST_USD, 10).",
+    )
+    max_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Refuse the run before any provider call when it would embed more tokens "
+        "than this (default: REEMBED_MAX_TOKENS, unset = no token budget).",
+    )
+    plan_only: Flag = Field(
+        False,
+        description="Compute the plan (memories, tokens, cost, seconds) and stop: no provider "
+        "call for embedding, nothing embedded.",
+    )
 
 
 @dataclass(frozen=True)
@@ -90,6 +109,8 @@ class ReembedPlan:
     failure_threshold: float = DEFAULT_FAILURE_THRESHOLD
     partition: str | None = None  # the id range this run covers (None: the whole store)
     progress_seconds: float = DEFAULT_EVERY_SECONDS  # between progress events (0: none)
+    priced: dict | None = None  # the plan (pricing.Plan.as_dict)
+    plan_only: bool = False  # stop after planning: no chunk, the summary is the plan
 
 
 @dataclass(frozen=True)
@@ -151,6 +172,7 @@ def enumerate_memories(
             )
     progress.update(selection.total, selection.total)  # what was listed is the total
     progress.finish()
+    priced = _gate(context, config, selection, falkordb, embeddings, provider)
     seconds = time.perf_counter() - started
     context.log.info(
         f"{selection.total} memories: {len(selection.todo)} to embed, "
@@ -169,6 +191,8 @@ def enumerate_memories(
         config.failure_threshold,
         None if id_range is None else id_range.key,
         config.progress_seconds,
+        priced.as_dict(),
+        config.plan_only,
     )
     return dg.Output(
         plan,
@@ -181,15 +205,53 @@ def enumerate_memories(
             "without_content": selection.skipped_empty,
             "seconds": round(seconds, 3),
             "partition": "all" if id_range is None else id_range.key,
+            "plan": dg.MetadataValue.json(priced.as_dict()),
             **progress.metadata(),
         },
     )
+
+
+def _gate(
+    context: dg.OpExecutionContext,
+    config: ReembedConfig,
+    selection: reembed.Selection,
+    falkordb: FalkorDBResource,
+    embeddings: EmbeddingsResource,
+    provider,
+) -> pricing.Plan:
+    """Price the selection; refuse the run (dg.Failure, no retry) when it is over budget, or
+    stop it after planning (``plan_only``): in both cases no memory is embedded. The plan's
+    JSON is in the failure's metadata."""
+    with retry_store_outages(), falkordb.get_store() as graph:
+        plan = pricing.price_selection(
+            selection,
+            graph,
+            EmbeddingIdentity.of(provider),
+            config.batch_size,
+            embeddings.rate_limits(),
+        )
+    context.log.info(f"plan: {plan.describe()}")
+    budget = pricing.Budget(
+        embeddings.max_cost_usd if config.max_cost_usd is None else config.max_cost_usd,
+        embeddings.max_tokens if config.max_tokens is None else config.max_tokens,
+    )
+    refused = pricing.over_budget(plan, budget)
+    if refused is not None:
+        raise dg.Failure(
+            description=refused,
+            metadata={"plan": dg.MetadataValue.json(plan.as_dict())},
+            allow_retries=False,
+        )
+    return plan
 
 
 @dg.op(out=dg.DynamicOut(ChunkSpec))
 def batch_memories(context: dg.OpExecutionContext, plan: ReembedPlan):
     """Fan out per chunk of ``chunk_size`` memories (none when nothing needs a vector). API
     batches happen inside each step."""
+    if plan.plan_only:
+        context.log.info("plan only: nothing is embedded")
+        return
     chunks = reembed.plan_chunks(plan.selection.todo, plan.batch_size, plan.chunk_size)
     context.log.info(f"{len(plan.selection.todo)} memories to embed in {len(chunks)} chunks")
     if plan.progress_seconds > 0 and chunks:  # the run-level total, before any chunk starts
@@ -277,6 +339,11 @@ def summarize_reembed(
     embeddings: EmbeddingsResource,
 ):
     """Check processed + skipped + failed = total, then report and record the materialization."""
+    if plan.plan_only:  # nothing was embedded: the summary is the plan, no materialization
+        summary = {"status": "planned", **(plan.priced or {})}
+        # the summary entry is what the API and `reembed --stack` read (automem_api.gateway)
+        yield dg.Output(summary, metadata={SUMMARY_METADATA_KEY: dg.MetadataValue.json(summary)})
+        return
     summary = reembed.summarize(
         results, plan.selection, plan.batch_size, seconds=time.time() - plan.started_at
     )

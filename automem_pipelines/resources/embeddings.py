@@ -10,7 +10,9 @@ from ..domain.embeddings import (
     OpenAIProvider,
     VoyageProvider,
     local_provider,
+    paced,
 )
+from ..domain.pricing import RateLimits
 
 
 class EmbeddingsResource(dg.ConfigurableResource):
@@ -43,6 +45,18 @@ class EmbeddingsResource(dg.ConfigurableResource):
     )
     max_retries: int = Field(d.MAX_RETRIES, description="Retries of a 429/5xx/timeout per request")
     timeout_seconds: float = Field(d.TIMEOUT_SECONDS, description="Per-request timeout")
+    requests_per_minute: int | None = Field(
+        None, description="Requests per minute paced under (EMBEDDING_REQUESTS_PER_MINUTE)"
+    )
+    tokens_per_minute: int | None = Field(
+        None, description="Tokens per minute paced under (EMBEDDING_TOKENS_PER_MINUTE)"
+    )
+    max_cost_usd: float = Field(
+        d.MAX_COST_USD, description="A re-embed's default budget in USD (REEMBED_MAX_COST_USD)"
+    )
+    max_tokens: int | None = Field(
+        None, description="A re-embed's default token budget (REEMBED_MAX_TOKENS)"
+    )
 
     _in_run: bool = PrivateAttr(False)
     _provider: EmbeddingProvider | None = PrivateAttr(None)
@@ -65,6 +79,13 @@ class EmbeddingsResource(dg.ConfigurableResource):
         return self._provider
 
     def build_provider(self) -> EmbeddingProvider:
+        """The provider, paced under the configured rate limits (embeddings.pacing)."""
+        return paced(self._build(), self.requests_per_minute, self.tokens_per_minute)
+
+    def rate_limits(self) -> RateLimits:
+        return RateLimits(self.requests_per_minute, self.tokens_per_minute)
+
+    def _build(self) -> EmbeddingProvider:
         remote = {
             "max_concurrency": self.max_concurrency,
             "max_retries": self.max_retries,

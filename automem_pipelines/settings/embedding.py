@@ -55,6 +55,17 @@ class EmbeddingEnvironment(Group):
     ollama_timeout_seconds: float = Field(
         d.OLLAMA_TIMEOUT_SECONDS, ge=1, le=3600, validation_alias="OLLAMA_TIMEOUT"
     )
+    # The configured provider's rate limits (unset: no pacing), and the re-embed budget.
+    requests_per_minute: int | None = Field(
+        None, ge=1, le=10_000_000, validation_alias="EMBEDDING_REQUESTS_PER_MINUTE"
+    )
+    tokens_per_minute: int | None = Field(
+        None, ge=1, le=10_000_000_000, validation_alias="EMBEDDING_TOKENS_PER_MINUTE"
+    )
+    max_cost_usd: float = Field(
+        d.MAX_COST_USD, ge=0, le=1_000_000, validation_alias="REEMBED_MAX_COST_USD"
+    )
+    max_tokens: int | None = Field(None, ge=1, le=10**12, validation_alias="REEMBED_MAX_TOKENS")
 
 
 class EmbeddingSettings(BaseModel):
@@ -76,6 +87,10 @@ class EmbeddingSettings(BaseModel):
     # EMBEDDING_TIMEOUT_SECONDS.
     max_retries: int = d.MAX_RETRIES
     timeout_seconds: float = d.TIMEOUT_SECONDS
+    requests_per_minute: int | None = None  # EMBEDDING_REQUESTS_PER_MINUTE (None: no pacing)
+    tokens_per_minute: int | None = None  # EMBEDDING_TOKENS_PER_MINUTE (None: no pacing)
+    max_cost_usd: float = d.MAX_COST_USD  # REEMBED_MAX_COST_USD: a run's default budget
+    max_tokens: int | None = None  # REEMBED_MAX_TOKENS (None: no token budget)
 
 
 def _voyage_dim_problem(model: str, size_var: str, dim: int) -> str | None:
@@ -222,6 +237,10 @@ def resolve_embedding(
         "max_retries": env.max_retries,
         "timeout_seconds": env.timeout_seconds,
         "max_concurrency": env.max_concurrency or d.MAX_CONCURRENCY,
+        "requests_per_minute": env.requests_per_minute,
+        "tokens_per_minute": env.tokens_per_minute,
+        "max_cost_usd": env.max_cost_usd,
+        "max_tokens": env.max_tokens,
     }
     if provider == "openai":
         values["openai_base_url"] = env.openai_base_url

@@ -379,3 +379,35 @@ def test_a_launchpad_run_with_an_out_of_range_value_is_refused_before_any_step(e
         "from 1 to 2048, got 0"
     )
     assert failure.event_specific_data is None or failure.event_specific_data.error is None
+
+
+def test_reembed_plan_and_budget_over_graphql(e2e: E2E):
+    """`"plan": true` answers the plan-only run's summary (read over GraphQL); a budget below
+    the estimate is a 422 with the estimate, and the refused run wrote no vector."""
+    e2e.embedded()
+    response = e2e.post("/admin/reembed", {"plan": True, "force": True})
+    assert response.status_code == 200, response.text
+    plan = response.json()
+    assert plan["status"] == "planned" and plan["memories"] == MEMORIES
+    assert plan["tokens"] > 0 and plan["cost_usd"] == 0.0 and plan["provider"] == "local"
+    assert plan["tokens_method"].startswith("estimate")
+    run = e2e.get(f"/admin/runs/{plan['run_id']}").json()
+    assert run["status"] == "success"
+
+    with e2e.qdrant() as client:
+        before = {
+            str(p.id): p.payload.get("embedded_at")
+            for p in client.retrieve(e2e.settings.qdrant.collection, e2e.ids)
+        }
+    body = {"force": True, "max_tokens": 1, "wait": True}
+    response = e2e.post("/admin/reembed", body)
+    assert response.status_code == 422, response.text
+    message = response.json()["message"]
+    assert "refused before any provider call" in message and "max_tokens=1" in message
+    assert f"{MEMORIES} memories, {plan['tokens']} tokens" in message
+    with e2e.qdrant() as client:
+        after = {
+            str(p.id): p.payload.get("embedded_at")
+            for p in client.retrieve(e2e.settings.qdrant.collection, e2e.ids)
+        }
+    assert len(before) == MEMORIES and after == before  # nothing re-embedded

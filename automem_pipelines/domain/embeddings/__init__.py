@@ -22,6 +22,7 @@ from .http_api import HTTPStatusFailure
 from .local import LOCAL_MODEL_DIR, LocalStaticProvider, local_provider
 from .ollama import OllamaProvider
 from .openai_api import OpenAIProvider, openai_takes_dimensions
+from .pacing import PacedProvider, RateLimiter, TokenBucket, paced
 from .voyage import VoyageProvider
 
 __all__ = [
@@ -39,6 +40,10 @@ __all__ = [
     "LocalStaticProvider",
     "OllamaProvider",
     "OpenAIProvider",
+    "PacedProvider",
+    "RateLimiter",
+    "TokenBucket",
+    "paced",
     "RetryPolicy",
     "VoyageProvider",
     "backoff_delay",
