@@ -145,6 +145,21 @@ def test_a_running_reembed_page_shows_its_progress_events(site: E2E, provider):
         assert shown[0]["total"] == MEMORIES and 0 <= shown[0]["done"] < MEMORIES
         # the page showed it while the run was going, as the API saw it then
         assert status_then["status"] in ("queued", "started"), status_then
+        # and the API's run status carries the progress (read over GraphQL) while it goes
+        midway = None
+        while midway is None and time.monotonic() < deadline:
+            status = site.get(f"/admin/runs/{run_id}").json()
+            if status["status"] != "started":
+                break
+            progress = status["progress"]
+            assert progress is not None, status
+            assert set(progress) == {"phase", "done", "total", "rate_per_second", "eta_seconds"}
+            if 0 < progress["done"] < progress["total"]:
+                midway = progress
+            time.sleep(0.3)
+        assert midway is not None, f"no progress between 0 and the total while started: {status}"
+        assert midway["phase"] == "reembed_chunk" and midway["total"] == MEMORIES, midway
+        assert midway["rate_per_second"] > 0 and midway["eta_seconds"] > 0, midway
         assert all(LOCAL.match(url) for url in seen), [u for u in seen if not LOCAL.match(u)]
     finally:
         provider.state.latency = 0.0
