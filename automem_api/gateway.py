@@ -257,14 +257,10 @@ class DagsterGateway:
         found = self.runs(job, ["SUCCESS"], limit=1)
         return found[0] if found else None
 
-    def progress_page(
-        self, run_id: str, cursor: str | None, limit: int = LOG_PAGE
-    ) -> tuple[list[tuple[str | None, str, float | None]], str | None, bool]:
-        """One page of the run's log messages after ``cursor``: (step key, message, epoch s)
-        each, the cursor to read on from, and whether more events follow
-        (automem_pipelines.run_progress.Page)."""
+    def _log_page(self, query: str, run_id: str, cursor: str | None, limit: int) -> dict[str, Any]:
+        """One `logsForRun` page (an EventConnection) of ``query``; else a LaunchError."""
         variables = {"runId": run_id, "cursor": cursor, "limit": limit}
-        logs = self.query(queries.RUN_PROGRESS, variables)["logsForRun"]
+        logs = self.query(query, variables)["logsForRun"]
         if logs["__typename"] != "EventConnection":
             raise LaunchError(
                 500,
@@ -272,6 +268,15 @@ class DagsterGateway:
                 f"{short_id(run_id)}: {short_message(logs.get('message'))}",
                 logs["__typename"],
             )
+        return logs
+
+    def progress_page(
+        self, run_id: str, cursor: str | None, limit: int = LOG_PAGE
+    ) -> tuple[list[tuple[str | None, str, float | None]], str | None, bool]:
+        """One page of the run's log messages after ``cursor``: (step key, message, epoch s)
+        each, the cursor to read on from, and whether more events follow
+        (automem_pipelines.run_progress.Page)."""
+        logs = self._log_page(queries.RUN_PROGRESS, run_id, cursor, limit)
         events = [
             (e.get("stepKey"), e["message"], _epoch_seconds(e.get("timestamp")))
             for e in logs["events"]
@@ -287,15 +292,7 @@ class DagsterGateway:
         errors: list[str] = []
         cursor: str | None = None
         while True:
-            variables = {"runId": run_id, "cursor": cursor, "limit": LOG_PAGE}
-            logs = self.query(queries.RUN_EVENTS, variables)["logsForRun"]
-            if logs["__typename"] != "EventConnection":
-                raise LaunchError(
-                    500,
-                    f"Dagster could not read the events of run "
-                    f"{short_id(run_id)}: {short_message(logs.get('message'))}",
-                    logs["__typename"],
-                )
+            logs = self._log_page(queries.RUN_EVENTS, run_id, cursor, LOG_PAGE)
             for event in logs["events"]:
                 kind = event.get("__typename")
                 if kind == "ExecutionStepOutputEvent" and event.get("stepKey") == summary_step:

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 import dagster as dg
 from pydantic import ValidationError, model_validator
 
+from ..domain import pricing
 from ..domain.params import ParamError, param_error_of
 from ..domain.progress import DEFAULT_EVERY_SECONDS, Progress
 from ..domain.vector_state import EmbeddingIdentity
@@ -68,6 +69,26 @@ def tag_ui_launch(context: dg.OpExecutionContext) -> None:
     extra = ui_trigger_tags(context.run.tags)
     if extra:
         context.instance.add_run_tags(context.run_id, extra)
+
+
+def refuse_over_budget(
+    plan: pricing.Plan, asked: pricing.Budget | None, embeddings, prefix: str = ""
+) -> None:
+    """The budget gate: the run's own limits (``asked``; an unset one falls back to the
+    embeddings resource's REEMBED_MAX_COST_USD / REEMBED_MAX_TOKENS) against the plan; over
+    them, the step fails at once (no retry) with the estimate, the plan in its metadata."""
+    asked = asked or pricing.Budget()
+    budget = pricing.Budget(
+        embeddings.max_cost_usd if asked.max_cost_usd is None else asked.max_cost_usd,
+        embeddings.max_tokens if asked.max_tokens is None else asked.max_tokens,
+    )
+    refused = pricing.over_budget(plan, budget)
+    if refused is not None:
+        raise dg.Failure(
+            description=prefix + refused,
+            metadata={"plan": dg.MetadataValue.json(plan.as_dict())},
+            allow_retries=False,
+        )
 
 
 TRANSIENT = (GraphUnavailableError, VectorStoreUnavailableError)

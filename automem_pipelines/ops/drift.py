@@ -37,6 +37,7 @@ from .common import (
     configured_identity,
     fail_fast_unless_transient,
     progress_reporter,
+    refuse_over_budget,
     retry_store_outages,
     tag_ui_launch,
 )
@@ -234,18 +235,7 @@ def _repair_gate(
         ids, graph, configured_identity(embeddings), plan.batch_size, embeddings.rate_limits()
     )
     context.log.info(f"repair plan: {priced.describe()}")
-    asked = plan.budget or pricing.Budget()
-    budget = pricing.Budget(
-        embeddings.max_cost_usd if asked.max_cost_usd is None else asked.max_cost_usd,
-        embeddings.max_tokens if asked.max_tokens is None else asked.max_tokens,
-    )
-    refused = pricing.over_budget(priced, budget)
-    if refused is not None:
-        raise dg.Failure(
-            description=f"refusing to repair vectors: {refused}",
-            metadata={"plan": dg.MetadataValue.json(priced.as_dict())},
-            allow_retries=False,
-        )
+    refuse_over_budget(priced, plan.budget, embeddings, prefix="refusing to repair vectors: ")
 
 
 @dg.op

@@ -32,6 +32,7 @@ from .common import (
     interrupts_at_checkpoints,
     progress_reporter,
     rate,
+    refuse_over_budget,
     refusing_bad_params,
     retry_store_outages,
     tag_ui_launch,
@@ -231,17 +232,7 @@ def _gate(
             embeddings.rate_limits(),
         )
     context.log.info(f"plan: {plan.describe()}")
-    budget = pricing.Budget(
-        embeddings.max_cost_usd if config.max_cost_usd is None else config.max_cost_usd,
-        embeddings.max_tokens if config.max_tokens is None else config.max_tokens,
-    )
-    refused = pricing.over_budget(plan, budget)
-    if refused is not None:
-        raise dg.Failure(
-            description=refused,
-            metadata={"plan": dg.MetadataValue.json(plan.as_dict())},
-            allow_retries=False,
-        )
+    refuse_over_budget(plan, pricing.Budget(config.max_cost_usd, config.max_tokens), embeddings)
     return plan
 
 

@@ -106,9 +106,12 @@ class E2E:
         raise AssertionError(f"drift sync never settled: {response.text}")
 
 
-@pytest.fixture(scope="module")
-def e2e() -> Iterator[E2E]:
-    root = Path(tempfile.mkdtemp(prefix="ame-"))
+@contextmanager
+def running_site(prefix: str, memories: int, seed: int = 7, **variables: str) -> Iterator[E2E]:
+    """A data dir of its own with ``memories`` sample memories in its embedded FalkorDB, a
+    stack over it and the API beside it; everything stopped and removed afterwards.
+    ``variables`` add to (or override) the environment: the local provider by default."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     env = {
         k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("OPENAI")
     }
@@ -122,23 +125,24 @@ def e2e() -> Iterator[E2E]:
             "AUTOMEM_API_ADMIN_RATE_LIMIT": "0",
             "AUTOMEM_API_STATUS_CACHE_SECONDS": "0",
             "AUTOMEM_API_WAIT_TIMEOUT_SECONDS": str(POLL_LIMIT_SECONDS),
+            **variables,
         }
     )
     settings = Settings.from_env(env)
     saved_home = os.environ.pop("DAGSTER_HOME", None)
     try:
         falkordb_server.ensure_running(root)
-        memories = list(sample_memories(MEMORIES))
+        sample = list(sample_memories(memories, seed=seed))
         graph = connect(GraphConfig.from_settings(settings))
         try:
             graph.ensure_indexes()
-            graph.upsert_memories(node_props_for_write(m) for m in memories)
+            graph.upsert_memories(node_props_for_write(m) for m in sample)
         finally:
             graph.close()
         with running_stack(settings, port=free_port(), env=env) as stack:
             api_port = free_port()
             start_api(stack, port=api_port, env=env)
-            ids = [m["id"] for m in memories]
+            ids = [m["id"] for m in sample]
             yield E2E(settings, stack, f"http://127.0.0.1:{api_port}", ids, env)
     finally:
         if saved_home is None:
@@ -147,6 +151,12 @@ def e2e() -> Iterator[E2E]:
             os.environ["DAGSTER_HOME"] = saved_home
         falkordb_server.stop(root)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def e2e() -> Iterator[E2E]:
+    with running_site("ame-", MEMORIES) as site:
+        yield site
 
 
 def test_reembed_with_wait_returns_the_summary_and_vectors_are_in_qdrant(e2e: E2E):

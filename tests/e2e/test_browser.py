@@ -9,29 +9,17 @@ left 127.0.0.1."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from automem_pipelines.constants import VECTOR_ASSET_KEY
 from automem_pipelines.domain.drift.checks import CHECK_NAMES
-from automem_pipelines.domain.memory import node_props_for_write
 from automem_pipelines.domain.progress import parse_progress
-from automem_pipelines.domain.sample import sample_memories
-from automem_pipelines.settings import Settings
-from automem_pipelines.stack import running_stack, start_api
-from automem_pipelines.stores import falkordb_server
-from automem_pipelines.stores.graph import GraphConfig, connect
-from tests.e2e.test_api_e2e import E2E, POLL_LIMIT_SECONDS
-from tests.support.api import ADMIN_TOKEN, API_TOKEN
+from tests.e2e.test_api_e2e import E2E, POLL_LIMIT_SECONDS, running_site
 from tests.support.browser import browser_page
-from tests.support.dagster_stack import free_port
 from tests.support.openai_server import OpenAIEmbeddingsServer
 
 pytestmark = pytest.mark.slow
@@ -53,48 +41,16 @@ def provider() -> Iterator[OpenAIEmbeddingsServer]:
 
 @pytest.fixture(scope="module")
 def site(provider: OpenAIEmbeddingsServer) -> Iterator[E2E]:
-    root = Path(tempfile.mkdtemp(prefix="amw-"))
-    env = {
-        k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("OPENAI")
-    }
-    env.update(
-        {
-            "AUTOMEM_DATA_DIR": str(root),
-            "EMBEDDING_PROVIDER": "openai",
-            "OPENAI_API_KEY": "sk-test",
-            "OPENAI_BASE_URL": provider.base_url,
-            "VECTOR_SIZE": "256",
-            "ENRICHMENT_SENSOR_ENABLED": "false",
-            "AUTOMEM_API_TOKEN": API_TOKEN,
-            "ADMIN_API_TOKEN": ADMIN_TOKEN,
-            "AUTOMEM_API_ADMIN_RATE_LIMIT": "0",
-            "AUTOMEM_API_STATUS_CACHE_SECONDS": "0",
-            "AUTOMEM_API_WAIT_TIMEOUT_SECONDS": str(POLL_LIMIT_SECONDS),
-        }
-    )
-    settings = Settings.from_env(env)
-    saved_home = os.environ.pop("DAGSTER_HOME", None)
-    try:
-        falkordb_server.ensure_running(root)
-        memories = list(sample_memories(MEMORIES, seed=11))
-        graph = connect(GraphConfig.from_settings(settings))
-        try:
-            graph.ensure_indexes()
-            graph.upsert_memories(node_props_for_write(m) for m in memories)
-        finally:
-            graph.close()
-        with running_stack(settings, port=free_port(), env=env) as stack:
-            api_port = free_port()
-            start_api(stack, port=api_port, env=env)
-            ids = [m["id"] for m in memories]
-            yield E2E(settings, stack, f"http://127.0.0.1:{api_port}", ids, env)
-    finally:
-        if saved_home is None:
-            os.environ.pop("DAGSTER_HOME", None)
-        else:
-            os.environ["DAGSTER_HOME"] = saved_home
-        falkordb_server.stop(root)
-        shutil.rmtree(root, ignore_errors=True)
+    with running_site(
+        "amw-",
+        MEMORIES,
+        seed=11,
+        EMBEDDING_PROVIDER="openai",
+        OPENAI_API_KEY="sk-test",
+        OPENAI_BASE_URL=provider.base_url,
+        VECTOR_SIZE="256",
+    ) as running:
+        yield running
 
 
 def _requests_of(page) -> list[str]:
