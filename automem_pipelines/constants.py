@@ -12,6 +12,8 @@ REEMBED_JOB = "reembed_job"
 REEMBED_PARTITIONED_JOB = "reembed_partitioned_job"
 DRIFT_SYNC_JOB = "drift_sync_job"
 ENRICHMENT_JOB = "enrichment_job"
+# Embedding-model migration: plan → build → backfill → catch up → verify → cut over.
+MIGRATE_JOB = "migrate_job"
 
 REEMBED_SCHEDULE = "incremental_reembed_schedule"
 DRIFT_SYNC_SCHEDULE = "drift_sync_schedule"
@@ -59,6 +61,7 @@ SUMMARY_OPS = {
     REEMBED_PARTITIONED_JOB: "summarize_reembed",
     DRIFT_SYNC_JOB: "summarize_sync",
     ENRICHMENT_JOB: "summarize_enrichment",
+    MIGRATE_JOB: "cut_over_readers",
 }
 
 # Asset checks on the collection asset, one per kind of drift (domain/drift/checks.py says

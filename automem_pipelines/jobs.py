@@ -7,6 +7,7 @@ import dagster as dg
 from .constants import (
     DRIFT_SYNC_JOB,
     ENRICHMENT_JOB,
+    MIGRATE_JOB,
     OPERATOR_PRIORITY,
     QDRANT_LOCAL_TAG_VALUE,
     REEMBED_JOB,
@@ -25,6 +26,14 @@ from .ops.drift import (
     summarize_sync,
 )
 from .ops.enrichment import batch_enrichment, enrich_batch, select_memories, summarize_enrichment
+from .ops.migrate import (
+    backfill_target,
+    build_target,
+    catch_up_target,
+    cut_over_readers,
+    plan_migration,
+    verify_target,
+)
 from .ops.reembed import (
     batch_memories,
     enumerate_memories,
@@ -131,3 +140,21 @@ def build_drift_sync_job(qdrant_local: bool) -> dg.JobDefinition:
         summarize_sync(plan, repair_vectors(plan), repair_payloads(plan), recover_orphans(plan))
 
     return drift_sync_job
+
+
+def build_migrate_job(qdrant_local: bool) -> dg.JobDefinition:
+    @_op_job(
+        MIGRATE_JOB,
+        "Embedding-model migration with no recall downtime: plan (priced, budget-gated) → "
+        "build a new collection beside the live one → backfill it from the graph → catch up "
+        "→ verify → cut over (alias switch, or AutoMem's QDRANT_COLLECTION and a restart). "
+        "Run it again to continue one that stopped; action=rollback / finalize.",
+        "migrate",
+        qdrant_local,
+    )
+    def migrate_job():
+        step = plan_migration()
+        step = verify_target(catch_up_target(backfill_target(build_target(step))))
+        cut_over_readers(step)
+
+    return migrate_job

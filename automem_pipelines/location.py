@@ -15,6 +15,7 @@ from .constants import GRAPH_ASSET_KEY, VECTOR_ASSET_KEY
 from .jobs import (
     build_drift_sync_job,
     build_enrichment_job,
+    build_migrate_job,
     build_reembed_job,
     build_reembed_partitioned_job,
 )
@@ -95,6 +96,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             ),
             drift_sync_job,
             enrichment_job,
+            build_migrate_job(settings.qdrant.local),
         ],
         schedules=[
             build_reembed_schedule(reembed_job, settings),

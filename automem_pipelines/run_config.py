@@ -7,6 +7,7 @@ field fails in a test, not in production. Values are checked with the parameter 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .constants import DEFAULT_BATCH_SIZE
@@ -24,6 +25,9 @@ from .domain.params import (
 REEMBED_CONFIG_OP = "enumerate_memories"
 SYNC_CONFIG_OP = "detect_drift"  # the drift-sync job's first op takes its Config
 ENRICHMENT_CONFIG_OP = "select_memories"  # the enrichment job's first op takes its Config
+MIGRATE_CONFIG_OP = "plan_migration"
+MIGRATE_ACTIONS = ("migrate", "rollback", "finalize")
+_COLLECTION_NAME = re.compile(r"[A-Za-z0-9_.-]{1,255}")
 
 
 def reembed_run_config(
@@ -109,3 +113,50 @@ def enrichment_run_config(ids: list[str], forced: bool = False) -> dict[str, Any
             }
         }
     }
+
+
+def migrate_run_config(
+    to_provider: str | None = None,
+    to_model: str | None = None,
+    to_dim: int | None = None,
+    action: str = "migrate",
+    plan: bool = False,
+    max_cost_usd: float | None = None,
+    max_tokens: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    to_collection: str | None = None,
+    alias: str | None = None,
+    progress_seconds: float | None = None,
+    chunk_size: int | None = None,
+) -> dict[str, Any]:
+    """The migrate job's run config; a migration names its whole target (the rest of the
+    target's validation needs the credentials: the job's first step does it)."""
+    if action not in MIGRATE_ACTIONS:
+        raise ParamError("action", f"action must be one of {', '.join(MIGRATE_ACTIONS)}")
+    config: dict[str, Any] = {
+        "action": action,
+        "batch_size": check_value(BatchSize, batch_size, "batch_size"),
+        **budget_config(max_cost_usd, max_tokens),
+    }
+    if action == "migrate":
+        for name, value in (("to_provider", to_provider), ("to_model", to_model)):
+            if not isinstance(value, str) or not value.strip():
+                raise ParamError(name, f"{name} is required to migrate (a non-empty string)")
+            config[name] = value.strip()
+        if isinstance(to_dim, bool) or not isinstance(to_dim, int) or not 1 <= to_dim <= 65536:
+            raise ParamError("to_dim", "to_dim is required to migrate: an integer from 1 to 65536")
+        config["to_dim"] = to_dim
+    for name, value in (("to_collection", to_collection), ("alias", alias)):
+        if value is not None:
+            if not isinstance(value, str) or not _COLLECTION_NAME.fullmatch(value):
+                raise ParamError(name, f"{name} must be 1 to 255 letters, digits, '-', '_' or '.'")
+            config[name] = value
+    if check_value(Flag, plan, "plan"):
+        config["plan_only"] = True
+    if chunk_size is not None:
+        config["chunk_size"] = check_value(ChunkSize, chunk_size, "chunk_size")
+    if progress_seconds is not None:
+        if not 0 <= progress_seconds <= 3600:
+            raise ParamError("progress_seconds", "progress_seconds must be 0 to 3600")
+        config["progress_seconds"] = float(progress_seconds)
+    return {"ops": {MIGRATE_CONFIG_OP: {"config": config}}}

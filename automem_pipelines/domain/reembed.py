@@ -109,6 +109,7 @@ class _Window:
     requests: int = 0
     tokens: int | None = None
     embed_seconds: float = 0.0
+    base: dict[str, dict] = field(default_factory=dict)  # payloads carried from another store
 
 
 def window_size(batch_size: int, window: int = WRITE_WINDOW) -> int:
@@ -161,6 +162,7 @@ def reembed_ids(
     depth: int = STAGE_DEPTH,
     write_attempts: int = WRITE_ATTEMPTS,
     progress: Callable[[int], None] | None = None,
+    carry_from: VectorStore | None = None,
 ) -> ChunkResult:
     """Re-embed one work unit of ids (already selected), in windows that overlap (run_stages):
     window k+1 is read from the graph and embedded while window k is written.
@@ -176,6 +178,8 @@ def reembed_ids(
     ``checkpoint`` is called after each window is written; it may raise to stop there.
     ``progress`` is called after each window is written with the ids of the unit done so far
     (written, skipped or failed), in the caller's thread.
+    ``carry_from``: another collection (a migration's source) whose points' payloads are the
+    base of the written ones, so a payload key only the old point had is carried over.
     """
     started = time.perf_counter()
     identity = EmbeddingIdentity.of(provider)
@@ -194,6 +198,8 @@ def reembed_ids(
             done = _written_since(vectors, out.todo, identity, resume_since)
             out.todo = [(m, c) for m, c in out.todo if m not in done]
             out.resumed = len(done)
+        if carry_from is not None and out.todo:
+            out.base = carry_from.payloads([m for m, _ in out.todo])
         return out
 
     def embed(w: _Window) -> _Window:
@@ -225,14 +231,15 @@ def reembed_ids(
     def write(w: _Window) -> _Window:
         if w.ids:
             payloads = [
-                merged_payload(None, w.props[mid], stamps(h)) for mid, h in zip(w.ids, w.hashes)
+                merged_payload(w.base.get(mid), w.props[mid], stamps(h))
+                for mid, h in zip(w.ids, w.hashes)
             ]
             _retry_write(
                 lambda: vectors.write_vectors(w.ids, w.vectors, payloads),
                 write_attempts,
                 WRITE_RETRY_SECONDS,
             )
-        w.vectors = None  # only counts outlive the window
+        w.vectors, w.base = None, {}  # only counts outlive the window
         if progress is not None:
             finished[0] += w.size
             progress(finished[0])

@@ -82,6 +82,19 @@ class EmbeddingsResource(dg.ConfigurableResource):
         """The provider, paced under the configured rate limits (embeddings.pacing)."""
         return paced(self._build(), self.requests_per_minute, self.tokens_per_minute)
 
+    def for_target(self, provider: str, model: str, vector_size: int) -> EmbeddingsResource:
+        """The same resource (credentials, retries, rate limits, budgets) for another provider,
+        model and size: a migration's target, or its source again on rollback. Its
+        ``get_provider()`` builds a provider its caller owns (close it)."""
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        values.update(
+            provider=provider,
+            model=model,
+            vector_size=vector_size,
+            selection=f"migration: {provider}:{model} ({vector_size}-d)",
+        )
+        return type(self)(**values)
+
     def rate_limits(self) -> RateLimits:
         return RateLimits(self.requests_per_minute, self.tokens_per_minute)
 

@@ -242,9 +242,10 @@ def resolve_embedding(
         "max_cost_usd": env.max_cost_usd,
         "max_tokens": env.max_tokens,
     }
-    if provider == "openai":
-        values["openai_base_url"] = env.openai_base_url
-    if provider == "ollama" and env.ollama_base_url:
+    # every provider's endpoint, not only the chosen one's: a migration's target takes its
+    # credentials from the same variables
+    values["openai_base_url"] = env.openai_base_url
+    if env.ollama_base_url:
         values["ollama_base_url"] = env.ollama_base_url
     return EmbeddingSettings(**{**values, **extra})
 
@@ -278,3 +279,42 @@ def _local_dim(given: int | None, size_var: str, errors: list[str]) -> int:
         message += ". " + _fastembed_note(dim=dim)
     errors.append(message)
     return d.LOCAL_MODEL_DIM
+
+
+def target_embedding(
+    credentials: dict[str, object], provider: str, model: str, dim: int
+) -> tuple[EmbeddingSettings, list[str]]:
+    """A migration's target: ``provider``/``model``/``dim`` checked by the rules that check
+    the configured provider (resolve_embedding), its credentials and rate limits taken from
+    the same variables as any provider's (``credentials``: the configured EmbeddingSettings'
+    fields). Returns the settings and the problems, each naming the to_* field."""
+    errors: list[str] = []
+    name = (provider or "").lower()
+    if name not in ("voyage", "openai", "ollama", "local"):
+        errors.append(
+            f"to_provider={provider!r} is not supported: expected one of voyage, openai, "
+            "ollama, local"
+        )
+        name = "local"
+    values = {k: v for k, v in credentials.items() if k in EmbeddingEnvironment.model_fields}
+    values.update(provider=name, vector_size=dim)
+    values["voyage_model" if name == "voyage" else "embedding_model"] = model
+    if name == "ollama":
+        values["ollama_model"] = model
+        values.setdefault("ollama_base_url", credentials.get("ollama_base_url"))
+    found: list[str] = []
+    resolved = resolve_embedding(EmbeddingEnvironment(**values), "to_dim", found)
+    for problem in found:
+        errors.append(
+            problem.replace("EMBEDDING_MODEL=", "to_model=")
+            .replace("VOYAGE_MODEL=", "to_model=")
+            .replace("EMBEDDING_PROVIDER=", "to_provider=")
+        )
+    if not found and resolved.model != model:
+        errors.append(
+            f"to_model={model!r} cannot make {dim}-dimensional vectors (AutoMem would run "
+            f"{resolved.model!r} instead): choose a to_dim the model produces"
+        )
+    if not found and resolved.vector_size != dim:
+        errors.append(f"to_dim={dim} is not a size {model!r} makes")
+    return resolved, errors

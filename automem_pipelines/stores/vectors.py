@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -214,6 +214,62 @@ class VectorStore:
             raise DimensionMismatchError(dimension_message(self.collection, existing, dim))
         return False
 
+    def for_collection(self, name: str) -> VectorStore:
+        """The same store (one client) on another collection of it."""
+        store = VectorStore(self.client, replace(self.config, collection=name))
+        store.server_writes = self.server_writes
+        return store
+
+    def exists(self) -> bool:
+        return bool(self._call("collection_exists", self.client.collection_exists, self.collection))
+
+    def delete_collection(self) -> bool:
+        """Delete this collection; False when there was none."""
+        if not self.exists():
+            return False
+        self._call("delete_collection", self.client.delete_collection, self.collection)
+        return True
+
+    def aliases(self) -> dict[str, str]:
+        """Every alias of the store → the collection it points at."""
+        response = self._call("get_aliases", self.client.get_aliases)
+        return {a.alias_name: a.collection_name for a in response.aliases}
+
+    def point_alias(self, alias: str, collection: str) -> None:
+        """Make ``alias`` point at ``collection`` in one request (Qdrant applies the alias
+        operations of one request atomically: a reader resolving the alias sees the old
+        collection or the new one, never none)."""
+        from qdrant_client import models
+
+        ops: list[Any] = []
+        if alias in self.aliases():
+            ops.append(
+                models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias))
+            )
+        ops.append(
+            models.CreateAliasOperation(
+                create_alias=models.CreateAlias(collection_name=collection, alias_name=alias)
+            )
+        )
+        self._call(
+            "update_collection_aliases",
+            self.client.update_collection_aliases,
+            change_aliases_operations=ops,
+        )
+
+    def nearest(self, vector: Sequence[float], limit: int) -> list[tuple[str, float]]:
+        """The ``limit`` points nearest to ``vector``, best first, with their scores."""
+        response = self._call(
+            "query_points",
+            self.client.query_points,
+            self.collection,
+            query=np.asarray(vector, dtype=np.float32) if self.config.is_local else list(vector),
+            limit=limit,
+            with_payload=False,
+            with_vectors=False,
+        )
+        return [(str(p.id), float(p.score)) for p in response.points]
+
     # -- reads ----------------------------------------------------------------------------------
     def count(self, excluded_types: Sequence[str] = ()) -> int:
         flt = exclude_types_filter(excluded_types)
@@ -362,6 +418,19 @@ class VectorStore:
             update_operations=list(ops),
             wait=True,
         )
+
+    def delete_points(self, ids: Sequence[str], batch: int = RETRIEVE_BATCH) -> None:
+        """Delete these points (absent ones are ignored)."""
+        from qdrant_client import models
+
+        for start in range(0, len(ids), batch):
+            self._call(
+                "delete",
+                self.client.delete,
+                self.collection,
+                points_selector=models.PointIdsList(points=list(ids[start : start + batch])),
+                wait=True,
+            )
 
     def set_payload(self, point_id: str, payload: dict[str, Any]) -> None:
         """Merge keys into one point's payload (never replaces the point)."""

@@ -17,7 +17,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -82,6 +82,9 @@ class ServerState:
     max_inflight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     release: threading.Event = field(default_factory=threading.Event)  # frees hung requests
+    # called with the request's number (1, 2, ...) before it is answered: a test acts "while
+    # the job embeds" (e.g. AutoMem writing a memory during a backfill)
+    on_request: Callable[[int], None] | None = None
 
     @property
     def texts(self) -> int:
@@ -144,7 +147,10 @@ class _Handler(BaseHTTPRequestHandler):
             state.inflight += 1
             state.max_inflight = max(state.max_inflight, state.inflight)
             release = state.release
+            hook, number = state.on_request, len(state.requests)
         try:
+            if hook is not None:
+                hook(number)
             self._answer(route, request, fault, release)
         finally:
             with state.lock:
@@ -259,6 +265,7 @@ class EmbeddingTestServer(ThreadingHTTPServer):
             self.state.fail_status = 500
             self.state.latency = 0.0
             self.state.max_inflight = 0
+            self.state.on_request = None
 
     @property
     def request_count(self) -> int:

@@ -1,0 +1,368 @@
+"""The migrate job in process, the shipped local model → an OpenAI-wire model of another size
+(the test server, every request counted): readers never without recall and on the old model
+until the cutover, writes made during the backfill present after the catch-up, a stop in each
+stage resumed without paying twice, both cutover forms, rollback, finalize, the budget gate,
+the plan's tokens, and an AutoMem-written store (the 0.16.1 fixture) moved with every payload
+field it had."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from automem_pipelines.definitions import build_definitions, build_resources
+from automem_pipelines.domain import migration as mig
+from automem_pipelines.domain.embeddings import local_provider
+from automem_pipelines.domain.memory import node_props_for_write, payload_from_node
+from automem_pipelines.domain.sample import sample_memories
+from automem_pipelines.domain.tokens import counter_for
+from automem_pipelines.run_config import migrate_run_config
+from tests.helpers import failure_messages, run_reembed, summary_of
+from tests.support.automem_fixture import load_fixture, snapshot
+from tests.support.embedding_models import model_vectors
+
+TARGET_MODEL = "text-embedding-3-large"
+TARGET = {"to_provider": "openai", "to_model": TARGET_MODEL, "to_dim": 1024}
+LOCAL = local_provider().model
+MEMORIES = 120
+BATCH = 16
+
+
+def run_migrate(settings, resources, raise_on_error=True, instance=None, **config):
+    job = build_definitions(settings).get_job_def("migrate_job")
+    return job.execute_in_process(
+        run_config=migrate_run_config(**{"batch_size": BATCH, **config}),
+        resources=resources,
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        raise_on_error=raise_on_error,
+    )
+
+
+def outcome(result) -> dict:
+    return result.output_for_node("cut_over_readers")
+
+
+def texts_embedded(server) -> Counter:
+    return Counter(t for r in server.state.requests for t in r.texts)
+
+
+def graph_contents(graph) -> Counter:
+    """Each content of the graph's memories, as many times as memories hold it."""
+    return Counter(r[0] for r in graph.query("MATCH (m:Memory) RETURN m.content") if r[0])
+
+
+def target_name(settings) -> str:
+    return mig.target_name(
+        settings.qdrant.collection, mig.EmbeddingIdentity("openai", TARGET_MODEL, 1024)
+    )
+
+
+@pytest.fixture
+def env(make_settings, fake_openai):
+    """120 sample memories embedded by the shipped local model (the live collection), the
+    OpenAI-wire test server as the target's provider."""
+    settings = make_settings(
+        EMBEDDING_PROVIDER="local",
+        OPENAI_API_KEY="test-key",
+        OPENAI_BASE_URL=fake_openai.base_url,
+        EMBEDDING_MAX_RETRIES="0",
+    )
+    resources = build_resources(settings, from_env=False)
+    with resources["falkordb"].get_store() as graph, resources["qdrant"].open_store() as vectors:
+        graph.ensure_indexes()
+        graph.upsert_memories(node_props_for_write(m) for m in sample_memories(MEMORIES, seed=3))
+        assert summary_of(run_reembed(settings, resources, batch_size=32))["processed"] == MEMORIES
+        fake_openai.reset()
+        yield settings, resources, graph, vectors
+        try:
+            vectors.for_collection(target_name(settings)).delete_collection()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class Reader(threading.Thread):
+    """Queries a collection without pause, as a recall would, and keeps what it saw."""
+
+    def __init__(self, query, lock: threading.Lock | None = None):
+        super().__init__(daemon=True)
+        self.query = query
+        # local-mode Qdrant is one in-process client with no locking of its own: the test's
+        # stand-in for AutoMem writes the live collection under this lock, which the reader
+        # takes too (the migration never writes the live collection, and takes no lock)
+        self.lock = lock or threading.Lock()
+        self.stop = threading.Event()
+        self.reads = 0
+        self.failures: list[str] = []
+        self.empty = 0
+        self.models: list[str] = []  # the model stamped on each read's best hit, in order
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                with self.lock:
+                    hits = self.query()
+                if hits:
+                    self.models.append((hits[0].payload or {}).get("embedding_model"))
+                else:
+                    self.empty += 1
+            except Exception as exc:  # noqa: BLE001 - a failed read is what we count
+                self.failures.append(repr(exc))
+            self.reads += 1
+            time.sleep(0.002)
+
+    def finish(self) -> Reader:
+        self.stop.set()
+        self.join(10)
+        return self
+
+
+def automem_writes(graph, vectors, count: int, seed: int) -> list[dict]:
+    """Memories as AutoMem stores them while the job runs: a node, then an unstamped point
+    embedded with the model it is configured with (here the local one)."""
+    rows = [node_props_for_write(m) for m in sample_memories(count, seed=seed)]
+    graph.upsert_memories(rows)
+    vecs = local_provider().embed([r["content"] for r in rows]).vectors
+    vectors.upsert([r["id"] for r in rows], vecs, [payload_from_node(r) for r in rows])
+    return rows
+
+
+def test_readers_keep_recall_and_writes_during_the_backfill_are_caught_up(env, fake_openai):
+    settings, resources, graph, vectors = env
+    source = settings.qdrant.collection
+    query = local_provider().embed(["what did we decide about the deployment"]).vectors[0]
+    reader = Reader(
+        lambda: (
+            vectors.client.query_points(
+                source, query=query, limit=5, with_payload=["embedding_model"]
+            ).points
+        )
+    )
+    ids = [row[0] for row in graph.query("MATCH (m:Memory) RETURN m.id")]
+    changed, deleted = ids[-1], ids[-2]
+    old_contents = graph.fetch_contents([changed, deleted])
+    written: list[dict] = []
+    lock = reader.lock
+
+    def during_backfill(number: int) -> None:
+        if number == 2:  # AutoMem adds, changes and deletes memories while the backfill runs
+            with lock:
+                written.extend(automem_writes(graph, vectors, 10, seed=77))
+            graph.query(
+                "MATCH (m:Memory {id: $id}) SET m.content = 'changed while migrating'",
+                {"id": changed},
+            )
+            graph.query("MATCH (m:Memory {id: $id}) DETACH DELETE m", {"id": deleted})
+            with lock:
+                vectors.delete_points([deleted])
+
+    fake_openai.state.on_request = during_backfill
+    reader.start()
+    before = snapshot(graph, vectors)["points"]
+    result = run_migrate(settings, resources, **TARGET)
+    reader.finish()
+
+    summary = outcome(result)
+    record = summary["migration"]
+    assert summary["status"] == "cut_over" and record["stage"] == "cut_over"
+    assert record["mode"] == "collection" and record["live"] == target_name(settings)
+    assert record["verified"]["ok"] and record["verified"]["missing_or_stale"] == 0
+    assert f"QDRANT_COLLECTION={target_name(settings)}" in summary["instructions"][0]
+    # the readers of the old collection never lacked recall, and saw only the old model
+    assert reader.reads > 20 and reader.failures == [] and reader.empty == 0
+    assert set(reader.models) == {LOCAL}
+    # the old collection's points were never written by the migration (AutoMem's were)
+    after = snapshot(graph, vectors)["points"]
+    assert {k: v for k, v in after.items() if k in before and k != deleted} == {
+        k: v for k, v in before.items() if k != deleted
+    }
+    # the new collection: every memory of the graph, current, with the target's stamps
+    target = vectors.for_collection(target_name(settings))
+    expected = MEMORIES - 1 + 10
+    assert target.count() == expected
+    payloads = target.payloads([w["id"] for w in written] + [changed, deleted])
+    assert deleted not in payloads
+    assert payloads[changed]["content"] == "changed while migrating"
+    assert all(p["embedding_model"] == TARGET_MODEL for p in payloads.values())
+    # no text embedded twice, and one request per batch
+    # each memory once; besides, at most the two texts AutoMem replaced or deleted after the
+    # backfill had read them (a content that is gone is not a memory paid twice)
+    embedded, present = texts_embedded(fake_openai), graph_contents(graph)
+    assert all(embedded[c] == n for c, n in present.items())
+    assert set(embedded - present) <= {old_contents[changed], old_contents[deleted]}
+    assert record["requests"] == fake_openai.request_count <= -(-MEMORIES // BATCH) + 2
+
+    # AutoMem restarted on the new collection: its recall answers with the new model
+    fresh = model_vectors(["what did we decide about the deployment"], TARGET_MODEL, 1024)[0]
+    hits = vectors.client.query_points(
+        target.collection, query=fresh, limit=5, with_payload=["embedding_model"]
+    ).points
+    assert hits and {h.payload["embedding_model"] for h in hits} == {TARGET_MODEL}
+
+
+def test_an_alias_reader_switches_at_once_and_rollback_switches_it_back(
+    env, fake_openai, make_settings
+):
+    settings, resources, graph, vectors = env
+    source = settings.qdrant.collection
+    alias = f"{source}_live"
+    vectors.point_alias(alias, source)
+    aliased = make_settings(
+        EMBEDDING_PROVIDER="local",
+        OPENAI_API_KEY="test-key",
+        OPENAI_BASE_URL=fake_openai.base_url,
+        FALKORDB_GRAPH=settings.falkordb.graph,
+        QDRANT_COLLECTION=alias,
+    )
+    resources = build_resources(aliased, from_env=False)
+    anchor = next(
+        iter(vectors.payloads([r[0] for r in graph.query("MATCH (m:Memory) RETURN m.id LIMIT 1")]))
+    )
+    reader = Reader(  # by a point's own vector: the same read works on either model's collection
+        lambda: (
+            vectors.client.query_points(
+                alias, query=anchor, limit=5, with_payload=["embedding_model"]
+            ).points
+        )
+    )
+    reader.start()
+    summary = outcome(run_migrate(aliased, resources, **TARGET))
+    time.sleep(0.2)
+    reader.finish()
+    assert summary["migration"]["mode"] == "alias" and summary["status"] == "cut_over"
+    assert vectors.aliases()[alias] == target_name(settings)
+    assert reader.failures == [] and reader.empty == 0
+    switch = reader.models.index(TARGET_MODEL)
+    assert switch > 0 and set(reader.models[:switch]) == {LOCAL}
+    assert set(reader.models[switch:]) == {TARGET_MODEL}  # never back to the old one
+    # finalize is refused until a run after the cutover has confirmed it
+    refused = run_migrate(aliased, resources, raise_on_error=False, action="finalize")
+    assert not refused.success and "not confirmed" in failure_messages(refused)
+    assert vectors.exists()
+
+    requests = fake_openai.request_count
+    rolled = outcome(run_migrate(aliased, resources, action="rollback"))
+    assert rolled["status"] == "rolled_back" and vectors.aliases()[alias] == source
+    assert mig.read_record(vectors).stage == mig.ROLLED_BACK
+    # a new migration to the same model reuses the new collection's points: nothing paid
+    again = outcome(run_migrate(aliased, resources, **TARGET))
+    assert again["status"] == "cut_over" and fake_openai.request_count == requests
+    assert again["migration"]["id"] != rolled["migration"]["id"]
+    confirmed = outcome(run_migrate(aliased, resources, **TARGET))
+    assert confirmed["status"] == "confirmed" and fake_openai.request_count == requests
+    final = outcome(run_migrate(aliased, resources, action="finalize"))
+    assert final["status"] == "finalized"
+    assert not vectors.exists()  # the old collection is gone, the alias serves the new one
+    assert vectors.client.query_points(alias, query=anchor, limit=3).points
+
+
+KILL_POINTS = {
+    # the stage whose first record write is where the run dies (after what it wrote before)
+    "build": lambda r: r.stage == mig.BUILD,
+    "backfill": lambda r: r.stage == mig.BACKFILL and r.done > 0,  # after its first chunk
+    "catch_up": lambda r: r.stage == mig.CATCH_UP,
+    "verify": lambda r: r.stage == mig.VERIFY and r.verified is not None,
+    "cutover": lambda r: r.stage == mig.CUT_OVER,
+}
+
+
+@pytest.mark.parametrize("stage", list(KILL_POINTS))
+def test_a_run_stopped_in_any_stage_is_finished_by_the_next_without_paying_twice(
+    env, fake_openai, monkeypatch, stage
+):
+    settings, resources, graph, vectors = env
+    save = mig.save_record
+    died = []
+
+    def dying_save(record, *stores):
+        if not died and KILL_POINTS[stage](record):
+            died.append(record.stage)
+            raise RuntimeError(f"worker killed in {stage}")
+        return save(record, *stores)
+
+    monkeypatch.setattr(mig, "save_record", dying_save)
+    first = run_migrate(settings, resources, raise_on_error=False, chunk_size=100, **TARGET)
+    assert not first.success and died and f"worker killed in {stage}" in failure_messages(first)
+    monkeypatch.setattr(mig, "save_record", save)
+    summary = outcome(run_migrate(settings, resources, chunk_size=100, **TARGET))
+    assert summary["migration"]["stage"] == "cut_over" and summary["migration"]["verified"]["ok"]
+    assert texts_embedded(fake_openai) == graph_contents(graph)  # nobody paid twice
+    assert fake_openai.request_count == -(-MEMORIES // BATCH)
+    assert vectors.for_collection(target_name(settings)).count() == MEMORIES
+
+
+def test_over_budget_is_refused_before_any_call_and_writes_nothing(env, fake_openai):
+    settings, resources, graph, vectors = env
+    before = snapshot(graph, vectors)
+    result = run_migrate(settings, resources, raise_on_error=False, max_cost_usd=0.0, **TARGET)
+    message = failure_messages(result)
+    assert not result.success and "refused before any provider call" in message
+    assert f"{MEMORIES} memories" in message and "max_cost_usd=0" in message
+    assert fake_openai.state.requests == []
+    assert snapshot(graph, vectors) == before  # no record, no metadata, nothing
+    assert not vectors.for_collection(target_name(settings)).exists()
+
+
+def test_the_plan_counts_the_tokenizers_tokens_and_calls_nobody(env, fake_openai):
+    settings, resources, graph, vectors = env
+    before = snapshot(graph, vectors)
+    plan = outcome(run_migrate(settings, resources, plan=True, **TARGET))
+    contents = [r[0] for r in graph.query("MATCH (m:Memory) RETURN m.content")]
+    assert plan["status"] == "planned" and plan["memories"] == MEMORIES
+    assert plan["tokens"] == counter_for("openai", TARGET_MODEL).count(contents)
+    assert plan["tokens_method"].startswith("exact") and plan["cost_usd"] > 0
+    assert plan["requests"] == -(-MEMORIES // BATCH)
+    assert fake_openai.state.requests == [] and snapshot(graph, vectors) == before
+
+
+def test_one_migration_at_a_time_and_bad_targets_are_named(env, fake_openai, monkeypatch):
+    settings, resources, graph, vectors = env
+    save = mig.save_record
+
+    def stop_at_verify(record, *stores):
+        if record.stage == mig.VERIFY:
+            raise RuntimeError("stopped")
+        return save(record, *stores)
+
+    monkeypatch.setattr(mig, "save_record", stop_at_verify)
+    assert not run_migrate(settings, resources, raise_on_error=False, **TARGET).success
+    monkeypatch.setattr(mig, "save_record", save)
+    other = {**TARGET, "to_model": "text-embedding-3-small", "to_dim": 512}
+    refused = run_migrate(settings, resources, raise_on_error=False, **other)
+    message = failure_messages(refused)
+    assert "in progress (stage catch_up" in message and "--rollback" in message
+    bad = run_migrate(settings, resources, raise_on_error=False, **{**TARGET, "to_dim": 5000})
+    assert "to_dim=5000" in failure_messages(bad) and "Traceback" not in failure_messages(bad)
+    with pytest.raises(ValueError, match="to_dim"):
+        migrate_run_config(to_provider="openai", to_model="m", to_dim=0)
+
+
+def test_an_automem_store_moves_with_every_payload_field(make_settings, fake_openai):
+    """The 0.16.1 fixture (unstamped points AutoMem wrote with text-embedding-3-small 1024-d)
+    → text-embedding-3-large 1024-d: every payload key AutoMem wrote is on the new point."""
+    settings = make_settings(
+        OPENAI_API_KEY="test-key", OPENAI_BASE_URL=fake_openai.base_url, EMBEDDING_MAX_RETRIES="0"
+    )
+    resources = build_resources(settings, from_env=False)
+    with resources["falkordb"].get_store() as graph, resources["qdrant"].open_store() as vectors:
+        store = load_fixture(graph, vectors)
+        summary = outcome(run_migrate(settings, resources, **TARGET))
+        assert summary["migration"]["verified"]["ok"]
+        assert summary["migration"]["source"]["model"] == "text-embedding-3-small"
+        target = vectors.for_collection(target_name(settings))
+        moved = target.payloads(store.ids)
+        with_content = [p for p in store.points if p["payload"].get("content")]
+        assert len(moved) == len(with_content)
+        for point in with_content:
+            new = moved[point["id"]]
+            assert set(point["payload"]) <= set(new)
+            assert new["metadata"] == point["payload"]["metadata"]
+            assert new["embedding_model"] == TARGET_MODEL
+        vec = target.retrieve([with_content[0]["id"]], with_vectors=True)[with_content[0]["id"]]
+        want = model_vectors([with_content[0]["payload"]["content"]], TARGET_MODEL, 1024)[0]
+        assert np.allclose(np.asarray(vec.vector), want, atol=1e-5)
+        target.delete_collection()
