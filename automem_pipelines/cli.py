@@ -19,6 +19,7 @@ from .constants import (
     DEFAULT_BATCH_SIZE,
     DRIFT_SYNC_JOB,
     ENRICHMENT_JOB,
+    MIGRATE_JOB,
     REEMBED_JOB,
     SUMMARY_OPS,
     TAG_TRIGGER,
@@ -217,6 +218,57 @@ def cmd_reembed(args: argparse.Namespace) -> None:
         plan_only=args.plan,
     )
     print(json.dumps(summary, indent=2))
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    from .domain.params import ParamError
+    from .run_config import migrate_run_config
+
+    settings = _settings()
+    if args.status:
+        print(json.dumps(migration_status(settings), indent=2, default=str))
+        return
+    action = "rollback" if args.rollback else "finalize" if args.finalize else "migrate"
+    try:
+        run_config = migrate_run_config(
+            args.to_provider,
+            args.to_model,
+            args.to_dim,
+            action=action,
+            plan=args.plan,
+            max_cost_usd=args.max_cost_usd,
+            max_tokens=args.max_tokens,
+            batch_size=args.batch_size,
+            to_collection=args.to_collection,
+            alias=args.alias,
+        )
+    except ParamError as exc:
+        raise SystemExit(f"automem-pipelines migrate: {exc}") from None
+    if args.stack is not None:
+        summary = hand_off(
+            settings, args.stack or settings.api.dagster_url, MIGRATE_JOB, run_config
+        )
+    else:
+        summary = run_job(settings, MIGRATE_JOB, run_config)
+    print(json.dumps(summary, indent=2, default=str))
+
+
+def migration_status(settings: Settings) -> dict:
+    """`migrate --status`: the record of the configured collection, read from the stores."""
+    from .definitions import build_resources
+    from .domain.migration import status
+    from .stores.vectors import VectorStoreUnavailableError
+
+    try:
+        with (
+            _graph(settings) as graph,
+            build_resources(settings, from_env=False)["qdrant"].open_store() as vectors,
+        ):
+            return status(graph, vectors)
+    except VectorStoreUnavailableError as exc:
+        raise SystemExit(
+            f"automem-pipelines: {exc} (with a running stack, GET /admin/migrate answers)"
+        ) from None
 
 
 def cmd_sync(args: argparse.Namespace) -> None:
@@ -449,6 +501,97 @@ def build_parser() -> argparse.ArgumentParser:
         "(default REEMBED_MAX_TOKENS, unset: no token budget)",
     )
     p.set_defaults(func=cmd_reembed)
+
+    p = sub.add_parser(
+        "migrate",
+        help="move the store to another embedding model with no recall downtime (a new "
+        "collection beside the live one, then a cutover); --status, --rollback, --finalize",
+    )
+    p.add_argument(
+        "--to-provider",
+        metavar="P",
+        help="target provider: openai, voyage, ollama or local (no default: required to migrate)",
+    )
+    p.add_argument(
+        "--to-model",
+        metavar="M",
+        help="target model, e.g. text-embedding-3-large (no default: required to migrate)",
+    )
+    p.add_argument(
+        "--to-dim",
+        type=int,
+        metavar="D",
+        help="target vector size (no default: required to migrate)",
+    )
+    actions = p.add_mutually_exclusive_group()
+    actions.add_argument(
+        "--status",
+        action="store_true",
+        help="print the migration's state "
+        "as JSON (stage, collections, counts) and exit; no run (default: off)",
+    )
+    actions.add_argument(
+        "--rollback",
+        action="store_true",
+        help="readers back to the old "
+        "collection; what changed since the cutover is embedded into it "
+        "(default: off)",
+    )
+    actions.add_argument(
+        "--finalize",
+        action="store_true",
+        help="delete the old collection after a confirmed cutover (default: off)",
+    )
+    actions.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the plan as JSON "
+        "(memories, tokens, cost_usd, seconds) and stop: no provider call "
+        "(default: plan, then run)",
+    )
+    _batch_size_arg(p)
+    p.add_argument(
+        "--max-cost-usd",
+        type=float,
+        default=None,
+        metavar="USD",
+        help="refuse, "
+        "before any provider call, when the estimate is above USD (default "
+        "REEMBED_MAX_COST_USD, 10)",
+    )
+    p.add_argument(
+        "--max-tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help="refuse, before "
+        "any provider call, above N tokens (default REEMBED_MAX_TOKENS, unset: none)",
+    )
+    p.add_argument(
+        "--to-collection",
+        metavar="NAME",
+        default=None,
+        help="the new collection's name (default <QDRANT_COLLECTION>__<model>_<dim>)",
+    )
+    p.add_argument(
+        "--alias",
+        metavar="NAME",
+        default=None,
+        help="an alias the readers "
+        "resolve, switched at cutover (default: QDRANT_COLLECTION when it is an "
+        "alias; else the cutover is AutoMem's QDRANT_COLLECTION and a restart)",
+    )
+    p.add_argument(
+        "--stack",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="URL",
+        help="hand the "
+        "run to a running `automem-pipelines stack` at URL (default "
+        "DAGSTER_WEBSERVER_URL); default: run in this process",
+    )
+    p.set_defaults(func=cmd_migrate)
 
     p = sub.add_parser("sync", help="run the drift-sync job (detect, then repair) in this process")
     _batch_size_arg(p)

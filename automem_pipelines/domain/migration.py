@@ -67,6 +67,7 @@ CUT_OVER = "cut_over"  # readers are (to be) on the target; the source is kept f
 FINALIZED = "finalized"  # the source is deleted
 ROLLED_BACK = "rolled_back"  # readers are back on the source
 ACTIVE = (*STAGES, CUT_OVER)
+FILL_DEPTH = 1  # windows waiting between two stages of a fill (see fill)
 SELF_MATCH_SAMPLE = 64  # points whose own vector must find them first (verify)
 MODEL_VARIABLE = {  # the variable that names the model, per provider (AutoMem's)
     "openai": "EMBEDDING_MODEL",
@@ -300,8 +301,13 @@ def fill(
     after_chunk: Callable[[FillResult], None] | None = None,
 ) -> FillResult:
     """Embed ``todo`` into ``into`` a chunk at a time (the re-embed work unit), each point's
-    payload built over ``carry_from``'s point; ``after_chunk`` sees the running totals."""
+    payload built over ``carry_from``'s point; ``after_chunk`` sees the running totals.
+
+    Windows are one round of the provider's concurrent requests and one window waits between
+    two stages: what a killed run embedded but never wrote — paid again by the next run — is
+    at most about three such rounds, not the re-embed's 1,024-memory windows."""
     out = FillResult(len(todo))
+    window = batch_size * max(1, provider.max_concurrency)
     done = 0
     for index, ids in enumerate(plan_chunks(todo, batch_size, chunk_size)):
         base = done
@@ -312,6 +318,8 @@ def fill(
             into,
             provider,
             batch_size,
+            window=window,
+            depth=FILL_DEPTH,
             checkpoint=checkpoint,
             progress=None if progress is None else (lambda n, b=base: progress(b + n)),
             carry_from=carry_from,
@@ -509,3 +517,27 @@ def finalize(record: MigrationRecord, source: VectorStore) -> bool:
     record.enter(FINALIZED)
     record.ended_at = record.updated_at
     return deleted
+
+
+def status(graph: GraphStore, store: VectorStore) -> dict[str, Any]:
+    """The migration of the configured collection, read-only and with no provider call: the
+    record, what the operator does next, and — while it is active — how many memories the
+    new collection still lacks (missing or stale for the target model), counted now."""
+    live = resolve(store)
+    record = read_record(store.for_collection(live.collection))
+    if record is None:
+        return {"status": "none", "collection": live.collection, "alias": live.alias}
+    out: dict[str, Any] = {
+        "status": record.stage,
+        "migration": record.as_dict(),
+        "instructions": instructions(record),
+    }
+    target = store.for_collection(record.target_collection)
+    if record.active and target.exists():
+        from . import identity as identity_mod
+
+        trust = identity_mod.trust_unstamped(identity_mod.read_record(target), record.target)
+        lacking = select_target(graph, target, record.target, trust_unstamped=trust)
+        out["target_lacks"] = len(lacking.todo)
+        out["target_points"] = target.count()
+    return out

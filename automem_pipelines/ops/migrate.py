@@ -32,6 +32,7 @@ from ..domain.vector_state import EmbeddingIdentity
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
 from ..settings.embedding import target_embedding
 from ..stores.vectors import VectorStore
+from ..worker_identity import WORKER_PID_TAG, check_spawned_worker, check_tagged_worker
 from .common import (
     PROGRESS_FIELD_DESCRIPTION,
     CheckedConfig,
@@ -144,12 +145,25 @@ def _refuse_concurrent(context: dg.OpExecutionContext, record: mig.MigrationReco
     if not other or other == context.run_id:
         return
     run = context.instance.get_run_by_id(other)
-    if run is not None and run.status.value in RUNNING:
-        raise dg.Failure(
-            description=f"run {other} is working on migration {record.id} now (stage "
-            f"{record.stage}): one migration at a time; nothing was written",
-            allow_retries=False,
+    if run is None or run.status.value not in RUNNING:
+        return
+    # a worker killed outside a stack (no daemon to mark its run failed) leaves its run
+    # STARTED: a run whose worker process is gone holds nothing
+    worker = (
+        check_tagged_worker(run.tags)
+        if WORKER_PID_TAG in run.tags
+        else check_spawned_worker(context.instance, run)
+    )
+    if not worker.alive:
+        context.log.warning(
+            f"migration {record.id} was left by run {other}, whose {worker.why}: continuing it"
         )
+        return
+    raise dg.Failure(
+        description=f"run {other} is working on migration {record.id} now (stage "
+        f"{record.stage}): one migration at a time; nothing was written",
+        allow_retries=False,
+    )
 
 
 def _refusal(message: str) -> dg.Failure:
