@@ -18,6 +18,7 @@ from automem_pipelines.constants import (
     BUDGET_REFUSED,
     DRIFT_SYNC_JOB,
     ENRICHMENT_JOB,
+    MIGRATE_JOB,
     OPERATOR_PRIORITY,
     REEMBED_JOB,
     TAG_PRIORITY,
@@ -33,8 +34,13 @@ from .middleware import audit_of, request_id_of
 from .redaction import short_id
 
 TRIGGER = "api"
-JOB_LABELS = {REEMBED_JOB: "re-embed", DRIFT_SYNC_JOB: "drift-sync", ENRICHMENT_JOB: "enrichment"}
-EXCLUSIVE_JOBS = (REEMBED_JOB, DRIFT_SYNC_JOB)
+JOB_LABELS = {
+    REEMBED_JOB: "re-embed",
+    DRIFT_SYNC_JOB: "drift-sync",
+    ENRICHMENT_JOB: "enrichment",
+    MIGRATE_JOB: "migration",
+}
+EXCLUSIVE_JOBS = (REEMBED_JOB, DRIFT_SYNC_JOB, MIGRATE_JOB)
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
 
 

@@ -12,7 +12,7 @@ declared content type, ids may be a list or a comma string.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -96,6 +96,50 @@ class ReembedRequest(RequestBody):
     _max_cost = field_validator("max_cost_usd", mode="before")(lambda v: _max_cost_usd(v))
 
 
+class MigrateRequest(RequestBody):
+    action: Literal["migrate", "rollback", "finalize", "status"] = Field(
+        "migrate",
+        description="migrate: start or continue the migration to to_provider/to_model/to_dim; "
+        "rollback: readers back to the old collection; finalize: delete the old collection "
+        "after a confirmed cutover; status: the migration's state (stage, done/total, "
+        "collections, target identity, what the new collection still lacks), read-only.",
+    )
+    to_provider: str | None = Field(
+        None, max_length=32, description="Target provider: openai, voyage, ollama or local."
+    )
+    to_model: str | None = Field(None, max_length=200, description="Target model.")
+    to_dim: int | None = Field(None, ge=1, le=65536, description="Target vector size, 1 to 65536.")
+    to_collection: str | None = Field(
+        None,
+        max_length=255,
+        description="The new collection (default <collection>__<model>_<dim>).",
+    )
+    alias: str | None = Field(
+        None, max_length=255, description="An alias the readers resolve, switched at cutover."
+    )
+    batch_size: BatchSize = Field(
+        DEFAULT_BATCH_SIZE, description="Texts per embedding API request."
+    )
+    plan: Flag = Field(
+        False,
+        description="Answer the plan (memories to embed, tokens, cost_usd, seconds) without "
+        "any provider call or write.",
+    )
+    max_cost_usd: float | None = Field(
+        None,
+        ge=0,
+        le=MAX_COST_USD_LIMIT,
+        description=f"Refuse before any provider call (422, with the estimate) above this, 0 to "
+        f"{MAX_COST_USD_LIMIT:,.0f} USD (default REEMBED_MAX_COST_USD, {MAX_COST_USD:g}).",
+    )
+    max_tokens: Limit | None = Field(
+        None, description="Refuse before any provider call above this many tokens."
+    )
+    wait: Flag = Field(False, description=WAIT_DESCRIPTION)
+
+    _max_cost = field_validator("max_cost_usd", mode="before")(lambda v: _max_cost_usd(v))
+
+
 class SyncRequest(RequestBody):
     batch_size: BatchSize = Field(
         DEFAULT_BATCH_SIZE, description="Texts per embedding API request."
@@ -158,6 +202,14 @@ class ReembedSummary(BaseModel):
     total: int
     batch_size: int
     metadata_preserved: bool
+    run_id: str
+    request_id: str
+
+
+class MigrateSummary(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    status: str = Field(examples=["planned", "cut_over", "confirmed", "rolled_back", "finalized"])
+    action: str
     run_id: str
     request_id: str
 

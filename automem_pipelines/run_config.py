@@ -26,7 +26,7 @@ REEMBED_CONFIG_OP = "enumerate_memories"
 SYNC_CONFIG_OP = "detect_drift"  # the drift-sync job's first op takes its Config
 ENRICHMENT_CONFIG_OP = "select_memories"  # the enrichment job's first op takes its Config
 MIGRATE_CONFIG_OP = "plan_migration"
-MIGRATE_ACTIONS = ("migrate", "rollback", "finalize")
+MIGRATE_ACTIONS = ("migrate", "rollback", "finalize", "status")
 _COLLECTION_NAME = re.compile(r"[A-Za-z0-9_.-]{1,255}")
 
 

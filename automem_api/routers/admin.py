@@ -18,8 +18,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
-from automem_pipelines.constants import DRIFT_SYNC_JOB, ENRICHMENT_JOB, REEMBED_JOB
-from automem_pipelines.run_config import enrichment_run_config, reembed_run_config, sync_run_config
+from automem_pipelines.constants import DRIFT_SYNC_JOB, ENRICHMENT_JOB, MIGRATE_JOB, REEMBED_JOB
+from automem_pipelines.run_config import (
+    enrichment_run_config,
+    migrate_run_config,
+    reembed_run_config,
+    sync_run_config,
+)
 
 from ..audit import recorded_body
 from ..auth import ADMIN
@@ -27,6 +32,8 @@ from ..ids import checked_ids
 from ..middleware import audit_of, request_id_of
 from ..runs import RunService, queued
 from ..schemas import (
+    MigrateRequest,
+    MigrateSummary,
     QueuedRun,
     ReembedRequest,
     ReembedSummary,
@@ -73,6 +80,17 @@ JOB_ENDPOINTS = (
         "Repair drift between FalkorDB and Qdrant (Dagster run of the drift-sync job)",
         SyncSummary,
         "With `wait`: dry_run, already_synced or complete",
+    ),
+    JobEndpoint(
+        "/admin/migrate",
+        MIGRATE_JOB,
+        MigrateRequest,
+        migrate_run_config,
+        "Migrate to another embedding model with no recall downtime (Dagster run of the "
+        "migrate job: plan → build → backfill → catch up → verify → cut over), or roll it "
+        "back, or finalize it",
+        MigrateSummary,
+        "With `wait` (or `plan`): the migration's state, or its plan",
     ),
 )
 REPROCESS_PATH = "/enrichment/reprocess"

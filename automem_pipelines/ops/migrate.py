@@ -49,11 +49,12 @@ RUNNING = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 
 
 class MigrateConfig(CheckedConfig):
-    action: Literal["migrate", "rollback", "finalize"] = Field(
+    action: Literal["migrate", "rollback", "finalize", "status"] = Field(
         "migrate",
         description="migrate: start or continue the migration to to_provider/to_model/to_dim; "
         "rollback: readers back to the old collection (and what changed since the cutover "
-        "embedded into it); finalize: delete the old collection after a confirmed cutover.",
+        "embedded into it); finalize: delete the old collection after a confirmed cutover; "
+        "status: report the migration's state (read-only, no provider call).",
     )
     to_provider: str | None = Field(
         None, description="The target provider: openai, voyage, ollama or local."
@@ -303,7 +304,21 @@ def _checked_target(config: MigrateConfig, embeddings: EmbeddingsResource) -> Em
 
 
 def _end_action(context, config, store, source, record, embeddings, falkordb):
-    """rollback / finalize, decided and done in the first step."""
+    """rollback / finalize / status, decided and done in the first step."""
+    if config.action == "status":
+        with falkordb.get_store() as graph:
+            summary = {"action": "status", **mig.status(graph, store)}
+        step = MigrationStep(
+            "status",
+            source.collection,
+            source.collection,
+            config.batch_size,
+            config.chunk_size,
+            config.progress_seconds,
+            time.time(),
+            summary=summary,
+        )
+        return _out(context, step, summary)
     if record is None:
         raise _refusal(f"there is no migration record in {source.collection!r} to {config.action}")
     target = store.for_collection(record.target_collection)

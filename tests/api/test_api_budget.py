@@ -13,7 +13,7 @@ from automem_api.config import ApiConfig, RateLimit
 from automem_api.gateway import RunInfo, RunOutcome
 from automem_pipelines.domain import pricing
 from automem_pipelines.domain.vector_state import EmbeddingIdentity
-from automem_pipelines.run_config import REEMBED_CONFIG_OP, SYNC_CONFIG_OP
+from automem_pipelines.run_config import MIGRATE_CONFIG_OP, REEMBED_CONFIG_OP, SYNC_CONFIG_OP
 from tests.support.api import ADMIN_TOKEN, API_TOKEN, ScriptedGateway
 
 ADMIN = {"Authorization": f"Bearer {API_TOKEN}", "X-Admin-Token": ADMIN_TOKEN}
@@ -70,7 +70,7 @@ def client(make_settings, tmp_path):
     app.state.graph.close()
 
 
-@pytest.mark.parametrize("path", ["/admin/reembed", "/admin/sync"])
+@pytest.mark.parametrize("path", ["/admin/reembed", "/admin/sync", "/admin/migrate"])
 @pytest.mark.parametrize("value", [-1, 1e7, "5", True, "ten"])
 def test_max_cost_usd_is_validated_with_its_range(client, path, value):
     test_client, gateway = client
@@ -111,3 +111,40 @@ def test_a_run_over_budget_is_a_422_with_the_estimate(client):
     response = test_client.post("/admin/reembed", headers=ADMIN, json={"max_cost_usd": 5.5})
     assert response.status_code == 202  # within budget: queued as before
     assert gateway.configs[-1]["ops"][REEMBED_CONFIG_OP]["config"]["max_cost_usd"] == 5.5
+
+
+TARGET = {"to_provider": "openai", "to_model": "text-embedding-3-large", "to_dim": 1024}
+
+
+def test_migrate_plan_budget_and_target_fields(client):
+    test_client, gateway = client
+    response = test_client.post("/admin/migrate", headers=ADMIN, json={**TARGET, "plan": True})
+    assert response.status_code == 200, response.text  # a plan is answered, never queued
+    assert response.json()["status"] == "planned" and response.json()["tokens"] == PLAN.tokens
+    config = gateway.configs[-1]["ops"][MIGRATE_CONFIG_OP]["config"]
+    assert config["plan_only"] is True and config["action"] == "migrate"
+    assert {k: config[k] for k in TARGET} == TARGET
+
+    body = {**TARGET, "max_cost_usd": 0, "wait": True}
+    response = test_client.post("/admin/migrate", headers=ADMIN, json=body)
+    assert response.status_code == 422 and "refused before any provider call" in response.text
+
+    sent = len(gateway.configs)
+    for bad, field in (
+        ({"to_provider": "openai", "to_model": "m"}, "to_dim"),
+        ({**TARGET, "to_dim": 0}, "to_dim"),
+        ({**TARGET, "action": "explode"}, "action"),
+        ({**TARGET, "to_collection": "no/slash"}, "to_collection"),
+    ):
+        response = test_client.post("/admin/migrate", headers=ADMIN, json=bad)
+        assert response.status_code == 400, (bad, response.text)
+        assert response.json()["field"] == field, response.text
+    assert len(gateway.configs) == sent  # nothing launched
+
+    response = test_client.post("/admin/migrate", headers=ADMIN, json={"action": "rollback"})
+    assert response.status_code == 202
+    assert gateway.configs[-1]["ops"][MIGRATE_CONFIG_OP]["config"]["action"] == "rollback"
+    response = test_client.post(
+        "/admin/migrate", headers={"Authorization": f"Bearer {API_TOKEN}"}, json=TARGET
+    )
+    assert response.status_code in (401, 403)  # the admin token is required

@@ -44,6 +44,7 @@ OPERATIONS = [
     "GET /health",
     "GET /enrichment/status",
     "GET /admin/runs/{run_id}",
+    "POST /admin/migrate",
     "POST /admin/reembed",
     "POST /admin/sync",
     "POST /enrichment/reprocess",
