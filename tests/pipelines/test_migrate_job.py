@@ -372,3 +372,36 @@ def test_an_automem_store_moves_with_every_payload_field(make_settings, fake_ope
         want = model_vectors([with_content[0]["payload"]["content"]], TARGET_MODEL, 1024)[0]
         assert np.allclose(np.asarray(vec.vector), want, atol=1e-5)
         target.delete_collection()
+
+
+def test_a_voyage_target_over_its_wire(make_settings):
+    """The same migration to Voyage's wire (voyage-4 at 512-d): one request per batch, the
+    new points Voyage's vectors, and the live collection left for its readers."""
+    from tests.support.voyage_server import VoyageEmbeddingsServer
+
+    server = VoyageEmbeddingsServer().start()
+    try:
+        settings = make_settings(
+            EMBEDDING_PROVIDER="local",
+            VOYAGE_API_KEY="voyage-test-key",
+            VOYAGE_BASE_URL=server.base_url,
+            EMBEDDING_MAX_RETRIES="0",
+        )
+        resources = build_resources(settings, from_env=False)
+        with (
+            resources["falkordb"].get_store() as graph,
+            resources["qdrant"].open_store() as vectors,
+        ):
+            graph.ensure_indexes()
+            graph.upsert_memories(node_props_for_write(m) for m in sample_memories(50, seed=4))
+            run_reembed(settings, resources, batch_size=32)
+            target = {"to_provider": "voyage", "to_model": "voyage-4", "to_dim": 512}
+            summary = outcome(run_migrate(settings, resources, **target))
+            assert summary["migration"]["verified"]["ok"]
+            assert server.request_count == -(-50 // BATCH)
+            new = vectors.for_collection(summary["migration"]["target_collection"])
+            assert new.collection_dim() == 512 and new.count() == 50
+            assert vectors.collection_dim() == 256 and vectors.count() == 50
+            new.delete_collection()
+    finally:
+        server.stop()
