@@ -446,7 +446,8 @@ def _fill_stage(context, step, falkordb, qdrant, embeddings, stage: str) -> dict
                     removed = mig.remove_gone(graph, target)
         finally:
             provider.close()
-        record.requests += selection.identity_texts and 1
+        if selection.identity_texts:  # the identity check's one request of sampled texts
+            record.requests += 1
         mig.save_record(record, source, target)
     context.log.info(
         f"{stage}: embedded {result.embedded} memories into {into.collection!r} with "
