@@ -120,17 +120,6 @@ def one_store(kind: str, root: Path, instance, server, n: int, batch: int, env: 
     _, source = run_job(live, instance, reembed_run_config(256, force=True))
     assert source["processed"] == n, source
     target_env = {"EMBEDDING_PROVIDER": "openai", "EMBEDDING_MODEL": MODEL, "VECTOR_SIZE": str(DIM)}
-    server.reset()
-    server.state.latency = LATENCY
-    baseline, summary = run_job(
-        settings_for("rebuild", **target_env), instance, reembed_run_config(batch, force=True)
-    )
-    assert summary["processed"] == n, summary
-    base_calls = counts(server)
-    print(f"[{kind}] forced re-embed into an empty collection: {baseline:.1f}s", flush=True)
-
-    server.reset()
-    server.state.latency = LATENCY
     query = local_provider().embed(["what did we decide about the release"]).vectors[0]
     res = build_resources(live, from_env=False)
     with res["qdrant"].open_store() as vectors:
@@ -138,6 +127,20 @@ def one_store(kind: str, root: Path, instance, server, n: int, batch: int, env: 
         before.start()
         time.sleep(5)
         before.finish()
+        # the same reader runs beside the rebuild and beside the migration: like for like
+        server.reset()
+        server.state.latency = LATENCY
+        rebuild = Reader(vectors.client, "live", query)
+        rebuild.start()
+        baseline, summary = run_job(
+            settings_for("rebuild", **target_env), instance, reembed_run_config(batch, force=True)
+        )
+        rebuild.finish()
+        assert summary["processed"] == n, summary
+        base_calls = counts(server)
+        print(f"[{kind}] forced re-embed into an empty collection: {baseline:.1f}s", flush=True)
+        server.reset()
+        server.state.latency = LATENCY
         during = Reader(vectors.client, "live", query)
         during.start()
         wall, outcome, stages = run_migrate(
@@ -156,6 +159,7 @@ def one_store(kind: str, root: Path, instance, server, n: int, batch: int, env: 
         "calls": calls,
         "texts": texts,
         "before": before,
+        "rebuild": rebuild,
         "during": during,
     }
 

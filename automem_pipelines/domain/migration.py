@@ -70,6 +70,7 @@ ACTIVE = (*STAGES, CUT_OVER)
 FILL_DEPTH = 1  # windows waiting between two stages of a fill (see fill)
 SELF_MATCH_SAMPLE = 64  # points whose own vector must find them first (verify)
 TIE_LIMIT = 16  # hits read per self-match query
+PAYLOAD_SAMPLE = 2_000  # points whose payload keys verify compares with the old point's
 MODEL_VARIABLE = {  # the variable that names the model, per provider (AutoMem's)
     "openai": "EMBEDDING_MODEL",
     "local": "EMBEDDING_MODEL",
@@ -353,29 +354,38 @@ def verify(
     identity: EmbeddingIdentity,
     sample: int = SELF_MATCH_SAMPLE,
     page: int = 1000,
+    payload_sample: int = PAYLOAD_SAMPLE,
 ) -> dict[str, Any]:
     """Is the target ready for readers? Every memory with content has a point stamped with
     the target model for its present content; the target holds no point of a memory the graph
-    lacks; every payload key of a source point is in its target point; and a sample of points
-    finds itself first when the target is queried with its own vector."""
+    lacks; every payload key of a source point is in its target point (a spread sample of
+    ``payload_sample`` points); and a sample of points finds itself first when the target is
+    queried with its own vector."""
     selection = select_target(graph, target, identity, trust_unstamped=False)
     with_content = selection.total - selection.skipped_empty - selection.skipped_missing
     with_content -= selection.invalid_count + selection.duplicate_nodes
     points = target.count()
-    orphans = incomplete = 0
-    examples: list[str] = []
-    for records in target.scroll(page, with_payload=True):
+    orphans = 0
+    listed: list[str] = []
+    for records in target.scroll(page):  # ids only
         ids = [str(r.id) for r in records]
         present = graph.fetch_contents(ids)
         orphans += sum(m not in present for m in ids)
-        if source is not None:
-            before = source.payloads(ids)
-            for r in records:
-                lost = set(before.get(str(r.id), {})) - set(r.payload or {})
-                if lost:
-                    incomplete += 1
-                    if len(examples) < 10:
-                        examples.append(f"{r.id}: {', '.join(sorted(lost))}")
+        listed.extend(ids)
+    incomplete, examples, compared = 0, [], 0
+    if source is not None and listed:  # a spread sample: the backfill builds every payload
+        step = max(1, len(listed) // payload_sample)  # over the old one, this checks it did
+        picked = listed[::step][:payload_sample]
+        before, after = source.payloads(picked), target.payloads(picked)
+        for pid in picked:
+            if pid not in before:
+                continue
+            compared += 1
+            lost = set(before[pid]) - set(after.get(pid, {}))
+            if lost:
+                incomplete += 1
+                if len(examples) < 10:
+                    examples.append(f"{pid}: {', '.join(sorted(lost))}")
     matched = checked = 0
     for record in target.sample(sample, keys=[]):
         vector = record.vector
@@ -396,6 +406,7 @@ def verify(
         "missing_or_stale": len(selection.todo),
         "missing_or_stale_ids": list(selection.todo[:10]),
         "orphaned_points": orphans,
+        "payload_checked": compared,
         "payload_incomplete": incomplete,
         "payload_incomplete_examples": examples,
         "self_match": f"{matched}/{checked}",

@@ -470,6 +470,15 @@ def _fill_stage(context, step, falkordb, qdrant, embeddings, stage: str) -> dict
     }
 
 
+def _fill_output(context, step, falkordb, qdrant, embeddings, stage: str):
+    """The step's output: the fill's counts as metadata; nothing done when this run does not
+    fill (plan only, finalize, status; rollback fills the old collection in the backfill
+    step only)."""
+    if not (step.migrating or (stage == mig.BACKFILL and step.action == "rollback_fill")):
+        return dg.Output(step)
+    return dg.Output(step, metadata=_fill_stage(context, step, falkordb, qdrant, embeddings, stage))
+
+
 @dg.op(pool=POOL_PROVIDER)
 def backfill_target(
     context: dg.OpExecutionContext,
@@ -481,10 +490,7 @@ def backfill_target(
     """Embed every memory with content into the new collection with the target model: the
     payload is the node's properties over the old point's payload, plus the stamps; a memory
     whose target point is already current (an earlier run or attempt) is not embedded."""
-    if not (step.migrating or step.action == "rollback_fill"):
-        return dg.Output(step)
-    counts = _fill_stage(context, step, falkordb, qdrant, embeddings, mig.BACKFILL)
-    return dg.Output(step, metadata=counts)
+    return _fill_output(context, step, falkordb, qdrant, embeddings, mig.BACKFILL)
 
 
 @dg.op(pool=POOL_PROVIDER)
@@ -497,10 +503,7 @@ def catch_up_target(
 ) -> dg.Output[MigrationStep]:
     """What AutoMem wrote or changed while the backfill ran: embedded now; points of memories
     it deleted meanwhile are removed from the new collection (before the cutover only)."""
-    if not step.migrating:
-        return dg.Output(step)
-    counts = _fill_stage(context, step, falkordb, qdrant, embeddings, mig.CATCH_UP)
-    return dg.Output(step, metadata=counts)
+    return _fill_output(context, step, falkordb, qdrant, embeddings, mig.CATCH_UP)
 
 
 @dg.op(pool=POOL_STORE_SCAN)

@@ -405,3 +405,21 @@ def test_a_voyage_target_over_its_wire(make_settings):
             new.delete_collection()
     finally:
         server.stop()
+
+
+def test_verify_finds_a_stale_point_an_orphan_and_a_lost_payload_key(env, fake_openai):
+    settings, resources, graph, vectors = env
+    assert outcome(run_migrate(settings, resources, **TARGET))["migration"]["verified"]["ok"]
+    target = vectors.for_collection(target_name(settings))
+    identity = mig.EmbeddingIdentity("openai", TARGET_MODEL, 1024)
+    ids = [r[0] for r in graph.query("MATCH (m:Memory) RETURN m.id")]
+    graph.query("MATCH (m:Memory {id: $id}) SET m.content = 'edited'", {"id": ids[0]})
+    target.delete_payload_keys({ids[1]: ["tags"]})
+    graph.query("MATCH (m:Memory {id: $id}) DETACH DELETE m", {"id": ids[2]})
+    report = mig.verify(graph, target, vectors, identity, payload_sample=MEMORIES)
+    assert not report["ok"]
+    assert report["missing_or_stale"] == 1 and report["missing_or_stale_ids"] == [ids[0]]
+    assert report["orphaned_points"] == 1 and report["payload_incomplete"] == 1
+    assert report["payload_incomplete_examples"] == [f"{ids[1]}: tags"]
+    problems = mig.verify_problems(report)
+    assert "1 memories without a current target point" in problems and "tags" in problems
