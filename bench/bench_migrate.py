@@ -309,11 +309,12 @@ def main() -> None:
                 f"{answered:.2f}%",
                 d.failed,
                 d.empty,
-                b.p(50),
                 b.p(99),
+                r["rebuild"].p(99),
                 d.p(50),
                 d.p(99),
                 d.p(99) / max(b.p(99), 1e-9),
+                d.p(99) / max(r["rebuild"].p(99), 1e-9),
             ]
         )
     print(
@@ -326,11 +327,12 @@ def main() -> None:
                 "answered",
                 "failed",
                 "empty",
-                "p50 before ms",
-                "p99 before ms",
+                "p99 idle ms",
+                "p99 beside the rebuild ms",
                 "p50 during ms",
                 "p99 during ms",
-                "p99 ratio",
+                "p99 ÷ idle",
+                "p99 ÷ beside the rebuild",
             ],
             rows,
         )
