@@ -223,7 +223,11 @@ def plan_migration(
         with falkordb.get_store() as graph:
             selection = mig.select_target(graph, target, target_id, trust_unstamped=trust)
             plan = pricing.price_selection(
-                selection, graph, target_id, config.batch_size, embeddings.rate_limits()
+                selection,
+                graph,
+                target_id,
+                config.batch_size,
+                _target_resource(embeddings, target_id).rate_limits(),
             )
     context.log.info(f"plan: {plan.describe()}")
     refuse_over_budget(

@@ -51,6 +51,24 @@ class EmbeddingsResource(dg.ConfigurableResource):
     tokens_per_minute: int | None = Field(
         None, description="Tokens per minute paced under (EMBEDDING_TOKENS_PER_MINUTE)"
     )
+    openai_requests_per_minute: int | None = Field(
+        None, description="OpenAI's own requests per minute, over EMBEDDING_*"
+    )
+    openai_tokens_per_minute: int | None = Field(
+        None, description="OpenAI's own tokens per minute, over EMBEDDING_*"
+    )
+    voyage_requests_per_minute: int | None = Field(
+        None, description="Voyage's own requests per minute, over EMBEDDING_*"
+    )
+    voyage_tokens_per_minute: int | None = Field(
+        None, description="Voyage's own tokens per minute, over EMBEDDING_*"
+    )
+    ollama_requests_per_minute: int | None = Field(
+        None, description="Ollama's own requests per minute, over EMBEDDING_*"
+    )
+    ollama_tokens_per_minute: int | None = Field(
+        None, description="Ollama's own tokens per minute, over EMBEDDING_*"
+    )
     max_cost_usd: float = Field(
         d.MAX_COST_USD, description="A re-embed's default budget in USD (REEMBED_MAX_COST_USD)"
     )
@@ -79,8 +97,9 @@ class EmbeddingsResource(dg.ConfigurableResource):
         return self._provider
 
     def build_provider(self) -> EmbeddingProvider:
-        """The provider, paced under the configured rate limits (embeddings.pacing)."""
-        return paced(self._build(), self.requests_per_minute, self.tokens_per_minute)
+        """The provider, paced under its rate limits (embeddings.pacing)."""
+        limits = self.rate_limits()
+        return paced(self._build(), limits.requests_per_minute, limits.tokens_per_minute)
 
     def for_target(self, provider: str, model: str, vector_size: int) -> EmbeddingsResource:
         """The same resource (credentials, retries, rate limits, budgets) for another provider,
@@ -96,7 +115,15 @@ class EmbeddingsResource(dg.ConfigurableResource):
         return type(self)(**values)
 
     def rate_limits(self) -> RateLimits:
-        return RateLimits(self.requests_per_minute, self.tokens_per_minute)
+        """This provider's limits: <PROVIDER>_REQUESTS/TOKENS_PER_MINUTE where set, else
+        EMBEDDING_REQUESTS/TOKENS_PER_MINUTE (the local model is never paced by its own)."""
+
+        def own(unit: str) -> int | None:
+            return getattr(self, f"{self.provider}_{unit}_per_minute", None)
+
+        return RateLimits(
+            own("requests") or self.requests_per_minute, own("tokens") or self.tokens_per_minute
+        )
 
     def _build(self) -> EmbeddingProvider:
         remote = {

@@ -16,6 +16,7 @@ from .environment import Group, HttpUrl, Secret
 # shipped static model.
 PROVIDERS = ("auto", "voyage", "openai", "ollama", "local")
 AUTOMEM_PROVIDERS = ("auto", "voyage", "openai", "local", "ollama", "placeholder")
+PACED_PROVIDERS = ("openai", "voyage", "ollama")  # remote: rate limits of their own
 # The models AutoMem's fastembed provider picks by dimension (384 / 768 / 1024).
 FASTEMBED_MODELS = {
     384: "BAAI/bge-small-en-v1.5",
@@ -62,6 +63,25 @@ class EmbeddingEnvironment(Group):
     tokens_per_minute: int | None = Field(
         None, ge=1, le=10_000_000_000, validation_alias="EMBEDDING_TOKENS_PER_MINUTE"
     )
+    # One provider's own limits, over EMBEDDING_*: a migration's target is paced under its own.
+    openai_requests_per_minute: int | None = Field(
+        None, ge=1, le=10_000_000, validation_alias="OPENAI_REQUESTS_PER_MINUTE"
+    )
+    openai_tokens_per_minute: int | None = Field(
+        None, ge=1, le=10_000_000_000, validation_alias="OPENAI_TOKENS_PER_MINUTE"
+    )
+    voyage_requests_per_minute: int | None = Field(
+        None, ge=1, le=10_000_000, validation_alias="VOYAGE_REQUESTS_PER_MINUTE"
+    )
+    voyage_tokens_per_minute: int | None = Field(
+        None, ge=1, le=10_000_000_000, validation_alias="VOYAGE_TOKENS_PER_MINUTE"
+    )
+    ollama_requests_per_minute: int | None = Field(
+        None, ge=1, le=10_000_000, validation_alias="OLLAMA_REQUESTS_PER_MINUTE"
+    )
+    ollama_tokens_per_minute: int | None = Field(
+        None, ge=1, le=10_000_000_000, validation_alias="OLLAMA_TOKENS_PER_MINUTE"
+    )
     max_cost_usd: float = Field(
         d.MAX_COST_USD, ge=0, le=1_000_000, validation_alias="REEMBED_MAX_COST_USD"
     )
@@ -89,6 +109,13 @@ class EmbeddingSettings(BaseModel):
     timeout_seconds: float = d.TIMEOUT_SECONDS
     requests_per_minute: int | None = None  # EMBEDDING_REQUESTS_PER_MINUTE (None: no pacing)
     tokens_per_minute: int | None = None  # EMBEDDING_TOKENS_PER_MINUTE (None: no pacing)
+    # <PROVIDER>_REQUESTS_PER_MINUTE / _TOKENS_PER_MINUTE: over EMBEDDING_* for that provider
+    openai_requests_per_minute: int | None = None
+    openai_tokens_per_minute: int | None = None
+    voyage_requests_per_minute: int | None = None
+    voyage_tokens_per_minute: int | None = None
+    ollama_requests_per_minute: int | None = None
+    ollama_tokens_per_minute: int | None = None
     max_cost_usd: float = d.MAX_COST_USD  # REEMBED_MAX_COST_USD: a run's default budget
     max_tokens: int | None = None  # REEMBED_MAX_TOKENS (None: no token budget)
 
@@ -239,6 +266,11 @@ def resolve_embedding(
         "max_concurrency": env.max_concurrency or d.MAX_CONCURRENCY,
         "requests_per_minute": env.requests_per_minute,
         "tokens_per_minute": env.tokens_per_minute,
+        **{
+            f"{p}_{unit}_per_minute": getattr(env, f"{p}_{unit}_per_minute")
+            for p in PACED_PROVIDERS
+            for unit in ("requests", "tokens")
+        },
         "max_cost_usd": env.max_cost_usd,
         "max_tokens": env.max_tokens,
     }

@@ -325,6 +325,26 @@ def test_the_plan_counts_the_tokenizers_tokens_and_calls_nobody(env, fake_openai
     assert fake_openai.state.requests == [] and snapshot(graph, vectors) == before
 
 
+def test_the_plan_prices_its_seconds_at_the_targets_own_rate_limits(make_settings, fake_openai):
+    """The source (local) is never paced; the OpenAI target's OPENAI_REQUESTS_PER_MINUTE sets
+    the plan's seconds (60 per minute: one second per request)."""
+    settings = make_settings(
+        EMBEDDING_PROVIDER="local",
+        OPENAI_API_KEY="test-key",
+        OPENAI_BASE_URL=fake_openai.base_url,
+        OPENAI_REQUESTS_PER_MINUTE="60",
+    )
+    resources = build_resources(settings, from_env=False)
+    assert resources["embeddings"].rate_limits().requests_per_minute is None
+    with resources["falkordb"].get_store() as graph:
+        graph.ensure_indexes()
+        graph.upsert_memories(node_props_for_write(m) for m in sample_memories(40, seed=5))
+    run_reembed(settings, resources, batch_size=32)
+    plan = outcome(run_migrate(settings, resources, plan=True, **TARGET))
+    assert plan["requests"] == 3 and plan["seconds"] == pytest.approx(3.0)
+    assert fake_openai.state.requests == []
+
+
 def test_one_migration_at_a_time_and_bad_targets_are_named(env, fake_openai, monkeypatch):
     settings, resources, graph, vectors = env
     save = mig.save_record

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from automem_pipelines.definitions import build_resources
+from automem_pipelines.domain import pricing
 from automem_pipelines.domain.embeddings import PacedProvider
 from automem_pipelines.domain.memory import node_props_for_write
 from automem_pipelines.domain.sample import sample_memories
@@ -113,6 +114,37 @@ def test_the_rate_limits_pace_the_configured_provider(make_settings, fake_openai
         assert provider.limiter.tokens.rate == pytest.approx(100000 / 60)
         provider.embed(["one text"])
         assert len(fake_openai.state.requests) == 1
+    finally:
+        provider.close()
+
+
+def test_a_providers_own_limits_pace_it_and_a_migration_target_under_its_own(
+    make_settings, fake_openai
+):
+    """OPENAI_*_PER_MINUTE over EMBEDDING_* for OpenAI; a migration's target (Voyage here)
+    takes VOYAGE_*; a provider with none of its own falls back to EMBEDDING_*."""
+    settings = make_settings(
+        EMBEDDING_PROVIDER="openai",
+        OPENAI_API_KEY="test-key",
+        OPENAI_BASE_URL=fake_openai.base_url,
+        EMBEDDING_MODEL=MODEL,
+        EMBEDDING_REQUESTS_PER_MINUTE="600",
+        EMBEDDING_TOKENS_PER_MINUTE="100000",
+        OPENAI_REQUESTS_PER_MINUTE="120",
+        VOYAGE_REQUESTS_PER_MINUTE="300",
+        VOYAGE_TOKENS_PER_MINUTE="60000",
+    )
+    embeddings = build_resources(settings, from_env=False)["embeddings"]
+    assert embeddings.rate_limits() == pricing.RateLimits(120, 100000)
+    voyage = embeddings.for_target("voyage", "voyage-3.5", 1024)
+    assert voyage.rate_limits() == pricing.RateLimits(300, 60000)
+    ollama = embeddings.for_target("ollama", "nomic-embed-text", 768)
+    assert ollama.rate_limits() == pricing.RateLimits(600, 100000)
+    provider = voyage.build_provider()
+    try:
+        assert isinstance(provider, PacedProvider)
+        assert provider.limiter.requests.rate == 5.0
+        assert provider.limiter.tokens.rate == 1000.0
     finally:
         provider.close()
 
