@@ -342,6 +342,7 @@ def _end_action(context, config, store, source, record, embeddings, falkordb):
                 step_kind = "rollback_fill"
     except mig.MigrationError as exc:
         raise _refusal(str(exc)) from None
+    _observe(context, record, config.action)
     context.log.info(
         f"migration {record.id}: {record.stage}; " + " ".join(mig.instructions(record))
     )
@@ -366,6 +367,30 @@ def _end_action(context, config, store, source, record, embeddings, falkordb):
 
 def _out(context, step: MigrationStep, summary: dict) -> dg.Output[MigrationStep]:
     return dg.Output(step, metadata={"summary": dg.MetadataValue.json(summary)})
+
+
+def _observe(context: dg.OpExecutionContext, record: mig.MigrationRecord, what: str) -> None:
+    """The migration's state on the vector collection's asset (its Events tab in the UI), as
+    each stage leaves it: stage, done/total, both collections and identities, where readers
+    are, what it has cost; the whole record as JSON."""
+    context.log_event(
+        dg.AssetObservation(
+            asset_key=VECTOR_ASSET_KEY,
+            description=f"Embedding-model migration: {what}",
+            metadata={
+                "stage": record.stage,
+                "done / total": f"{record.done}/{record.total}",
+                "source": f"{record.source_collection}: {record.source.label()}",
+                "target": f"{record.target_collection}: {record.target.label()}",
+                "readers on": record.live,
+                "cutover": record.mode,
+                "embedded (all runs)": record.embedded,
+                "provider requests (all runs)": record.requests,
+                "failed": record.failed or "",
+                "migration": dg.MetadataValue.json(record.as_dict()),
+            },
+        )
+    )
 
 
 @dg.op
@@ -393,6 +418,7 @@ def build_target(
         if record.stage == mig.BUILD:
             record.enter(mig.BACKFILL)
         mig.save_record(record, source, target)
+    _observe(context, record, f"built {step.target_collection!r}")
     context.log.info(
         f"{'created' if created else 'kept'} {step.target_collection!r} "
         f"({record.target.dim}-d) beside {step.source_collection!r}"
@@ -453,6 +479,7 @@ def _fill_stage(context, step, falkordb, qdrant, embeddings, stage: str) -> dict
         if selection.identity_texts:  # the identity check's one request of sampled texts
             record.requests += 1
         mig.save_record(record, source, target)
+    _observe(context, record, f"{stage} into {into.collection!r}")
     context.log.info(
         f"{stage}: embedded {result.embedded} memories into {into.collection!r} with "
         f"{identity.label()} ({result.requests} provider requests), failed "
@@ -535,6 +562,7 @@ def verify_target(
         elif record.stage == mig.CUT_OVER:
             record.confirmed_at = report["checked_at"]
         mig.save_record(record, source, target)
+    _observe(context, record, "verified" if report["ok"] else "verification failed")
     context.log.info(f"verify: {report}")
     if not report["ok"]:
         raise dg.Failure(
@@ -572,11 +600,5 @@ def cut_over_readers(context: dg.OpExecutionContext, step: MigrationStep, qdrant
             "plan": step.plan,
             "seconds": round(time.time() - step.started_at, 3),
         }
-        context.log_event(
-            dg.AssetObservation(
-                asset_key=VECTOR_ASSET_KEY,
-                description="Embedding-model migration",
-                metadata={"migration": dg.MetadataValue.json(record.as_dict())},
-            )
-        )
+        _observe(context, record, summary["status"].replace("_", " "))
     yield dg.Output(summary, metadata={SUMMARY_METADATA_KEY: dg.MetadataValue.json(summary)})

@@ -2,7 +2,8 @@
 embedded FalkorDB, local-mode Qdrant), the OpenAI-wire test server in this process as the
 target: the plan is answered with no provider call, a budget below it is a 422, the migration
 runs as a Dagster run through its stages, `action: status` reports its state, the same
-migration again confirms the cutover without a provider call, and rollback answers."""
+migration again confirms the cutover without a provider call, and rollback answers; in a
+browser, the collection asset's page shows the migration's state."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from automem_pipelines.constants import VECTOR_ASSET_KEY
 from tests.e2e.test_api_e2e import E2E, running_site
+from tests.e2e.test_browser import LOCAL, _requests_of
+from tests.support.browser import browser_page
 from tests.support.openai_server import OpenAIEmbeddingsServer
 
 MEMORIES = 150
@@ -63,3 +67,24 @@ def test_migrate_over_the_api_plan_budget_run_status_confirm_rollback(site):
     assert again["status"] == "confirmed" and server.request_count == MEMORIES // 25
     rolled = e2e.post("/admin/migrate", {"action": "rollback", "wait": True})
     assert rolled.status_code == 200 and rolled.json()["status"] == "rolled_back", rolled.text
+
+
+def test_the_collection_asset_page_shows_the_migrations_state_in_a_browser(site):
+    """As an operator sees it in the Dagster UI: the vector collection asset's Events tab
+    shows the migration's latest state (stage, where readers are, the target's identity)."""
+    e2e, server = site
+    body = e2e.post("/admin/migrate", {**TARGET, "batch_size": 25, "wait": True}).json()
+    assert body["status"] in ("cut_over", "confirmed"), body
+    new = body["migration"]["target_collection"]
+    with browser_page() as page:
+        seen = _requests_of(page)
+        page.goto(f"{e2e.stack.url}/assets/{'/'.join(VECTOR_ASSET_KEY)}?view=events")
+        page.get_by_text("Embedding-model migration: ", exact=False).first.wait_for()
+        text = page.locator("body").inner_text()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    assert f"Embedding-model migration: {body['status'].replace('_', ' ')}" in lines, lines
+    after = lines[lines.index("stage") :]
+    assert after[1] == "cut_over", after[:4]
+    assert "readers on" in after and after[after.index("readers on") + 1] == new
+    assert f"{new}: openai:text-embedding-3-large (1024-d)" in after
+    assert all(LOCAL.match(url) for url in seen), [u for u in seen if not LOCAL.match(u)]

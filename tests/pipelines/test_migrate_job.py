@@ -15,6 +15,7 @@ import dagster as dg
 import numpy as np
 import pytest
 
+from automem_pipelines.constants import VECTOR_ASSET_KEY
 from automem_pipelines.definitions import build_definitions, build_resources
 from automem_pipelines.domain import migration as mig
 from automem_pipelines.domain.embeddings import local_provider
@@ -45,6 +46,19 @@ def run_migrate(settings, resources, raise_on_error=True, instance=None, **confi
 
 def outcome(result) -> dict:
     return result.output_for_node("cut_over_readers")
+
+
+def observations(result) -> list[tuple[str, dict]]:
+    """The migration's state as each stage left it: the vector asset's observations."""
+    found = [
+        e.asset_observation_data.asset_observation
+        for e in result.all_events
+        if e.event_type_value == "ASSET_OBSERVATION"
+    ]
+    assert {o.asset_key for o in found} <= {dg.AssetKey(list(VECTOR_ASSET_KEY))}
+    return [
+        (o.description.removeprefix("Embedding-model migration: "), o.metadata) for o in found
+    ]
 
 
 def texts_embedded(server) -> Counter:
@@ -228,9 +242,27 @@ def test_an_alias_reader_switches_at_once_and_rollback_switches_it_back(
         )
     )
     reader.start()
-    summary = outcome(run_migrate(aliased, resources, **TARGET))
+    result = run_migrate(aliased, resources, **TARGET)
+    summary = outcome(result)
     time.sleep(0.2)
     reader.finish()
+    seen = observations(result)  # the state the UI shows on the collection's asset
+    new = target_name(settings)
+    assert [what for what, _ in seen] == [
+        f"built {new!r}",
+        f"backfill into {new!r}",
+        f"catch_up into {new!r}",
+        "verified",
+        "cut over",
+    ]
+    assert [m["stage"].value for _, m in seen] == ["backfill", "backfill", "catch_up", "verify"] + [
+        "cut_over"
+    ]
+    last = seen[-1][1]
+    assert last["readers on"].value == new and last["cutover"].value == "alias"
+    assert last["target"].value == f"{new}: openai:{TARGET_MODEL} (1024-d)"
+    assert seen[1][1]["done / total"].value == f"{MEMORIES}/{MEMORIES}"  # the backfill's
+    assert seen[1][1]["embedded (all runs)"].value == MEMORIES
     assert summary["migration"]["mode"] == "alias" and summary["status"] == "cut_over"
     assert vectors.aliases()[alias] == target_name(settings)
     assert reader.failures == [] and reader.empty == 0
@@ -243,8 +275,14 @@ def test_an_alias_reader_switches_at_once_and_rollback_switches_it_back(
     assert vectors.exists()
 
     requests = fake_openai.request_count
-    rolled = outcome(run_migrate(aliased, resources, action="rollback"))
+    rolled_run = run_migrate(aliased, resources, action="rollback")
+    rolled = outcome(rolled_run)
     assert rolled["status"] == "rolled_back" and vectors.aliases()[alias] == source
+    # the switch back, then what changed since the cutover embedded into the old collection
+    (what, state), (refill, after) = observations(rolled_run)
+    assert what == "rollback" and state["stage"].value == "rolled_back"
+    assert state["readers on"].value == source and after["readers on"].value == source
+    assert refill == f"backfill into {source!r}"
     assert mig.read_record(vectors).stage == mig.ROLLED_BACK
     # a new migration to the same model reuses the new collection's points: nothing paid
     again = outcome(run_migrate(aliased, resources, **TARGET))
