@@ -56,9 +56,7 @@ def observations(result) -> list[tuple[str, dict]]:
         if e.event_type_value == "ASSET_OBSERVATION"
     ]
     assert {o.asset_key for o in found} <= {dg.AssetKey(list(VECTOR_ASSET_KEY))}
-    return [
-        (o.description.removeprefix("Embedding-model migration: "), o.metadata) for o in found
-    ]
+    return [(o.description.removeprefix("Embedding-model migration: "), o.metadata) for o in found]
 
 
 def texts_embedded(server) -> Counter:
