@@ -306,8 +306,9 @@ def fill(
     payload built over ``carry_from``'s point; ``after_chunk`` sees the running totals.
 
     Windows are one round of the provider's concurrent requests and one window waits between
-    two stages: what a killed run embedded but never wrote — paid again by the next run — is
-    at most about three such rounds, not the re-embed's 1,024-memory windows."""
+    two stages: what a killed run paid for but never wrote — paid again by the next run — is
+    at most two such rounds (run_stages: the one being written and the one behind it), not
+    the re-embed's 1,024-memory windows."""
     out = FillResult(len(todo))
     window = batch_size * max(1, provider.max_concurrency)
     done = 0

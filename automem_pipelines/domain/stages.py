@@ -3,7 +3,9 @@ embedded and window k-1 is written, so a run costs about its slowest stage, not 
 
 Each stage runs in its own thread and hands its result to the next through a queue of bounded
 depth, so at most ``depth`` windows wait between two stages (memory bounded by the window size,
-never by the store). Results come back in window order. The first exception of any stage
+never by the store). The embedder starts a window only while fewer than ``depth + 1`` embedded
+windows are unwritten (the one being written and ``depth`` waiting): when writing is the slow
+stage, embedding waits for it rather than paying for windows a killed process would lose. Results come back in window order. The first exception of any stage
 stops the others at their next hand-over and is raised to the caller; windows already written
 stay written (every write is idempotent, so a rerun repeats at most the windows in flight).
 """
@@ -34,6 +36,7 @@ class _Pipe:
         self.lock = threading.Lock()
         self.read_q: queue.Queue = queue.Queue(maxsize=depth)
         self.embed_q: queue.Queue = queue.Queue(maxsize=depth)
+        self.unwritten = threading.Semaphore(depth + 1)  # embedded (or embedding), not written
 
     def fail(self, exc: BaseException) -> None:
         with self.lock:
@@ -50,6 +53,14 @@ class _Pipe:
                 return
             except queue.Full:
                 continue
+
+    def reserve(self) -> None:
+        """A slot for one more window embedded and not yet written."""
+        while not self.unwritten.acquire(timeout=0.05):
+            if self.failed.is_set():
+                raise _Stop
+        if self.failed.is_set():
+            raise _Stop
 
     def get(self, q: queue.Queue) -> object:
         while True:
@@ -91,6 +102,7 @@ def run_stages(
     def embedder() -> None:
         try:
             while (item := pipe.get(pipe.read_q)) is not _END:
+                pipe.reserve()
                 pipe.put(pipe.embed_q, embed(item))  # type: ignore[arg-type]
             pipe.put(pipe.embed_q, _END)
         except _Stop:
@@ -107,6 +119,7 @@ def run_stages(
     try:  # the writer runs in the caller's thread: interrupts and signals land here
         while (item := pipe.get(pipe.embed_q)) is not _END:
             results.append(write(item))  # type: ignore[arg-type]
+            pipe.unwritten.release()
             if between_windows is not None:
                 between_windows()
     except _Stop:

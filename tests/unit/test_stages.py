@@ -64,6 +64,33 @@ def test_no_stage_runs_more_than_depth_windows_ahead_of_the_writer():
     assert max(ahead) <= 5
 
 
+@pytest.mark.parametrize("depth", [1, 2])
+def test_a_slow_writer_holds_the_embedder_to_depth_plus_one_unwritten_windows(depth):
+    """What a killed process paid for and never wrote: with writing the slow stage, windows
+    embedded (or being embedded) and unwritten are at most the one being written plus
+    ``depth`` waiting; never the extra one an embedder blocked on a full queue would hold."""
+    lock = threading.Lock()
+    started = written = 0
+    unwritten: list[int] = []
+
+    def embed(r):
+        nonlocal started
+        with lock:
+            started += 1
+            unwritten.append(started - written)
+        return r
+
+    def write(e):
+        nonlocal written
+        time.sleep(0.01)
+        with lock:
+            written += 1
+        return e
+
+    assert run_stages(range(40), lambda w: w, embed, write, depth=depth) == list(range(40))
+    assert max(unwritten) == depth + 1  # the bound, and reached: embedding still overlaps
+
+
 @pytest.mark.parametrize("stage", ["read", "embed", "write"])
 def test_the_first_error_of_any_stage_stops_the_run_and_is_raised(stage):
     calls = {"read": 0, "embed": 0, "write": 0}
