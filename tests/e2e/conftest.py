@@ -16,6 +16,24 @@ from automem_pipelines import postgres_server
 from automem_pipelines.instance import POSTGRES_URL_ENV
 
 STORAGE_ENV = "AUTOMEM_TEST_DAGSTER_STORAGE"
+AUTO_REPAIR_ENV = "SYNC_AUTO_REPAIR"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_drift_sync_on_the_hour() -> Iterator[None]:
+    """The drift-sync schedule runs by default (SYNC_AUTO_REPAIR is true, as in AutoMem) at the
+    top of every hour: in a test's stack it would repair, at :00, what the test left missing on
+    purpose (a CI run at 06:00 saw it write the points of partitions a backfill had skipped).
+    Off in the environment the stacks these tests start inherit."""
+    saved = os.environ.get(AUTO_REPAIR_ENV)
+    os.environ[AUTO_REPAIR_ENV] = "false"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(AUTO_REPAIR_ENV, None)
+        else:
+            os.environ[AUTO_REPAIR_ENV] = saved
 
 
 @pytest.fixture(scope="session")
