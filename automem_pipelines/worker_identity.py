@@ -21,7 +21,8 @@ SPAWNED_START_TOLERANCE_SECONDS = 2.0
 
 
 @cache
-def _boot_id() -> str:
+def boot_id() -> str:
+    """This machine's current boot (a process identity's first part)."""
     return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
 
 
@@ -41,7 +42,7 @@ def _start_ticks(pid: int) -> int | None:
 def process_identity(pid: int) -> str | None:
     """pid-reuse-proof identity of a live process: "<boot id>:<start tick>"; None if gone."""
     ticks = _start_ticks(pid)
-    return None if ticks is None else f"{_boot_id()}:{ticks}"
+    return None if ticks is None else f"{boot_id()}:{ticks}"
 
 
 def started_at(pid: int) -> float | None:

@@ -34,6 +34,7 @@ import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from ..stores.graph import GraphStore
@@ -68,6 +69,9 @@ FINALIZED = "finalized"  # the source is deleted
 ROLLED_BACK = "rolled_back"  # readers are back on the source
 ACTIVE = (*STAGES, CUT_OVER)
 FILL_DEPTH = 1  # windows waiting between two stages of a fill (see fill)
+HEARTBEAT_SECONDS = 30.0  # a working run saves the record at least this often
+LEASE_SECONDS = 120.0  # a record saved this recently by a worker on another machine is held
+STEP_GAP_SECONDS = 15.0  # ... and by a gone worker on this one (its run's next step starting)
 SELF_MATCH_SAMPLE = 16  # points whose own vector must find them first (verify)
 TIE_LIMIT = 16  # hits read per self-match query
 PAYLOAD_SAMPLE = 2_000  # points whose payload keys verify compares with the old point's
@@ -95,6 +99,9 @@ class MigrationRecord:
     started_at: str
     updated_at: str
     run_id: str | None = None  # the run working on it now (or last)
+    # that run's worker process: {"pid", "process"} (worker_identity: boot id + start tick),
+    # so an instance that does not know the run can still tell whether it is alive
+    worker: dict[str, Any] | None = None
     done: int = 0  # of the stage's total
     total: int = 0
     embedded: int = 0  # memories embedded with the target model, all runs together
@@ -241,6 +248,43 @@ def refuse_conflict(
             "roll it back (migrate --rollback) before starting another; nothing was written"
         )
     return record
+
+
+def held_elsewhere(
+    record: MigrationRecord,
+    my_pid: int,
+    boot_id: str,
+    identity_of: Callable[[int], str | None],
+    now: datetime | None = None,
+) -> str | None:
+    """Why the record's run (one this Dagster instance does not know) may be working on it
+    now; None when it cannot be. Every step of a migration run records its worker process.
+    On this machine that process decides: alive (the same process, by boot id and start tick)
+    holds it; gone holds it only for STEP_GAP_SECONDS after the last save (the next step's
+    process of a multiprocess run has not started yet); this very process is running no other
+    step. A worker on another machine holds it while it saved the record within LEASE_SECONDS
+    (a working run saves it at least every HEARTBEAT_SECONDS)."""
+    worker = record.worker or {}
+    pid, process = worker.get("pid"), str(worker.get("process") or "")
+    age = ((now or datetime.now(UTC)) - datetime.fromisoformat(record.updated_at)).total_seconds()
+    if pid is not None and process.partition(":")[0] == boot_id:
+        if int(pid) == my_pid:
+            return None
+        if identity_of(int(pid)) == process:
+            return f"its worker (pid {pid}, this machine) is running"
+        if age < STEP_GAP_SECONDS:
+            return (
+                f"its last worker (pid {pid}, this machine) is gone, but saved it {age:.0f} s "
+                "ago: its run's next step may be starting"
+            )
+        return None
+    if age < LEASE_SECONDS:
+        where = "another machine" if pid is not None else "a worker of unknown process"
+        return (
+            f"it was saved {age:.0f} s ago by {where} (a migration whose record has not been "
+            f"saved for {LEASE_SECONDS:.0f} s is taken over)"
+        )
+    return None
 
 
 # -- planning (read-only) -----------------------------------------------------------------------

@@ -7,6 +7,7 @@ only what is left, so a run killed anywhere is continued by the next run of the 
 into the source what changed after the cutover, in the backfill step); the other steps pass.
 """
 
+import os
 import time
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -32,7 +33,13 @@ from ..domain.vector_state import EmbeddingIdentity
 from ..resources import EmbeddingsResource, FalkorDBResource, QdrantResource
 from ..settings.embedding import target_embedding
 from ..stores.vectors import VectorStore
-from ..worker_identity import WORKER_PID_TAG, check_spawned_worker, check_tagged_worker
+from ..worker_identity import (
+    WORKER_PID_TAG,
+    boot_id,
+    check_spawned_worker,
+    check_tagged_worker,
+    process_identity,
+)
 from .common import (
     PROGRESS_FIELD_DESCRIPTION,
     CheckedConfig,
@@ -141,12 +148,29 @@ def _target_resource(embeddings: EmbeddingsResource, identity: EmbeddingIdentity
     return embeddings.for_target(identity.provider, identity.model, identity.dim)
 
 
+def _hold(record: mig.MigrationRecord, context: dg.OpExecutionContext) -> None:
+    """This run (and its worker process) is the one working on the migration now."""
+    pid = os.getpid()
+    record.run_id = context.run_id
+    record.worker = {"pid": pid, "process": process_identity(pid)}
+
+
 def _refuse_concurrent(context: dg.OpExecutionContext, record: mig.MigrationRecord) -> None:
     other = record.run_id
     if not other or other == context.run_id:
         return
     run = context.instance.get_run_by_id(other)
-    if run is None or run.status.value not in RUNNING:
+    if run is None:  # another Dagster instance's run (or one deleted): the record decides
+        held = mig.held_elsewhere(record, os.getpid(), boot_id(), process_identity)
+        if held is None:
+            return
+        raise dg.Failure(
+            description=f"run {other}, which this Dagster instance does not know, may be "
+            f"working on migration {record.id} now (stage {record.stage}): {held}; one "
+            "migration at a time, nothing was written",
+            allow_retries=False,
+        )
+    if run.status.value not in RUNNING:
         return
     # a worker killed outside a stack (no daemon to mark its run failed) leaves its run
     # STARTED: a run whose worker process is gone holds nothing
@@ -269,7 +293,7 @@ def plan_migration(
             )
         else:
             record = found
-        record.run_id = context.run_id
+        _hold(record, context)
         record.runs += 1
         if record.stage == mig.PLAN:
             record.enter(mig.BUILD)
@@ -336,7 +360,7 @@ def _end_action(context, config, store, source, record, embeddings, falkordb):
         else:
             was_cut_over = record.stage == mig.CUT_OVER
             mig.roll_back(record, store)
-            record.run_id = context.run_id
+            _hold(record, context)
             mig.save_record(record, source, target)
             if was_cut_over:
                 step_kind = "rollback_fill"
@@ -407,6 +431,7 @@ def build_target(
     with fail_fast_unless_transient():
         source, target = _stores(qdrant, step)
         record = _record(source, target)
+        _hold(record, context)
         created = target.ensure_collection(record.target.dim)
         if identity_mod.read_record(target) is None:
             identity_mod.write_record(
@@ -432,6 +457,7 @@ def _fill_stage(context, step, falkordb, qdrant, embeddings, stage: str) -> dict
     with fail_fast_unless_transient(), interrupts_at_checkpoints() as checkpoint:
         source, target = _stores(qdrant, step)
         record = _record(source, target)
+        _hold(record, context)
         rollback = step.action == "rollback_fill"
         into, carry, identity = (
             (source, target, record.source) if rollback else (target, source, record.target)
@@ -450,6 +476,7 @@ def _fill_stage(context, step, falkordb, qdrant, embeddings, stage: str) -> dict
                     context, stage, len(selection.todo), step.progress_seconds
                 )
                 seen = [0, 0]
+                saved = [time.monotonic()]
 
                 def after_chunk(out: mig.FillResult) -> None:
                     record.done = out.embedded + len(out.failed)
@@ -457,6 +484,13 @@ def _fill_stage(context, step, falkordb, qdrant, embeddings, stage: str) -> dict
                     record.requests += out.requests - seen[1]
                     seen[:] = [out.embedded, out.requests]
                     mig.save_record(record, source, target)
+                    saved[0] = time.monotonic()
+
+                def heartbeat() -> None:  # after each window: the record says we are alive
+                    checkpoint()
+                    if time.monotonic() - saved[0] >= mig.HEARTBEAT_SECONDS:
+                        mig.save_record(record, source, target)
+                        saved[0] = time.monotonic()
 
                 result = mig.fill(
                     graph,
@@ -466,7 +500,7 @@ def _fill_stage(context, step, falkordb, qdrant, embeddings, stage: str) -> dict
                     selection.todo,
                     step.batch_size,
                     step.chunk_size,
-                    checkpoint,
+                    heartbeat,
                     progress.update,
                     after_chunk,
                 )
@@ -551,6 +585,7 @@ def verify_target(
     with fail_fast_unless_transient():
         source, target = _stores(qdrant, step)
         record = _record(source, target)
+        _hold(record, context)
         if record.stage in mig.STAGES:
             record.enter(mig.VERIFY)
             mig.save_record(record, source, target)
@@ -586,6 +621,7 @@ def cut_over_readers(context: dg.OpExecutionContext, step: MigrationStep, qdrant
         with fail_fast_unless_transient():
             source, target = _stores(qdrant, step)
             record = _record(source, target)
+            _hold(record, context)
             first = record.stage != mig.CUT_OVER
             mig.cut_over(record, qdrant.get_store())
             mig.save_record(record, source, target)

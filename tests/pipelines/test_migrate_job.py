@@ -7,9 +7,13 @@ field it had."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import numpy as np
@@ -23,6 +27,7 @@ from automem_pipelines.domain.memory import node_props_for_write, payload_from_n
 from automem_pipelines.domain.sample import sample_memories
 from automem_pipelines.domain.tokens import counter_for
 from automem_pipelines.run_config import migrate_run_config
+from automem_pipelines.worker_identity import process_identity
 from tests.helpers import failure_messages, run_reembed, summary_of
 from tests.support.automem_fixture import load_fixture, snapshot
 from tests.support.embedding_models import model_vectors
@@ -401,6 +406,60 @@ def test_one_migration_at_a_time_and_bad_targets_are_named(env, fake_openai, mon
     assert "to_dim=5000" in failure_messages(bad) and "Traceback" not in failure_messages(bad)
     with pytest.raises(ValueError, match="to_dim"):
         migrate_run_config(to_provider="openai", to_model="m", to_dim=0)
+
+
+def test_a_run_another_dagster_instance_started_holds_the_migration_while_its_worker_lives(
+    env, fake_openai, monkeypatch
+):
+    """The record names the run and its worker process: an instance that does not know the
+    run (another DAGSTER_HOME on the same Qdrant) refuses while that process lives, and takes
+    the migration over once it is gone and the record has gone quiet."""
+    settings, resources, graph, vectors = env
+    save = mig.save_record
+
+    def stop_in_backfill(record, *stores):
+        if record.stage == mig.BACKFILL and record.done > 0:
+            raise RuntimeError("stopped")
+        return save(record, *stores)
+
+    monkeypatch.setattr(mig, "save_record", stop_in_backfill)
+    assert not run_migrate(
+        settings, resources, raise_on_error=False, chunk_size=100, **TARGET
+    ).success
+    monkeypatch.setattr(mig, "save_record", save)
+    target = vectors.for_collection(target_name(settings))
+    record = mig.read_record(target)
+    assert record.stage == mig.BACKFILL and record.worker["pid"] == os.getpid()
+
+    def rewrite(worker: dict, seconds_ago: float) -> None:
+        record.worker = worker
+        record.updated_at = (datetime.now(UTC) - timedelta(seconds=seconds_ago)).isoformat()
+        for store in (vectors, target):
+            store.update_collection_metadata({mig.MIGRATION_KEY: record.as_dict()})
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        rewrite({"pid": other.pid, "process": process_identity(other.pid)}, 300)
+        requests = fake_openai.request_count
+        refused = run_migrate(settings, resources, raise_on_error=False, **TARGET)
+        message = failure_messages(refused)
+        assert not refused.success and "this Dagster instance does not know" in message
+        assert f"pid {other.pid}, this machine) is running" in message
+        assert (
+            fake_openai.request_count == requests
+            and mig.read_record(target).worker["pid"] == other.pid
+        )
+    finally:
+        other.kill()
+        other.wait()
+    rewrite({"pid": other.pid, "process": record.worker["process"]}, 5)  # gone, just saved
+    assert "next step may be starting" in failure_messages(
+        run_migrate(settings, resources, raise_on_error=False, **TARGET)
+    )
+    rewrite({"pid": other.pid, "process": record.worker["process"]}, 60)  # gone, quiet
+    summary = outcome(run_migrate(settings, resources, chunk_size=100, **TARGET))
+    assert summary["status"] == "cut_over" and summary["migration"]["verified"]["ok"]
+    assert texts_embedded(fake_openai) == graph_contents(graph)  # taken over, nobody paid twice
 
 
 def test_an_automem_store_moves_with_every_payload_field(make_settings, fake_openai):
