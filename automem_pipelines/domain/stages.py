@@ -5,9 +5,10 @@ Each stage runs in its own thread and hands its result to the next through a que
 depth, so at most ``depth`` windows wait between two stages (memory bounded by the window size,
 never by the store). The embedder starts a window only while fewer than ``depth + 1`` embedded
 windows are unwritten (the one being written and ``depth`` waiting): when writing is the slow
-stage, embedding waits for it rather than paying for windows a killed process would lose. Results come back in window order. The first exception of any stage
-stops the others at their next hand-over and is raised to the caller; windows already written
-stay written (every write is idempotent, so a rerun repeats at most the windows in flight).
+stage, embedding waits for it rather than paying for windows a killed process would lose.
+Results come back in window order. The first exception of any stage stops the others at their
+next hand-over and is raised to the caller; windows already written stay written (every write
+is idempotent, so a rerun repeats at most the windows in flight).
 """
 
 from __future__ import annotations
