@@ -30,6 +30,7 @@ from automem_pipelines.run_config import migrate_run_config
 from automem_pipelines.worker_identity import process_identity
 from tests.helpers import failure_messages, run_reembed, summary_of
 from tests.support.automem_fixture import load_fixture, snapshot
+from tests.support.embedding_server import Fault
 from tests.support.embedding_models import model_vectors
 
 TARGET_MODEL = "text-embedding-3-large"
@@ -340,6 +341,25 @@ def test_a_run_stopped_in_any_stage_is_finished_by_the_next_without_paying_twice
     assert texts_embedded(fake_openai) == graph_contents(graph)  # nobody paid twice
     assert fake_openai.request_count == -(-MEMORIES // BATCH)
     assert vectors.for_collection(target_name(settings)).count() == MEMORIES
+
+
+def test_a_provider_failing_every_call_fails_the_run_and_a_rerun_finishes(env, fake_openai):
+    """Every request answered 503: the run ends (FAILURE, not stuck), readers stay on the
+    old collection with every point, and once the provider is back a rerun completes,
+    embedding each memory once."""
+    settings, resources, graph, vectors = env
+    fake_openai.script(*[Fault(503)] * 5000)
+    failed = run_migrate(settings, resources, raise_on_error=False, **TARGET)
+    message = failure_messages(failed)
+    assert not failed.success and "memories failed to embed" in message, message
+    assert "run the migration again" in message
+    record = mig.read_record(vectors)
+    assert record.stage == mig.BACKFILL and record.live == settings.qdrant.collection
+    assert vectors.count() == MEMORIES  # the live collection untouched
+    fake_openai.reset()
+    summary = outcome(run_migrate(settings, resources, **TARGET))
+    assert summary["status"] == "cut_over" and summary["migration"]["verified"]["ok"]
+    assert texts_embedded(fake_openai) == graph_contents(graph)
 
 
 def test_over_budget_is_refused_before_any_call_and_writes_nothing(env, fake_openai):
