@@ -30,8 +30,8 @@ from automem_pipelines.run_config import migrate_run_config
 from automem_pipelines.worker_identity import process_identity
 from tests.helpers import failure_messages, run_reembed, summary_of
 from tests.support.automem_fixture import load_fixture, snapshot
-from tests.support.embedding_server import Fault
 from tests.support.embedding_models import model_vectors
+from tests.support.embedding_server import Fault
 
 TARGET_MODEL = "text-embedding-3-large"
 TARGET = {"to_provider": "openai", "to_model": TARGET_MODEL, "to_dim": 1024}
